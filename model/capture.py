@@ -1,0 +1,106 @@
+"""Record every attention map of one forward pass as a :class:`~model.trace.Trace`.
+
+Each attention in :mod:`model.dualvit` passes its probabilities through an ``AttentionProbe``;
+capture registers forward hooks on the probes it wants, so the model's own forward runs
+unchanged: the fused kernel still produces every output, so the logits do not move.
+"""
+from __future__ import annotations
+
+import fnmatch
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from model.dualvit import DualViT, Grid, pooled_grid
+from model.preprocess import Geometry
+from model.trace import Trace
+
+
+def select_probes(network: DualViT, include: Sequence[str] = ("*",)) -> dict[str, torch.nn.Module]:
+    """Probes whose canonical name matches any of the glob patterns (e.g. ``stage2.*``)."""
+    probes = network.attention_probes()
+    chosen = {name: probe for name, probe in probes.items()
+              if any(fnmatch.fnmatchcase(name, pattern) for pattern in include)}
+    if not chosen:
+        raise ValueError(f"no attention map matches {list(include)}; names look like {next(iter(probes))}")
+    return chosen
+
+
+@contextmanager
+def listening(probes: dict[str, torch.nn.Module], record: Callable[[str, torch.Tensor], None]) -> Iterator[None]:
+    """While inside, every listed probe hands its probabilities to ``record(name, probs)``."""
+    handles = [probe.register_forward_hook(lambda _module, _inputs, probs, name=name: record(name, probs))
+               for name, probe in probes.items()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def explicit_attention(network: DualViT) -> Iterator[None]:
+    """Run every attention as explicit softmax(q k^T) v (FLOP counters cannot see into the fused kernel)."""
+    probes = network.attention_probes().values()
+    for probe in probes:
+        probe.explicit = True
+    try:
+        yield
+    finally:
+        for probe in probes:
+            probe.explicit = False
+
+
+def stage_grids(network: DualViT, images: torch.Tensor) -> tuple[Grid, ...]:
+    """Pixel grid of each stage for an input of this size, without running the network."""
+    height, width = images.shape[-2:]
+    grids = []
+    for stage in network.stages:
+        strides = 2 if stage is network.stages[0] else 1  # the stem halves twice before its projection
+        for _ in range(strides):
+            height, width = (height + 1) // 2, (width + 1) // 2
+        grids.append(Grid(height, width))
+    return tuple(grids)
+
+
+def probabilities_of(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    return logits.float().sigmoid() if multi_label else logits.float().softmax(dim=-1)
+
+
+def capture(
+    network: DualViT,
+    images: torch.Tensor,
+    *,
+    include: Sequence[str] = ("*",),
+    dtype: torch.dtype = torch.float16,
+    class_names: Sequence[str] | None = None,
+    multi_label: bool = False,
+    geometries: Sequence[Geometry] = (),
+) -> tuple[torch.Tensor, Trace]:
+    """One forward pass of ``images`` (B, 3, H, W) that records the chosen attention maps.
+
+    Maps are stored in ``dtype`` on the images' device during the pass and copied to CPU memory
+    once at the end. Works under ``torch.inference_mode``.
+    """
+    recorded: dict[str, torch.Tensor] = {}
+
+    def record(name: str, probs: torch.Tensor) -> None:
+        recorded[name] = probs.detach().to(dtype)
+
+    with listening(select_probes(network, include), record):
+        logits = network(images)
+    grids = stage_grids(network, images)
+    logits = logits.detach().float().cpu()
+    num_classes = logits.shape[-1]
+    trace = Trace(
+        maps={name: probs.cpu() for name, probs in recorded.items()},
+        stage_grids=grids,
+        semantic_grid=pooled_grid(grids[0]),
+        logits=logits,
+        probabilities=probabilities_of(logits, multi_label),
+        class_names=tuple(class_names) if class_names is not None else tuple(f"class {i}" for i in range(num_classes)),
+        multi_label=multi_label,
+        geometries=tuple(geometries),
+    )
+    return logits, trace

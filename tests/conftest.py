@@ -1,0 +1,61 @@
+"""Shared fixtures: the official reference outputs copied into tests/data (see its README)."""
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+import model  # noqa: F401  (registers the architectures)
+from model.dualvit import DualViT
+
+DATA = Path(__file__).parent / "data"
+OFFICIAL_FIXTURE = DATA / "dualvit_tiny_official.safetensors"
+STATE_PREFIX = "state_dict."
+MAP_PREFIX = "attn."
+
+
+class OfficialReference:
+    """The official implementation's tiny model: config, weights, input, logits and attention maps."""
+
+    def __init__(self, path: Path = OFFICIAL_FIXTURE):
+        with safe_open(str(path), framework="pt") as stored:
+            metadata = stored.metadata()
+            tensors = {key: stored.get_tensor(key) for key in stored.keys()}
+        self.config = json.loads(metadata["config"])
+        self.state_dict = {k[len(STATE_PREFIX):]: v for k, v in tensors.items() if k.startswith(STATE_PREFIX)}
+        self.maps = {k[len(MAP_PREFIX):]: v for k, v in tensors.items() if k.startswith(MAP_PREFIX)}
+        self.input = tensors["input"]
+        self.logits = tensors["logits"]
+
+    def build(self, **overrides) -> DualViT:
+        """Our DualViT with the official config; the registered models use LayerNorm eps 1e-6."""
+        config = {**self.config, **overrides}
+        return DualViT(**config, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6)).eval()
+
+    def model(self) -> DualViT:
+        network = self.build()
+        network.load_state_dict(self.state_dict)
+        return network
+
+
+@pytest.fixture(scope="session")
+def official() -> OfficialReference:
+    return OfficialReference()
+
+
+@pytest.fixture(scope="session")
+def official_model(official: OfficialReference) -> DualViT:
+    return official.model()
+
+
+def read_keys_tsv(variant: str) -> dict[str, tuple[int, ...]]:
+    """Official state-dict keys and shapes of a registered variant (tests/data/dualvit_*.keys.tsv)."""
+    shapes = {}
+    for line in (DATA / f"{variant}.keys.tsv").read_text().splitlines()[1:]:
+        key, _, shape = line.partition("\t")
+        shapes[key] = tuple(int(size) for size in shape.split("x")) if shape else ()
+    return shapes

@@ -1,0 +1,205 @@
+"""Checkpoint reading, the official key map, strict loading and safety."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import safetensors.torch
+import timm
+import torch
+
+from conftest import read_keys_tsv
+from model.weights import (OFFICIAL_BLOCK_RENAMES, CheckpointError, load_checkpoint, load_model,
+                           official_to_ours, read_checkpoint)
+
+REGISTERED = [("dualvit_s", 25_054_000), ("dualvit_b", 42_627_024), ("dualvit_l", 72_966_544)]
+BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+@pytest.mark.parametrize("variant, parameter_count", REGISTERED)
+def test_official_key_set_loads_strictly(variant, parameter_count):
+    shapes = read_keys_tsv(variant)
+    assert sum(torch.Size(s).numel() for k, s in shapes.items() if not k.endswith(BATCHNORM_BUFFERS)) == parameter_count
+    state_dict = {key: torch.full(shape, 0.5) for key, shape in shapes.items()}
+    network = timm.create_model(variant)
+    load_checkpoint(network, {"state_dict": state_dict})
+    assert sum(p.numel() for p in network.parameters()) == parameter_count
+    assert all(bool((p == 0.5).all()) for p in network.parameters())
+
+
+@pytest.mark.parametrize("variant", ["dualvit_s", "dualvit_b", "dualvit_l"])
+def test_rename_map_is_a_bijection_onto_our_keys(variant):
+    ours = {official_to_ours(key) for key in read_keys_tsv(variant)}
+    assert len(ours) == len(read_keys_tsv(variant))
+    assert ours == set(timm.create_model(variant).state_dict())
+
+
+def test_every_block_rename_rule_is_used():
+    keys = list(read_keys_tsv("dualvit_s"))
+    import re
+    from model.weights import OFFICIAL_PREFIX_RENAMES, _apply_first
+    renamed = [_apply_first(OFFICIAL_PREFIX_RENAMES, key) for key in keys]
+    for pattern, _ in OFFICIAL_BLOCK_RENAMES:
+        assert any(re.match(pattern, key) for key in renamed), pattern
+
+
+def _layouts(state_dict):
+    namespace = argparse.Namespace(model="dualvit_s", lr=1e-3)
+    return {
+        "raw": state_dict,
+        "state_dict": {"state_dict": state_dict, "epoch": 3},
+        "state_dict_ema": {"state_dict_ema": state_dict, "epoch": 3},
+        "model_state_dict": {"model": {"state_dict": state_dict}},
+        "model": {"model": state_dict, "optimizer": {}},
+        "module_prefix": {"state_dict": {f"module.{k}": v for k, v in state_dict.items()}},
+        "args_namespace": {"state_dict": state_dict, "args": namespace},
+    }
+
+
+@pytest.mark.parametrize("layout", list(_layouts({}).keys()))
+@pytest.mark.parametrize("suffix", [".pth", ".pth.tar"])
+def test_every_official_layout_loads(official, tmp_path, layout, suffix):
+    path = tmp_path / f"checkpoint{suffix}"
+    torch.save(_layouts(official.state_dict)[layout], path)
+    network = load_checkpoint(official.build(), str(path))
+    with torch.inference_mode():
+        torch.testing.assert_close(network(official.input), official.logits, rtol=0, atol=1e-4)
+
+
+def test_timm_create_model_with_official_checkpoint_path(official, tmp_path):
+    path = tmp_path / "official.pth.tar"
+    torch.save({"state_dict": official.state_dict, "args": argparse.Namespace(epochs=300)}, path)
+    config = {k: v for k, v in official.config.items() if k != "mlp_ratios"}
+    network = timm.create_model("dualvit_s", checkpoint_path=str(path), **config,
+                                mlp_ratios=official.config["mlp_ratios"]).eval()
+    with torch.inference_mode():
+        torch.testing.assert_close(network(official.input), official.logits, rtol=0, atol=1e-4)
+
+
+def test_missing_unexpected_and_misshaped_keys_are_named(official):
+    state_dict = dict(official.state_dict)
+    del state_dict["head.weight"]
+    state_dict["extra.weight"] = torch.zeros(1)
+    state_dict["q"] = torch.zeros(3, 3)
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(official.build(), state_dict)
+    message = str(error.value)
+    assert "missing keys: head.weight" in message
+    assert "unexpected keys: extra.weight" in message
+    assert "stages.0.semantic_embed.queries (checkpoint (3, 3)" in message
+
+
+class _RunsCode:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_that_would_run_code_is_refused(official, tmp_path):
+    marker = tmp_path / "executed"
+    path = tmp_path / "hostile.pth"
+    torch.save({"state_dict": official.state_dict, "payload": _RunsCode(marker)}, path)
+    with pytest.raises(CheckpointError, match="refused to open hostile.pth"):
+        load_checkpoint(official.build(), str(path))
+    assert not marker.exists()
+
+
+def test_truncated_and_corrupt_files_are_refused(official, tmp_path):
+    good = tmp_path / "good.pth"
+    torch.save(official.state_dict, good)
+    truncated = tmp_path / "truncated.pth"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        read_checkpoint(str(truncated))
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......")
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        read_checkpoint(str(corrupt))
+    with pytest.raises(CheckpointError, match="no checkpoint file"):
+        read_checkpoint(str(tmp_path / "absent.pth"))
+
+
+def test_token_label_and_classes_are_detected_from_the_checkpoint(official, tmp_path):
+    without_aux = {k: v for k, v in official.state_dict.items() if not k.startswith("aux_head.")}
+    # A model with the official architecture but no aux head: the class head alone gives its logits.
+    network = official.build(token_label=False)
+    network.load_state_dict(without_aux)
+    with torch.inference_mode():
+        expected = network(official.input)
+    path = tmp_path / "no_aux.pth"
+    torch.save(without_aux, path)
+    config = {k: v for k, v in official.config.items() if k not in ("num_classes", "token_label")}
+    loaded = load_model(str(path), "dualvit_s", **config)
+    assert loaded.token_label is False and loaded.num_classes == 10
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded(official.input), expected, rtol=0, atol=1e-6)
+    with pytest.raises(CheckpointError, match="aux_head"):
+        load_checkpoint(official.build(token_label=True), without_aux)
+
+
+def test_architecture_is_inferred_from_shapes():
+    network = timm.create_model("dualvit_s", num_classes=7)
+    loaded = load_model(network.state_dict())
+    assert loaded.pretrained_cfg["architecture"] == "dualvit_s" and loaded.num_classes == 7
+
+
+def test_converter_writes_safetensors_with_our_keys(official, tmp_path):
+    source = tmp_path / "official.pth.tar"
+    torch.save({"model": {"state_dict": official.state_dict}, "args": argparse.Namespace()}, source)
+    destination = tmp_path / "converted.safetensors"
+    result = subprocess.run([sys.executable, "-m", "model.weights", "convert", str(source), str(destination)],
+                            capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr
+    stored = safetensors.torch.load_file(destination)
+    assert "stages.0.semantic_embed.queries" in stored and "q" not in stored
+    network = load_checkpoint(official.build(), str(destination))
+    with torch.inference_mode():
+        torch.testing.assert_close(network(official.input), official.logits, rtol=0, atol=1e-4)
+
+
+def test_converter_reports_a_bad_file(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    result = subprocess.run([sys.executable, "-m", "model.weights", "convert", str(bad), str(tmp_path / "o.safetensors")],
+                            capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert result.returncode == 2 and "not a readable PyTorch checkpoint" in result.stderr
+
+
+HUB_SCRIPT = """
+import sys, torch, model
+from model.weights import load_model
+network = load_model("hf://dualvit-explorer/tiny/weights/tiny.safetensors", "dualvit_s", **eval(sys.argv[1]))
+torch.save(network.state_dict(), sys.argv[2])
+"""
+
+
+def test_hub_reference_resolves_from_the_local_cache_offline(official, tmp_path):
+    # Lay out the cache exactly as huggingface_hub stores a download: refs/main -> snapshot.
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo_cache = tmp_path / "hub" / "models--dualvit-explorer--tiny"
+    snapshot = repo_cache / "snapshots" / revision / "weights"
+    snapshot.mkdir(parents=True)
+    (repo_cache / "refs").mkdir()
+    (repo_cache / "refs" / "main").write_text(revision)
+    safetensors.torch.save_file({k: v.contiguous() for k, v in official.state_dict.items()}, snapshot / "tiny.safetensors")
+    config = {k: v for k, v in official.config.items() if k not in ("num_classes", "token_label")}
+    out = tmp_path / "loaded.pth"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
+    result = subprocess.run([sys.executable, "-c", HUB_SCRIPT, repr(config), str(out)], capture_output=True,
+                            text=True, env=env, cwd=Path(__file__).parents[1])
+    assert result.returncode == 0, result.stderr
+    network = official.build()
+    network.load_state_dict(torch.load(out, weights_only=True))
+    with torch.inference_mode():
+        torch.testing.assert_close(network(official.input), official.logits, rtol=0, atol=1e-4)
+
+
+def test_bad_hub_reference_is_explained():
+    with pytest.raises(CheckpointError, match="hf://OWNER/REPO/FILENAME"):
+        read_checkpoint("hf://only-owner")
