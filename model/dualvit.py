@@ -114,7 +114,7 @@ class LayerScale(nn.Module):
 
 
 class Stem(nn.Module):
-    """Three convolutions at stride 2, then a strided projection: stage 1 sits at stride 4."""
+    """A stride-2 7x7 convolution, two 3x3 convolutions, then a strided projection: stage 1 sits at stride 4."""
 
     def __init__(self, in_chans: int, hidden_dim: int, out_dim: int):
         super().__init__()

@@ -7,7 +7,7 @@ to the original image. The resize and centre crop reproduce timm's evaluation tr
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -17,7 +17,7 @@ from timm.data import resolve_data_config
 
 Mode = Literal["crop", "whole", "aspect"]
 MODES: tuple[str, ...] = ("crop", "whole", "aspect")
-# The 'aspect' mode rounds each side to the stage-4 stride so that every stage grid is exact.
+# The aspect mode rounds each side to the stage-4 stride so that every pixel grid is exact.
 SIDE_MULTIPLE = 32
 MAX_ASPECT = 4.0
 PIL_INTERPOLATION = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
@@ -61,6 +61,10 @@ class Geometry:
         scale_x, scale_y = self.scale
         left, top = self.crop_box[:2]
         return np.array([[1 / scale_x, 0, left / scale_x], [0, 1 / scale_y, top / scale_y]], dtype=np.float64)
+
+    def for_display(self, size: tuple[int, int]) -> "Geometry":
+        """The same cut, relative to a resized copy of the original (e.g. a smaller display copy)."""
+        return replace(self, original_size=tuple(size))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

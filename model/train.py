@@ -59,10 +59,12 @@ class Recipe:
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.05
-    warmup_steps: int = 150
+    warmup_steps: int = 100
     layer_scale_init: float = 0.1
-    grounding_weight: float = 1.0
-    clip_norm: float = 1.0
+    # Grounding is learned quickly; a larger weight (1.0, with clipping at 1.0) starved the
+    # classification of gradient: mAP 0.31 after 12.8 k scenes.
+    grounding_weight: float = 0.3
+    clip_norm: float = 5.0
     seed: int = 0
 
 

@@ -59,3 +59,43 @@ def read_keys_tsv(variant: str) -> dict[str, tuple[int, ...]]:
         key, _, shape = line.partition("\t")
         shapes[key] = tuple(int(size) for size in shape.split("x")) if shape else ()
     return shapes
+
+
+@pytest.fixture(scope="session")
+def small_weights(tmp_path_factory) -> Path:
+    """An untrained dualvit_nano written like the shipped weights (same loading code as a user's file)."""
+    import timm
+
+    from model.train import export
+
+    torch.manual_seed(0)
+    network = timm.create_model("dualvit_nano", num_classes=12).eval()
+    path = tmp_path_factory.mktemp("weights") / "nano_untrained.safetensors"
+    export(network, path)
+    return path
+
+
+class RunningApp:
+    def __init__(self, url: str, explorer):
+        self.url = url
+        self.explorer = explorer
+
+    def client(self):
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False)
+
+
+@pytest.fixture(scope="session")
+def app_server(small_weights):
+    """The real Gradio server, launched as app.py does, on a free local port."""
+    from model.bundle import open_model
+    from viewer.service import Explorer
+    from viewer.ui import CSS, build_demo
+
+    explorer = Explorer(open_model(small_weights, device="cpu"))
+    demo = build_demo(explorer)
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, css=CSS, quiet=True)
+    yield RunningApp(demo.local_url, explorer)
+    demo.close()

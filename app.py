@@ -1,0 +1,46 @@
+"""Dual-ViT Explorer: ``python app.py [--weights PATH_OR_HUB_REF] [--model NAME] [--device auto|cpu|cuda]``.
+
+With no arguments it serves the default weights shipped in assets/. Host and port also come from
+Gradio's environment variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT), as on Hugging Face Spaces.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import model  # noqa: F401  (registers the Dual-ViT architectures)
+from model.bundle import open_model
+from model.weights import CheckpointError
+from viewer.service import Explorer
+from viewer.ui import CSS, build_demo
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Explore the attention of Dual-ViT's semantic tokens.")
+    parser.add_argument("--weights", help="checkpoint file (.safetensors, .pth, .pth.tar) or hf://OWNER/REPO/FILE; "
+                                          "default: the shipped scene model")
+    parser.add_argument("--model", help="architecture (dualvit_s, dualvit_b, dualvit_l, dualvit_nano); "
+                                        "default: read from the weights")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", help="also serve through a public Gradio link")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    try:
+        bundle = open_model(arguments.weights, arguments.model, arguments.device)
+    except (CheckpointError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    demo = build_demo(Explorer(bundle))
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, css=CSS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

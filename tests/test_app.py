@@ -1,0 +1,110 @@
+"""The launched Gradio server, driven through its API with gradio_client."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+from image_corpus import corpus
+from model.trace import Trace
+
+EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
+VIEW = ["stage 2 · block 0", "mean", "inferno", 0.6]
+CASES = corpus()
+
+
+@pytest.fixture
+def session(app_server):
+    """A client session that has analysed one example."""
+    client = app_server.client()
+    client.predict(handle_file(EXAMPLES / "scene_2_arrow_square.png"), "224", api_name="/analyse")
+    return client
+
+
+def test_analyse_returns_prediction_and_block_choices(app_server):
+    client = app_server.client()
+    prediction, status, block, fusion, token = client.predict(
+        handle_file(EXAMPLES / "cat_chelsea.jpg"), "aspect", api_name="/analyse")
+    assert len(prediction["confidences"]) == 5
+    assert all(0 <= item["confidence"] <= 1 for item in prediction["confidences"])
+    assert "semantic tokens" in status
+    assert block["value"] == "stage 1 · block 0" and len(block["choices"]) == 5  # dualvit_nano: 1+1+2+1 blocks
+    assert fusion["value"] == "mean" and ["head 4", "head 4"] in fusion["choices"]  # stage 4 has 5 heads
+    assert token["maximum"] == trace_tokens(status) - 1
+
+
+def trace_tokens(status: str) -> int:
+    return int(status.split(":")[1].split("semantic tokens")[0])
+
+
+def test_views_come_from_the_cache_without_running_the_model(app_server, session):
+    passes = app_server.explorer.forward_passes
+    gallery = session.predict(*VIEW, api_name="/token_gallery")
+    assert len(gallery) == 64 and gallery[5]["caption"] == "token 5"
+    image, stats, filmstrip = session.predict(*VIEW, 17, api_name="/token_detail")
+    assert Path(image).exists() and "Token 17" in stats and len(filmstrip) == 5
+    marked, plot, top_tokens, ownership = session.predict(*VIEW, api_name="/pixel_view")
+    assert plot["type"] == "plotly" and len(top_tokens) == 4 and Path(ownership).exists()
+    stages, class_map, self_plot, quadrants = session.predict(*VIEW, "mean over tokens", api_name="/stages_view")
+    assert [item["caption"] for item in stages] == [f"stage {s} · block {b}" for s, b in ((1, 0), (2, 0), (3, 1), (4, 0))]
+    for fusion in ("max", "min", "head 1"):
+        session.predict(VIEW[0], fusion, "viridis", 0.3, 3, api_name="/token_detail")
+    assert app_server.explorer.forward_passes == passes
+
+
+def test_sessions_keep_their_own_trace(app_server):
+    first, second = app_server.client(), app_server.client()
+    first.predict(handle_file(EXAMPLES / "coffee.jpg"), "224", api_name="/analyse")
+    second.predict(handle_file(EXAMPLES / "rocket.jpg"), "aspect", api_name="/analyse")
+    first_stats = first.predict(*VIEW, 0, api_name="/token_detail")[1]
+    second_stats = second.predict(*VIEW, 0, api_name="/token_detail")[1]
+    assert first_stats != second_stats
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["stage 9 · block 0", "mean", "inferno", 0.6, 3], "Unknown block .stage 9 · block 0.; choose one of"),
+    (["stage 1 · block 0", "head 3", "inferno", 0.6, 3], "head"),
+    ([*VIEW, 64], "greater than maximum value 63"),
+    ([*VIEW, -1], "less than minimum value 0"),
+    (["stage 2 · block 0", "mean", "inferno", -0.5, 3], "less than minimum value 0"),
+    (["stage 2 · block 0", "mean", "inferno", 1.5, 3], "greater than maximum value 1"),
+    (["stage 2 · block 0", "median", "inferno", 0.6, 3], "median is not in the list of choices"),
+    (["stage 2 · block 0", "mean", "rainbow-unicorn", 0.6, 3], "rainbow-unicorn is not in the list of choices"),
+])
+def test_wrong_ui_values_give_clear_errors(session, arguments, message):
+    with pytest.raises(AppError, match=message):
+        session.predict(*arguments, api_name="/token_detail")
+    assert "Token 3" in session.predict(*VIEW, 3, api_name="/token_detail")[1]
+
+
+def test_views_before_any_analysis_are_explained(app_server):
+    with pytest.raises(AppError, match="analyse an image first"):
+        app_server.client().predict(*VIEW, 0, api_name="/token_detail")
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_odd_files_through_the_server(app_server, tmp_path, case):
+    path = tmp_path / f"{case.name}{case.suffix}"
+    path.write_bytes(case.data)
+    client = app_server.client()
+    if case.expect is None:
+        prediction = client.predict(handle_file(path), "224", api_name="/analyse")[0]
+        assert len(prediction["confidences"]) == 5
+    else:
+        with pytest.raises(AppError, match=case.expect):
+            client.predict(handle_file(path), "224", api_name="/analyse")
+    # The server keeps serving.
+    assert client.predict(handle_file(EXAMPLES / "coffee.jpg"), "224", api_name="/analyse")[0]["confidences"]
+
+
+def test_export_bundles_png_trace_and_settings(session, tmp_path):
+    archive = session.predict(*VIEW, 5, None, api_name="/export")
+    with zipfile.ZipFile(archive) as bundle:
+        assert sorted(bundle.namelist()) == ["settings.json", "trace.safetensors", "views.png"]
+        bundle.extractall(tmp_path)
+    trace = Trace.load(tmp_path / "trace.safetensors")
+    assert trace.num_semantic == 64 and "stage2.block0.semantic_to_pixel" in trace.maps
+    assert (tmp_path / "views.png").stat().st_size > 10_000

@@ -1,0 +1,431 @@
+"""The viewer's pure functions on hand-built traces whose right answers are known, plus one real trace."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import timm
+import torch
+
+from model.capture import capture
+from model.dualvit import Grid
+from model.preprocess import Geometry
+from model.trace import Trace
+from viewer import figures, overlay, views
+from viewer.explanations import EXPLANATIONS
+
+# A 56x56 input: stage grids as the network would give them, four semantic tokens on a 2x2 grid.
+GRIDS = ((14, 14), (7, 7), (4, 4), (2, 2))
+SEMANTIC = (2, 2)
+M = 4
+INPUT = (56, 56)
+
+
+def size(stage: int) -> int:
+    return GRIDS[stage - 1][0] * GRIDS[stage - 1][1]
+
+
+def make_trace(maps: dict[str, np.ndarray], geometries: tuple[Geometry, ...] = ()) -> Trace:
+    """A trace of the given (B, heads, q, k) maps, stored in float16 as capture stores them."""
+    tensors = {name: torch.as_tensor(np.asarray(value, np.float32)).to(torch.float16) for name, value in maps.items()}
+    batch = next(iter(tensors.values())).shape[0]
+    return Trace(maps=tensors, stage_grids=tuple(Grid(*grid) for grid in GRIDS), semantic_grid=Grid(*SEMANTIC),
+                 logits=torch.zeros(batch, 3), probabilities=torch.full((batch, 3), 1 / 3),
+                 class_names=("a", "b", "c"), geometries=geometries)
+
+
+def uniform(queries: int, keys: int, heads: int = 1, batch: int = 1) -> np.ndarray:
+    return np.full((batch, heads, queries, keys), 1.0 / keys, np.float32)
+
+
+def one_hot_rows(targets: np.ndarray, keys: int) -> np.ndarray:
+    """(1, 1, len(targets), keys): row i puts all its mass on column targets[i]."""
+    rows = np.zeros((len(targets), keys), np.float32)
+    rows[np.arange(len(targets)), targets] = 1.0
+    return rows[None, None]
+
+
+def merged_map(stage: int, pixel_to_pixel: float, token_to_pixel: float, heads: int = 1) -> np.ndarray:
+    """A merged map whose pixel rows give ``pixel_to_pixel`` to pixels, token rows ``token_to_pixel``; spread evenly."""
+    n = size(stage)
+    values = np.empty((1, heads, n + M, n + M), np.float32)
+    for rows, share in ((slice(None, n), pixel_to_pixel), (slice(n, None), token_to_pixel)):
+        values[:, :, rows, :n] = share / n
+        values[:, :, rows, n:] = (1 - share) / M
+    return values
+
+
+def full_trace() -> Trace:
+    """Every map of a two-stage-Dual, two-stage-Merge network, uniform attention."""
+    maps = {"semantic_init": uniform(M, M)}
+    for stage in (1, 2):
+        prefix = f"stage{stage}.block0."
+        maps |= {prefix + "semantic_self": uniform(M, M, heads=stage),
+                 prefix + "semantic_to_pixel": uniform(M, size(stage), heads=stage),
+                 prefix + "pixel_to_semantic": uniform(size(stage), M, heads=stage)}
+    maps["stage3.block0.merged"] = merged_map(3, 0.5, 0.5, heads=3)
+    maps["stage3.block1.merged"] = merged_map(3, 0.5, 0.5, heads=3)
+    maps["stage4.block0.merged"] = merged_map(4, 0.5, 0.5, heads=3)
+    maps["head.class_attention"] = uniform(1, 1 + size(4) + M, heads=3)
+    return make_trace(maps)
+
+
+# ----------------------------------------------------------------------------- blocks and fusion
+
+
+def test_blocks_are_in_network_order_with_their_kind():
+    trace = make_trace({
+        "stage4.block0.merged": merged_map(4, 0.5, 0.5),
+        "stage1.block1.semantic_self": uniform(M, M),
+        "stage1.block0.pixel_to_semantic": uniform(size(1), M),
+        "stage3.block0.merged": merged_map(3, 0.5, 0.5),
+        "head.class_attention": uniform(1, 1 + size(4) + M),
+    })
+    refs = views.blocks(trace)
+    assert [(ref.stage, ref.block, ref.kind) for ref in refs] == [
+        (1, 0, "dual"), (1, 1, "dual"), (3, 0, "merge"), (4, 0, "merge")]
+    assert refs[1].label == "stage 1 · block 1"
+
+
+def test_fusion_choices_list_the_stage_heads():
+    trace = full_trace()
+    assert views.fusion_choices(trace, 3) == ["mean", "max", "min", "head 0", "head 1", "head 2"]
+    assert views.fusion_choices(trace, 1) == ["mean", "max", "min", "head 0"]
+    with pytest.raises(KeyError, match="stage 2"):
+        views.fusion_choices(make_trace({"semantic_init": uniform(M, M)}), 2)
+
+
+def test_fuse_heads():
+    heads = torch.tensor([[[0.0, 1.0]], [[1.0, 0.0]], [[0.5, 0.5]]], dtype=torch.float16)
+    np.testing.assert_allclose(views.fuse_heads(heads, "mean"), [[0.5, 0.5]])
+    np.testing.assert_array_equal(views.fuse_heads(heads, "max"), [[1.0, 1.0]])
+    np.testing.assert_array_equal(views.fuse_heads(heads, "min"), [[0.0, 0.0]])
+    np.testing.assert_array_equal(views.fuse_heads(heads, "head 1"), [[1.0, 0.0]])
+    assert views.fuse_heads(heads, "mean").dtype == np.float32
+    with pytest.raises(ValueError, match="3 head"):
+        views.fuse_heads(heads, "head 3")
+    with pytest.raises(ValueError, match="unknown fusion"):
+        views.fuse_heads(heads, "median")
+
+
+def test_missing_maps_are_named_in_the_error():
+    trace = make_trace({"stage1.block0.semantic_self": uniform(M, M)})
+    with pytest.raises(KeyError, match="semantic_to_pixel"):
+        views.token_maps(trace, 1, 0)
+    with pytest.raises(KeyError, match="stage 2 · block 0"):
+        views.pixel_reads(trace, 2, 0, (3, 3))
+    with pytest.raises(KeyError, match="class_attention"):
+        views.class_attention_map(trace)
+    assert views.merge_quadrants(trace) == []
+
+
+# ----------------------------------------------------------------------------- tokens
+
+
+def focused_trace() -> Trace:
+    """Stage 1: token 2 puts all its mass on cell (3, 5); the other tokens attend uniformly."""
+    to_pixel = uniform(M, size(1))
+    to_pixel[0, 0, 2] = 0.0
+    to_pixel[0, 0, 2, 3 * 14 + 5] = 1.0
+    return make_trace({"stage1.block0.semantic_to_pixel": to_pixel})
+
+
+def test_a_focused_token():
+    trace = focused_trace()
+    maps = views.token_maps(trace, 1, 0)
+    assert maps.shape == (M, 14, 14) and maps.dtype == np.float32
+    assert maps[2, 3, 5] == 1.0 and maps[2].sum() == 1.0
+    stats = views.token_statistics(trace, maps[2], 2)
+    assert stats.entropy == 0.0 and stats.normalised_entropy == 0.0
+    assert stats.peak == 1.0 and stats.peak_cell == (3, 5)
+    assert stats.area_50 == pytest.approx(1 / 196)
+    assert stats.mass == pytest.approx(1.0)
+    assert stats.home == (1, 0)
+
+
+def test_a_uniform_token():
+    trace = focused_trace()
+    stats = views.token_statistics(trace, views.token_maps(trace, 1, 0)[0], 0)
+    assert stats.entropy == pytest.approx(math.log(196), abs=1e-3)
+    assert stats.normalised_entropy == pytest.approx(1.0, abs=1e-3)
+    assert stats.area_50 == pytest.approx(0.5, abs=1 / 196)
+    assert stats.home == (0, 0)
+
+
+def test_home_cell_is_row_major():
+    trace = focused_trace()
+    assert [views.home_cell(trace, token) for token in range(M)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    with pytest.raises(ValueError, match="out of range"):
+        views.home_cell(trace, M)
+
+
+def test_merge_token_maps_keep_the_mass_spent_on_tokens():
+    merged = merged_map(3, 0.5, 0.5)
+    n = size(3)
+    merged[0, 0, n + 1] = 0.0
+    merged[0, 0, n + 1, 6] = 0.25  # token 1: a quarter on pixel 6, the rest on tokens
+    merged[0, 0, n + 1, n:] = 0.75 / M
+    trace = make_trace({"stage3.block0.merged": merged})
+    maps = views.token_maps(trace, 3, 0)
+    assert maps.shape == (M, 4, 4)
+    assert maps[1, 1, 2] == 0.25 and maps[1].sum() == 0.25
+    assert maps[0].sum() == pytest.approx(0.5, abs=1e-3)
+
+
+def test_filmstrip_and_stage_overview():
+    trace = full_trace()
+    strip = views.token_filmstrip(trace, 3)
+    assert [ref.label for ref, _ in strip] == ["stage 1 · block 0", "stage 2 · block 0", "stage 3 · block 0",
+                                                 "stage 3 · block 1", "stage 4 · block 0"]
+    assert [image.shape for _, image in strip] == [(14, 14), (7, 7), (4, 4), (4, 4), (2, 2)]
+    overview = views.stage_overview(trace, None)
+    assert [(ref.stage, ref.block) for ref, _ in overview] == [(1, 0), (2, 0), (3, 1), (4, 0)]
+    np.testing.assert_allclose(overview[3][1], np.full((2, 2), 0.5 / 4), atol=1e-4)
+    np.testing.assert_allclose(views.stage_overview(trace, 1)[0][1], np.full((14, 14), 1 / 196), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- pixels
+
+
+def test_cell_at_corners_and_clamping():
+    grid = Grid(7, 7)
+    assert views.cell_at(grid, INPUT, (0, 0)) == 0
+    assert views.cell_at(grid, INPUT, (55.9, 55.9)) == 48
+    assert views.cell_at(grid, INPUT, (56, 0)) == 6
+    assert views.cell_at(grid, INPUT, (-20, 500)) == 42
+    assert views.cell_at(grid, INPUT, (8, 7.9)) == 1
+    # Non-square: 2 rows x 4 columns over a 64 x 32 input.
+    assert views.cell_at(Grid(2, 4), (64, 32), (63, 17)) == 7
+
+
+def test_pixel_reads_pick_the_row_under_the_point():
+    tokens_of_pixel = np.arange(size(2)) % M
+    trace = make_trace({"stage2.block0.pixel_to_semantic": one_hot_rows(tokens_of_pixel, M)})
+    reads = views.pixel_reads(trace, 2, 0, (5 * 8 + 3, 2 * 8 + 1))  # cell (2, 5) -> pixel 19 -> token 3
+    np.testing.assert_array_equal(reads, [0, 0, 0, 1])
+
+
+def test_pixel_reads_in_a_merge_block_are_not_renormalised():
+    merged = merged_map(3, 0.5, 0.5)
+    merged[0, 0, 5, 16:] = [0.3, 0.1, 0.1, 0.0]  # pixel (1, 1): half to pixels, these to tokens
+    trace = make_trace({"stage3.block0.merged": merged})
+    np.testing.assert_allclose(views.pixel_reads(trace, 3, 0, (20, 20)), [0.3, 0.1, 0.1, 0.0], atol=1e-3)
+    owner, confidence = views.ownership(trace, 3, 0)
+    assert owner[1, 1] == 0 and confidence[1, 1] == pytest.approx(0.6, abs=1e-3)
+
+
+def test_pixel_reads_follow_the_item():
+    batch = np.concatenate([one_hot_rows(np.zeros(size(4), int), M), one_hot_rows(np.full(size(4), 2), M)])
+    trace = make_trace({"stage4.block0.pixel_to_semantic": batch})
+    np.testing.assert_array_equal(views.pixel_reads(trace, 4, 0, (0, 0), item=1), [0, 0, 1, 0])
+    with pytest.raises(ValueError, match="2 image"):
+        views.pixel_reads(trace, 4, 0, (0, 0), item=2)
+
+
+def test_ownership_of_one_hot_reads():
+    tokens_of_pixel = (np.arange(size(1)) * 7) % M
+    trace = make_trace({"stage1.block0.pixel_to_semantic": one_hot_rows(tokens_of_pixel, M)})
+    owner, confidence = views.ownership(trace, 1, 0)
+    np.testing.assert_array_equal(owner, tokens_of_pixel.reshape(14, 14))
+    np.testing.assert_array_equal(confidence, np.ones((14, 14)))
+
+
+# ----------------------------------------------------------------------------- whole-network views
+
+
+def test_class_attention_map_takes_the_pixel_keys():
+    values = np.zeros((1, 2, 1, 1 + size(4) + M), np.float32)
+    values[0, :, 0, 0] = 0.5
+    values[0, :, 0, 1 + 2] = 0.3  # pixel 2 = row 1, col 0
+    values[0, :, 0, -1] = 0.2
+    trace = make_trace({"head.class_attention": values})
+    np.testing.assert_allclose(views.class_attention_map(trace), [[0, 0], [0.3, 0]], atol=1e-3)
+
+
+def test_semantic_self_matrix():
+    dual = np.eye(M, dtype=np.float32)[None, None]
+    merged = merged_map(4, 0.5, 0.2)
+    trace = make_trace({"stage1.block0.semantic_self": dual, "stage4.block0.merged": merged})
+    np.testing.assert_array_equal(views.semantic_self_matrix(trace, 1, 0), np.eye(M))
+    np.testing.assert_allclose(views.semantic_self_matrix(trace, 4, 0), np.full((M, M), 0.8 / M), atol=1e-3)
+
+
+def test_merge_quadrants_on_known_block_masses():
+    # Head 0: pixels keep everything among pixels; head 1: half. Head mean: 0.75 / 0.25.
+    merged = np.concatenate([merged_map(3, 1.0, 0.4), merged_map(3, 0.5, 0.4)], axis=1)
+    trace = make_trace({"stage3.block0.merged": merged, "stage4.block0.merged": merged_map(4, 0.9, 0.1)})
+    quadrants = views.merge_quadrants(trace)
+    assert [ref.label for ref, _ in quadrants] == ["stage 3 · block 0", "stage 4 · block 0"]
+    expected = [{"pixel→pixel": 0.75, "pixel→semantic": 0.25, "semantic→pixel": 0.4, "semantic→semantic": 0.6},
+                {"pixel→pixel": 0.9, "pixel→semantic": 0.1, "semantic→pixel": 0.1, "semantic→semantic": 0.9}]
+    for (_, shares), wanted in zip(quadrants, expected):
+        assert shares == pytest.approx(wanted, abs=2e-3)
+
+
+def test_shared_range_ignores_nan():
+    assert views.shared_range([np.array([[1.0, np.nan]]), np.array([-2.0, 0.5])]) == (-2.0, 1.0)
+    with pytest.raises(ValueError):
+        views.shared_range([np.array([np.nan])])
+
+
+# ----------------------------------------------------------------------------- overlay
+
+# Original 100 x 80 halved to 50 x 40, then a 32 x 32 crop from (10, 5): the model saw original
+# x in [20, 84), y in [10, 74); one cell of a 4 x 4 grid covers 16 x 16 original pixels.
+CROP = Geometry(original_size=(100, 80), resized_size=(50, 40), crop_box=(10, 5, 42, 37))
+
+
+def test_to_original_puts_cells_in_place_and_nan_outside():
+    values = np.arange(16, dtype=np.float32).reshape(4, 4)
+    warped = overlay.to_original(values, CROP)
+    assert warped.shape == (80, 100) and warped.dtype == np.float32
+    assert warped[10 + 16 * 1 + 1, 20 + 16 * 2 + 1] == values[1, 2]
+    assert warped[73, 83] == values[3, 3] and warped[10, 20] == values[0, 0]
+    assert warped[41, 51] == values[1, 1]
+    for y, x in ((50, 19), (50, 84), (9, 50), (74, 50), (0, 0), (79, 99)):
+        assert np.isnan(warped[y, x]), (y, x)
+    assert np.isfinite(warped[10:74, 20:84]).all() and np.isnan(warped).sum() == 80 * 100 - 64 * 64
+
+
+def test_colorize_endpoints_are_the_colormap_ends():
+    colours = overlay.colorize(np.array([[0.0, 1.0, -5.0, 9.0]]), 0.0, 1.0, "viridis")
+    ends = cv2.cvtColor(cv2.applyColorMap(np.array([[0, 255]], np.uint8), cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
+    assert colours.dtype == np.uint8 and colours.shape == (1, 4, 3)
+    np.testing.assert_array_equal(colours[0, [0, 2]], ends[0, [0, 0]])
+    np.testing.assert_array_equal(colours[0, [1, 3]], ends[0, [1, 1]])
+    with pytest.raises(ValueError, match="colormap"):
+        overlay.colorize(np.zeros((2, 2)), 0, 1, "rainbow")
+
+
+def photo() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (80, 100, 3), dtype=np.uint8)
+
+
+def test_overlay_keeps_the_size_and_only_dims_outside():
+    image = photo()
+    drawn = overlay.overlay(image, np.arange(16, dtype=np.float32).reshape(4, 4), CROP, opacity=0.5)
+    assert drawn.shape == image.shape and drawn.dtype == np.uint8
+    outside = np.ones((80, 100), bool)
+    outside[10:74, 20:84] = False
+    # Dimmed, not coloured: each channel is the photo's times the brightness (to OpenCV's rounding).
+    np.testing.assert_allclose(drawn[outside], image[outside] * overlay.OUTSIDE_BRIGHTNESS, atol=1)
+    assert not np.array_equal(drawn[~outside], image[~outside])
+    transparent = overlay.overlay(image, np.zeros((4, 4)), CROP, opacity=0.0)
+    np.testing.assert_array_equal(transparent[~outside], image[~outside])
+    with pytest.raises(ValueError, match="opacity"):
+        overlay.overlay(image, np.zeros((4, 4)), CROP, opacity=1.5)
+    with pytest.raises(ValueError, match="colormap"):
+        overlay.overlay(image, np.zeros((4, 4)), CROP, colormap="nope")
+
+
+def test_ownership_overlay_gives_tokens_distinct_hues():
+    image = np.zeros((80, 100, 3), np.uint8)
+    owner = np.array([[0, 1], [2, 3]])
+    drawn = overlay.ownership_overlay(image, owner, np.ones((2, 2)), CROP, opacity=1.0)
+    assert drawn.shape == image.shape
+    corners = {tuple(drawn[y, x]) for y, x in ((20, 30), (20, 70), (60, 30), (60, 70))}
+    assert len(corners) == 4
+    assert (drawn[:, :20] == 0).all()
+
+
+def test_markers_draw_on_a_copy():
+    image = np.zeros((80, 100, 3), np.uint8)
+    marked = overlay.mark_point(image, (50, 40))
+    assert (image == 0).all() and marked.shape == image.shape and marked[30:50, 40:60].any()
+    whole = Geometry((56, 56), (56, 56), (0, 0, 56, 56))
+    trace = make_trace({"stage1.block0.semantic_self": uniform(M, M)}, geometries=(whole,))
+    boxed = overlay.home_box(np.zeros((56, 56, 3), np.uint8), trace, 3, trace.geometries[0])
+    # Token 3's home: stage-1 cells 7..13 in both directions = input pixels 28..55.
+    assert boxed[28:, 28:].any() and not boxed[:26, :26].any()
+
+
+def test_tile_lays_out_a_contact_sheet():
+    images = [photo(), np.zeros((10, 30), np.uint8), photo()]
+    sheet = overlay.tile(images, columns=2, labels=["a", "b", "c"], size=64)
+    assert sheet.shape == (2 * 64 + 2, 2 * 64 + 2, 3) and sheet.dtype == np.uint8
+
+
+# ----------------------------------------------------------------------------- figures and texts
+
+
+def test_figures():
+    reads = np.array([0.1, 0.5, 0.05, 0.3, 0.05])
+    bars = figures.pixel_reads_figure(reads, top_k=2)
+    assert len(bars.data) == 1 and len(bars.data[0].y) == 5
+    assert sum(colour == figures.HIGHLIGHT for colour in bars.data[0].marker.color) == 2
+    assert bars.data[0].marker.color[1] == figures.HIGHLIGHT and bars.data[0].marker.color[3] == figures.HIGHLIGHT
+    heatmap = figures.semantic_self_figure(np.eye(M), "tokens")
+    assert np.asarray(heatmap.data[0].z).shape == (M, M) and heatmap.layout.xaxis.title.text == "key token"
+    quadrants = views.merge_quadrants(full_trace())
+    grouped = figures.merge_quadrants_figure(quadrants)
+    assert len(grouped.data) == 4 and all(len(bar.y) == 3 for bar in grouped.data)
+    assert len(figures.merge_quadrants_figure([]).data) == 4
+
+
+def test_every_view_has_an_explanation():
+    views_named = {"prediction", "token_gallery", "token_detail", "filmstrip", "pixel_reads", "ownership", "stages",
+                   "class_attention", "semantic_self", "merge_quadrants", "overlay_controls"}
+    assert set(EXPLANATIONS) == views_named and all(text.strip() for text in EXPLANATIONS.values())
+
+
+# ----------------------------------------------------------------------------- a real trace
+
+
+@pytest.fixture(scope="module")
+def real_trace() -> Trace:
+    torch.manual_seed(0)
+    network = timm.create_model("dualvit_nano", num_classes=12).eval()
+    # A 224 x 160 input from a 300 x 250 photo: non-square, so rows and columns cannot be swapped unnoticed.
+    geometry = Geometry(original_size=(300, 250), resized_size=(240, 200), crop_box=(8, 20, 232, 180))
+    with torch.inference_mode():
+        _, trace = capture(network, torch.randn(1, 3, 160, 224), geometries=(geometry,))
+    return trace
+
+
+def test_every_function_runs_on_a_real_trace(real_trace):
+    trace, geometry = real_trace, real_trace.geometries[0]
+    image = np.full((250, 300, 3), 128, np.uint8)
+    M_real = trace.num_semantic
+    assert trace.semantic_grid == (5, 8)
+    refs = views.blocks(trace)
+    assert [ref.kind for ref in refs] == ["dual", "dual", "merge", "merge", "merge"]
+    for ref in refs:
+        grid = trace.grid(ref.stage)
+        for fusion in views.fusion_choices(trace, ref.stage):
+            maps = views.token_maps(trace, ref.stage, ref.block, fusion)
+            assert maps.shape == (M_real, *grid) and np.isfinite(maps).all()
+        reads = views.pixel_reads(trace, ref.stage, ref.block, (200, 10))
+        owner, confidence = views.ownership(trace, ref.stage, ref.block)
+        matrix = views.semantic_self_matrix(trace, ref.stage, ref.block)
+        assert reads.shape == (M_real,) and owner.shape == confidence.shape == tuple(grid)
+        assert matrix.shape == (M_real, M_real) and np.isfinite(matrix).all()
+        assert ((confidence > 0) & (confidence <= 1.001)).all() and owner.max() < M_real
+        if ref.kind == "dual":
+            assert reads.sum() == pytest.approx(1.0, abs=1e-2)
+        stats = views.token_statistics(trace, maps[0], 0)
+        assert 0 <= stats.normalised_entropy <= 1.001 and 0 < stats.area_50 <= 1
+        drawn = overlay.overlay(image, maps[0], geometry)
+        owned = overlay.ownership_overlay(image, owner, confidence, geometry)
+        assert drawn.shape == owned.shape == image.shape
+    strip = views.token_filmstrip(trace, 7)
+    assert len(strip) == len(refs)
+    overview = views.stage_overview(trace, None)
+    assert [image_map.shape for _, image_map in overview] == [tuple(trace.grid(s)) for s in (1, 2, 3, 4)]
+    low, high = views.shared_range([values for _, values in strip])
+    assert np.isfinite([low, high]).all() and low <= high
+    class_map = views.class_attention_map(trace, "head 4")
+    assert class_map.shape == tuple(trace.grid(4)) and np.isfinite(class_map).all()
+    quadrants = views.merge_quadrants(trace)
+    assert len(quadrants) == 3
+    for _, shares in quadrants:
+        assert shares["pixel→pixel"] + shares["pixel→semantic"] == pytest.approx(1.0, abs=1e-2)
+    sheet = overlay.tile([overlay.overlay(image, m, geometry) for _, m in strip], columns=3,
+                         labels=[ref.label for ref, _ in strip])
+    assert sheet.shape == (2 * 112 + 2, 3 * 112 + 4, 3)
+    boxed = overlay.home_box(overlay.mark_point(image, (150, 125)), trace, M_real - 1, geometry)
+    assert boxed.shape == image.shape
+    figures.pixel_reads_figure(views.pixel_reads(trace, 1, 0, (0, 0)))
+    figures.semantic_self_figure(views.semantic_self_matrix(trace, 2, 0), "stage 2")
+    figures.merge_quadrants_figure(quadrants)

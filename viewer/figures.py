@@ -1,0 +1,73 @@
+"""Plotly figures for the explorer's charts (no UI code): numpy in, ``go.Figure`` out."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from viewer.views import QUADRANTS, BlockRef
+
+HIGHLIGHT = "#e4572e"
+MUTED = "#9aa5b1"
+QUADRANT_COLOURS = dict(zip(QUADRANTS, ("#4c78a8", "#72b7b2", "#f58518", "#e45756")))
+LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50))
+
+
+def top_indices(values: np.ndarray, k: int) -> set[int]:
+    """The indices of the k largest values (ties broken by position)."""
+    if k <= 0:
+        return set()
+    return {int(i) for i in np.argsort(-values, kind="stable")[:k]}
+
+
+def pixel_reads_figure(reads: np.ndarray, top_k: int = 5) -> go.Figure:
+    """One bar per semantic token: how much the chosen pixel reads from it, the top ``top_k`` highlighted.
+
+    ``reads``: (M,) as from :func:`viewer.views.pixel_reads`.
+    """
+    reads = np.asarray(reads, dtype=np.float32).ravel()
+    top = top_indices(reads, top_k)
+    tokens = np.arange(reads.size)
+    figure = go.Figure(go.Bar(
+        x=tokens, y=reads,
+        marker_color=[HIGHLIGHT if token in top else MUTED for token in tokens],
+        hovertemplate="token %{x}: %{y:.4f}<extra></extra>",
+    ))
+    figure.update_layout(title=f"What this pixel reads (top {min(top_k, reads.size)} highlighted)",
+                         xaxis_title="semantic token", yaxis_title="attention weight",
+                         bargap=0.1, **LAYOUT)
+    return figure
+
+
+def semantic_self_figure(matrix: np.ndarray, title: str) -> go.Figure:
+    """Heatmap of an (M, M) token-to-token attention matrix, query tokens down, key tokens across."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise ValueError(f"expected an (M, M) matrix, got shape {matrix.shape}")
+    figure = go.Figure(go.Heatmap(
+        z=matrix, colorscale="Inferno", colorbar=dict(title="weight"),
+        hovertemplate="query token %{y} → key token %{x}: %{z:.4f}<extra></extra>",
+    ))
+    figure.update_layout(title=title, xaxis_title="key token", yaxis_title="query token", **LAYOUT)
+    # Matrix orientation: query token 0 on the top row.
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", constrain="domain")
+    return figure
+
+
+def merge_quadrants_figure(quadrants: Sequence[tuple[BlockRef, dict[str, float]]]) -> go.Figure:
+    """Grouped bars: for each Merge block, the mean attention share of each query group → key group."""
+    labels = [ref.label for ref, _ in quadrants]
+    figure = go.Figure([
+        go.Bar(name=quadrant, x=labels, y=[shares[quadrant] for _, shares in quadrants],
+               marker_color=QUADRANT_COLOURS[quadrant],
+               hovertemplate=f"%{{x}}<br>{quadrant}: %{{y:.3f}}<extra></extra>")
+        for quadrant in QUADRANTS
+    ])
+    figure.update_layout(title="Where Merge-block attention goes (head mean)", barmode="group",
+                         xaxis_title="Merge block", yaxis_title="mean share of a query's attention",
+                         yaxis_range=[0, 1], legend_title="query → key", **LAYOUT)
+    if not quadrants:
+        figure.add_annotation(text="this trace holds no Merge-block map", showarrow=False,
+                              xref="paper", yref="paper", x=0.5, y=0.5)
+    return figure

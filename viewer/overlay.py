@@ -1,0 +1,258 @@
+"""Drawing attention on the original image with OpenCV.
+
+Maps live on a stage grid of the model input; :class:`~model.preprocess.Geometry` carries them
+back to the original photo. Images here are uint8 RGB (H, W, 3); OpenCV's colour maps return BGR,
+converted on the way out.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from model.dualvit import POOL_SIZE
+from model.preprocess import Geometry
+from model.trace import Trace
+from viewer.views import home_cell
+
+COLORMAPS: dict[str, int] = {
+    "inferno": cv2.COLORMAP_INFERNO,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "magma": cv2.COLORMAP_MAGMA,
+    "turbo": cv2.COLORMAP_TURBO,
+    "jet": cv2.COLORMAP_JET,
+    "hot": cv2.COLORMAP_HOT,
+}
+# Outside the region the model saw, the photo is kept but darkened to this fraction.
+OUTSIDE_BRIGHTNESS = 0.35
+GOLDEN_ANGLE_DEGREES = 137.50776405003785
+# Ownership brightness never drops below this, so even a contested pixel keeps its token's hue.
+MIN_OWNERSHIP_VALUE = 0.25
+LABEL_HEIGHT = 16
+TILE_GAP = 2
+BACKGROUND = (24, 24, 24)
+
+
+def colorize(values: np.ndarray, vmin: float, vmax: float, colormap: str = "inferno") -> np.ndarray:
+    """(h, w) values -> (h, w, 3) uint8 RGB; vmin and below take the colour map's first colour, vmax and above its last.
+
+    NaN takes the first colour too (callers mask it themselves).
+    """
+    code = colormap_code(colormap)
+    values = np.asarray(values, dtype=np.float32)
+    span = float(vmax) - float(vmin)
+    scaled = (values - vmin) / span if span > 0 else np.zeros_like(values)
+    levels = np.nan_to_num(np.clip(scaled, 0.0, 1.0) * 255.0, nan=0.0)
+    bgr = cv2.applyColorMap(np.round(levels).astype(np.uint8), code)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def colormap_code(colormap: str) -> int:
+    if colormap not in COLORMAPS:
+        raise ValueError(f"unknown colormap {colormap!r}: choose one of {', '.join(COLORMAPS)}")
+    return COLORMAPS[colormap]
+
+
+def pixel_index_affine(geometry: Geometry) -> np.ndarray:
+    """The model-to-original 2x3 matrix in OpenCV's convention, where pixel i's centre is at i.
+
+    ``Geometry`` uses continuous coordinates (pixel i spans [i, i + 1), centre i + 0.5); without
+    this shift the warped map would sit up to half an original pixel off.
+    """
+    matrix = geometry.model_to_original_affine().copy()
+    matrix[:, 2] += 0.5 * np.diag(matrix[:, :2]) - 0.5
+    return matrix
+
+
+def to_original(values: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(h, w) values on a stage grid -> (H0, W0) float32 on the original image, NaN where the model saw nothing.
+
+    Nearest-neighbour throughout (``INTER_NEAREST_EXACT`` to the model input, ``INTER_NEAREST``
+    for the warp): one grid cell is one token, so every drawn pixel shows a value the model
+    produced, cell borders stay where the tokens' borders are, and integer maps (token owners)
+    survive the trip unchanged. Smoothing would suggest a resolution the map does not have.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim != 2:
+        raise ValueError(f"expected an (h, w) map, got shape {values.shape}")
+    on_input = cv2.resize(values, geometry.input_size, interpolation=cv2.INTER_NEAREST_EXACT)
+    matrix = pixel_index_affine(geometry)
+    warped = cv2.warpAffine(on_input, matrix, geometry.original_size, flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    seen = cv2.warpAffine(np.ones(on_input.shape, np.uint8), matrix, geometry.original_size,
+                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    warped[seen == 0] = np.nan
+    return warped
+
+
+def check_image(image: np.ndarray, geometry: Geometry | None = None) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 RGB image (H, W, 3), got {image.dtype} {image.shape}")
+    if geometry is not None and image.shape[1::-1] != tuple(geometry.original_size):
+        raise ValueError(f"image is {image.shape[1]}x{image.shape[0]} but the geometry's original is "
+                         f"{geometry.original_size[0]}x{geometry.original_size[1]}")
+    return image
+
+
+def check_opacity(opacity: float) -> None:
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must lie in [0, 1], got {opacity}")
+
+
+def blend_inside(image: np.ndarray, colours: np.ndarray, inside: np.ndarray, opacity: float) -> np.ndarray:
+    """Colours blended over the image where ``inside``; the image dimmed elsewhere."""
+    blended = cv2.addWeighted(image, 1.0 - opacity, colours, opacity, 0.0)
+    dimmed = cv2.convertScaleAbs(image, alpha=OUTSIDE_BRIGHTNESS)
+    return np.where(inside[..., None], blended, dimmed)
+
+
+def overlay(image: np.ndarray, values: np.ndarray, geometry: Geometry, colormap: str = "inferno",
+            opacity: float = 0.6, vrange: tuple[float, float] | None = None) -> np.ndarray:
+    """The (h, w) map coloured over the original image (H0, W0, 3); pixels the model did not see are dimmed.
+
+    ``vrange`` (min, max) fixes the colour scale (e.g. :func:`viewer.views.shared_range`);
+    by default it spans this map.
+    """
+    image = check_image(image, geometry)
+    check_opacity(opacity)
+    colormap_code(colormap)
+    warped = to_original(values, geometry)
+    inside = np.isfinite(warped)
+    if vrange is None:
+        finite = np.asarray(values, dtype=np.float32)
+        finite = finite[np.isfinite(finite)]
+        vrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    colours = colorize(warped, vrange[0], vrange[1], colormap)
+    return blend_inside(image, colours, inside, opacity)
+
+
+def token_hues(count: int) -> np.ndarray:
+    """(count,) OpenCV hues (0..179): consecutive tokens a golden angle apart, so neighbours differ."""
+    return np.round((np.arange(count) * GOLDEN_ANGLE_DEGREES % 360.0) / 2.0).astype(np.uint8) % 180
+
+
+def ownership_overlay(image: np.ndarray, owner: np.ndarray, confidence: np.ndarray, geometry: Geometry,
+                      opacity: float = 0.6) -> np.ndarray:
+    """Each pixel tinted with its owning token's hue, brighter where the pixel's choice is clearer.
+
+    ``owner`` (h, w) int and ``confidence`` (h, w) in [0, 1] as from :func:`viewer.views.ownership`.
+    """
+    image = check_image(image, geometry)
+    check_opacity(opacity)
+    owners = to_original(np.asarray(owner, dtype=np.float32), geometry)
+    shares = to_original(np.asarray(confidence, dtype=np.float32), geometry)
+    inside = np.isfinite(owners)
+    owner_index = np.nan_to_num(owners, nan=0.0).astype(np.int64)
+    hue = token_hues(int(owner_index.max()) + 1)[owner_index]
+    brightness = MIN_OWNERSHIP_VALUE + (1.0 - MIN_OWNERSHIP_VALUE) * np.clip(np.nan_to_num(shares), 0.0, 1.0)
+    hsv = np.stack([hue, np.full_like(hue, 255), np.round(brightness * 255).astype(np.uint8)], axis=-1)
+    colours = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return blend_inside(image, colours, inside, opacity)
+
+
+def line_width(image: np.ndarray) -> int:
+    return max(1, round(min(image.shape[:2]) / 200))
+
+
+def mark_point(image: np.ndarray, point: tuple[float, float],
+               colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """A copy with a ringed crosshair at ``point`` (x, y original pixels), dark-edged to show on light images."""
+    marked = check_image(image).copy()
+    centre = (int(round(point[0])), int(round(point[1])))
+    width = line_width(marked)
+    radius = max(5, round(min(marked.shape[:2]) / 40))
+    for stroke, thickness in (((0, 0, 0), width + 2), (tuple(int(c) for c in colour), width)):
+        cv2.circle(marked, centre, radius, stroke, thickness, cv2.LINE_AA)
+        for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            start = (centre[0] + dx * radius // 2, centre[1] + dy * radius // 2)
+            end = (centre[0] + dx * radius * 2, centre[1] + dy * radius * 2)
+            cv2.line(marked, start, end, stroke, thickness, cv2.LINE_AA)
+    return marked
+
+
+def home_box_on_input(trace: Trace, token: int, input_size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """Token ``token``'s pooled window as (left, top, right, bottom) pixels of a model input ``input_size`` (w, h).
+
+    The semantic grid is the stage-1 grid pooled by 7 with the remainder dropped, so a cell spans
+    exactly 7 stage-1 cells; scaling the semantic grid to the whole input would misplace the
+    boxes whenever the stage-1 side is not a multiple of 7.
+    """
+    row, col = home_cell(trace, token)
+    input_width, input_height = input_size
+    stage1 = trace.grid(1)
+    cell_width = POOL_SIZE * input_width / stage1.width
+    cell_height = POOL_SIZE * input_height / stage1.height
+    return col * cell_width, row * cell_height, (col + 1) * cell_width, (row + 1) * cell_height
+
+
+def home_box(image: np.ndarray, trace: Trace, token: int, geometry: Geometry,
+             colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """A copy with token ``token``'s home cell (the pooled stage-1 window it started from) outlined."""
+    boxed = check_image(image, geometry).copy()
+    left, top, right, bottom = home_box_on_input(trace, token, geometry.input_size)
+    corners = geometry.model_to_original(np.array([[left, top], [right, bottom]]))
+    # Continuous corner coordinates -> the first and last pixel the box covers.
+    first = tuple(int(v) for v in np.floor(corners[0]))
+    last = tuple(int(v) for v in np.ceil(corners[1]) - 1)
+    width = line_width(boxed)
+    cv2.rectangle(boxed, first, last, (0, 0, 0), width + 2)
+    cv2.rectangle(boxed, first, last, tuple(int(c) for c in colour), width)
+    return boxed
+
+
+def fit_tile(image: np.ndarray, size: int) -> np.ndarray:
+    """The image scaled to fit a size x size square, keeping its aspect, centred on the background."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    check_image(image)
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
+    resized = cv2.resize(image, new_size, interpolation=interpolation)
+    tile_image = np.full((size, size, 3), BACKGROUND, np.uint8)
+    top, left = (size - new_size[1]) // 2, (size - new_size[0]) // 2
+    tile_image[top:top + new_size[1], left:left + new_size[0]] = resized
+    return tile_image
+
+
+def label_tile(tile_image: np.ndarray, label: str) -> np.ndarray:
+    """The label in small white type on a dark strip along the tile's bottom."""
+    labelled = tile_image.copy()
+    size = labelled.shape[1]
+    cv2.rectangle(labelled, (0, size - LABEL_HEIGHT), (size, size), BACKGROUND, -1)
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1
+    text = label
+    while text and cv2.getTextSize(text, font, scale, thickness)[0][0] > size - 4:
+        text = text[:-1]  # too long for the tile: cut it rather than let it run off
+    cv2.putText(labelled, text, (2, size - 4), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return labelled
+
+
+def tile(images: Sequence[np.ndarray], columns: int, labels: Sequence[str] | None = None,
+         size: int = 112) -> np.ndarray:
+    """A contact sheet: each image fitted into a size x size tile, ``columns`` per row, labels along the bottoms.
+
+    Returns uint8 RGB, rows * size + (rows - 1) * 2 pixels high and columns * size + (columns - 1) * 2
+    wide; a sheet with fewer images than ``columns`` is only as wide as its images.
+    """
+    if not images:
+        raise ValueError("tile needs at least one image")
+    if columns < 1 or size < 8:
+        raise ValueError(f"tile needs columns >= 1 and size >= 8, got columns={columns}, size={size}")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"{len(labels)} labels for {len(images)} images")
+    columns = min(columns, len(images))
+    rows = -(-len(images) // columns)
+    step = size + TILE_GAP
+    sheet = np.full((rows * step - TILE_GAP, columns * step - TILE_GAP, 3), 0, np.uint8)
+    for index, image in enumerate(images):
+        tile_image = fit_tile(image, size)
+        if labels is not None:
+            tile_image = label_tile(tile_image, labels[index])
+        row, col = divmod(index, columns)
+        sheet[row * step:row * step + size, col * step:col * step + size] = tile_image
+    return sheet

@@ -1,0 +1,127 @@
+"""The explorer's server-side state: one forward pass per image, every view from the cache.
+
+No Gradio here: the UI holds a key per session and asks this service for the analysis.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from model.bundle import ModelBundle
+from model.capture import capture
+from model.preprocess import Geometry, preprocess
+from model.trace import Trace
+
+Resolution = Literal["224", "384", "aspect"]
+RESOLUTIONS: dict[str, str] = {
+    "224": "224 × 224 (centre crop, as in evaluation)",
+    "384": "384 × 384 (centre crop)",
+    "aspect": "whole image, its own aspect (about 224² pixels)",
+}
+try:  # On a Hugging Face ZeroGPU Space, a GPU is attached only inside functions marked for it.
+    import spaces
+
+    on_gpu = spaces.GPU
+except ImportError:
+    def on_gpu(function):
+        return function
+
+# Overlays are drawn on a copy of the original no larger than this, so a view change stays fast
+# whatever the upload's size.
+DISPLAY_SIDE = 768
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysed image: its trace and the copy of the original that the views draw on."""
+
+    trace: Trace
+    display: np.ndarray  # (H, W, 3) uint8 RGB: the original, downscaled to DISPLAY_SIDE at most
+    geometry: Geometry  # model input -> display copy
+    resolution: str
+    notes: tuple[str, ...]
+
+    def nbytes(self) -> int:
+        return self.trace.nbytes() + self.display.nbytes
+
+
+class AnalysisCache:
+    """Least-recently-used analyses, bounded in count and bytes; safe across request threads."""
+
+    def __init__(self, max_entries: int, max_bytes: int):
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, Analysis] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, analysis: Analysis) -> str:
+        key = uuid.uuid4().hex
+        with self._lock:
+            self._entries[key] = analysis
+            while len(self._entries) > self.max_entries or (
+                    len(self._entries) > 1 and self.total_bytes() > self.max_bytes):
+                self._entries.popitem(last=False)
+        return key
+
+    def get(self, key: str | None) -> Analysis:
+        with self._lock:
+            if not key or key not in self._entries:
+                raise LookupError("No analysed image in this session (or it expired): analyse an image first.")
+            self._entries.move_to_end(key)
+            return self._entries[key]
+
+    def total_bytes(self) -> int:
+        return sum(entry.nbytes() for entry in self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+class Explorer:
+    """Runs the model (once per image) and keeps the traces for the views."""
+
+    def __init__(self, bundle: ModelBundle, max_entries: int = 24, max_bytes: int = 1_500_000_000):
+        self.bundle = bundle
+        self.cache = AnalysisCache(max_entries, max_bytes)
+        self.forward_passes = 0
+        self._model_lock = threading.Lock()
+
+    def analyse(self, image: Image.Image, resolution: str = "224", notes: tuple[str, ...] = ()) -> str:
+        """Capture every attention map of ``image``; returns the cache key of the analysis."""
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"Unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}.")
+        mode, size = ("aspect", 224) if resolution == "aspect" else ("crop", int(resolution))
+        images, geometry = preprocess(image, self.bundle.data_config, size=size, mode=mode)
+        with self._model_lock:
+            self.forward_passes += 1
+            trace = run_capture(self.bundle, images, geometry)
+        display = display_copy(image)
+        analysis = Analysis(trace, np.asarray(display), geometry.for_display(display.size), resolution, notes)
+        return self.cache.put(analysis)
+
+    def get(self, key: str | None) -> Analysis:
+        return self.cache.get(key)
+
+
+@on_gpu
+def run_capture(bundle: ModelBundle, images: torch.Tensor, geometry: Geometry) -> Trace:
+    """The one forward pass of an analysis (on the GPU when there is one)."""
+    with torch.inference_mode():
+        _, trace = capture(bundle.network, images.to(bundle.device), class_names=bundle.class_names,
+                           multi_label=bundle.multi_label, geometries=[geometry])
+    return trace
+
+
+def display_copy(image: Image.Image) -> Image.Image:
+    if max(image.size) <= DISPLAY_SIDE:
+        return image
+    scale = DISPLAY_SIDE / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.BILINEAR)

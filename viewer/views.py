@@ -1,0 +1,384 @@
+"""Pure functions that turn a :class:`~model.trace.Trace` into the arrays the explorer draws.
+
+Every function takes the trace and returns float32 numpy arrays (or small records); nothing here
+runs the model or draws. Attention tensors are (B, heads, queries, keys); a fusion reduces the
+heads ("mean", "max", "min" or one head, "head k"), ``item`` picks the image of the batch.
+
+Map names and shapes follow ``tests/data/README.md``: Dual blocks (stages 1-2) hold
+``semantic_self`` (M, M), ``semantic_to_pixel`` (M, N) and ``pixel_to_semantic`` (N, M); Merge
+blocks (stages 3-4) hold ``merged`` (N + M, N + M), pixels first, then the M semantic tokens.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+
+from model.dualvit import Grid
+from model.trace import STAGES, Trace
+
+FUSIONS: tuple[str, ...] = ("mean", "max", "min")
+HEAD_PREFIX = "head "
+DUAL_PARTS = ("semantic_self", "semantic_to_pixel", "pixel_to_semantic")
+MERGE_PART = "merged"
+CLASS_ATTENTION = "head.class_attention"
+# The stem halves the input twice before stage 1 (stride 4): used only when a trace carries no
+# geometry to say how large its model input was.
+STEM_STRIDE = 4
+_BLOCK_NAME = re.compile(r"^stage(\d+)\.block(\d+)\.(\w+)$")
+
+BlockKind = Literal["dual", "merge"]
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    """One transformer block: Dual (stages 1-2) or Merge (stages 3-4)."""
+
+    stage: int
+    block: int
+    kind: BlockKind
+
+    @property
+    def label(self) -> str:
+        return f"stage {self.stage} · block {self.block}"
+
+    def map_name(self, part: str) -> str:
+        return f"stage{self.stage}.block{self.block}.{part}"
+
+
+@dataclass(frozen=True)
+class TokenStatistics:
+    """How concentrated one token's map is; cells are (row, col) on the map's grid."""
+
+    entropy: float
+    normalised_entropy: float
+    peak: float
+    peak_cell: tuple[int, int]
+    area_50: float
+    mass: float
+    home: tuple[int, int]
+
+
+# ----------------------------------------------------------------------------- reading maps
+
+
+def attention_of(trace: Trace, name: str, item: int = 0) -> torch.Tensor:
+    """The map ``name`` of image ``item``: (heads, queries, keys), still a tensor (sliced before converting)."""
+    if name not in trace.maps:
+        captured = ", ".join(sorted(trace.maps)) or "nothing"
+        raise KeyError(f"attention map {name!r} is not in this trace (captured: {captured})")
+    tensor = trace.maps[name]
+    if not 0 <= item < tensor.shape[0]:
+        raise ValueError(f"item {item} is out of range: this trace holds {tensor.shape[0]} image(s)")
+    return tensor[item]
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """Any (possibly float16) tensor as a float32 numpy array."""
+    return tensor.detach().to("cpu", torch.float32).numpy()
+
+
+def fuse_heads(attention: np.ndarray | torch.Tensor, fusion: str) -> np.ndarray:
+    """(heads, q, k) -> (q, k) float32: the mean, max or min over heads, or one head ("head 2")."""
+    values = to_numpy(attention) if isinstance(attention, torch.Tensor) else np.asarray(attention, np.float32)
+    if values.ndim != 3:
+        raise ValueError(f"expected attention of shape (heads, queries, keys), got {values.shape}")
+    if fusion == "mean":
+        return values.mean(axis=0)
+    if fusion == "max":
+        return values.max(axis=0)
+    if fusion == "min":
+        return values.min(axis=0)
+    return values[head_index(fusion, values.shape[0])]
+
+
+def head_index(fusion: str, num_heads: int) -> int:
+    """The head named by a fusion such as "head 3", checked against the number of heads."""
+    if not fusion.startswith(HEAD_PREFIX) or not fusion[len(HEAD_PREFIX):].strip().isdigit():
+        raise ValueError(f"unknown fusion {fusion!r}: choose one of {', '.join(FUSIONS)} or 'head <k>'")
+    index = int(fusion[len(HEAD_PREFIX):])
+    if index >= num_heads:
+        raise ValueError(f"fusion {fusion!r} asks for a head this map lacks: it has {num_heads} head(s)")
+    return index
+
+
+def fused(trace: Trace, name: str, fusion: str, item: int,
+          rows: slice = slice(None), columns: slice = slice(None)) -> np.ndarray:
+    """A block of map ``name`` with its heads fused: (rows, columns) float32."""
+    return fuse_heads(attention_of(trace, name, item)[:, rows, columns], fusion)
+
+
+# ----------------------------------------------------------------------------- blocks
+
+
+def blocks(trace: Trace) -> list[BlockRef]:
+    """Every block with at least one map in the trace, in network order."""
+    found: dict[tuple[int, int], BlockKind] = {}
+    for name in trace.maps:
+        match = _BLOCK_NAME.match(name)
+        if match:
+            stage, block, part = int(match[1]), int(match[2]), match[3]
+            found[(stage, block)] = "merge" if part == MERGE_PART else "dual"
+    return [BlockRef(stage, block, kind) for (stage, block), kind in sorted(found.items())]
+
+
+def block_ref(trace: Trace, stage: int, block: int) -> BlockRef:
+    """The block (stage, block) of the trace, or a KeyError naming the blocks it does hold."""
+    for ref in blocks(trace):
+        if (ref.stage, ref.block) == (stage, block):
+            return ref
+    present = ", ".join(ref.label for ref in blocks(trace)) or "none"
+    raise KeyError(f"stage {stage} · block {block} has no map in this trace (blocks present: {present})")
+
+
+def has_token_maps(trace: Trace, ref: BlockRef) -> bool:
+    part = "semantic_to_pixel" if ref.kind == "dual" else MERGE_PART
+    return ref.map_name(part) in trace.maps
+
+
+def fusion_in(trace: Trace, ref: BlockRef, fusion: str) -> str:
+    """``fusion`` where block ``ref`` has that head, else "mean".
+
+    Views that span blocks (filmstrip, stage overview) cross stages with different numbers of
+    heads, so "head 3" cannot mean the same thing everywhere.
+    """
+    if not fusion.startswith(HEAD_PREFIX):
+        return fusion
+    part = "semantic_to_pixel" if ref.kind == "dual" else MERGE_PART
+    num_heads = trace.maps[ref.map_name(part)].shape[1]
+    return fusion if head_index(fusion, 10 ** 6) < num_heads else "mean"
+
+
+def fusion_choices(trace: Trace, stage: int) -> list[str]:
+    """"mean", "max", "min", then "head 0" ... "head h-1" for the heads of ``stage``'s maps."""
+    names = [name for name in trace.maps if name.startswith(f"stage{stage}.")]
+    if not names and stage == STAGES[-1] and CLASS_ATTENTION in trace.maps:
+        names = [CLASS_ATTENTION]  # the class block has the last stage's width and heads
+    if not names:
+        raise KeyError(f"this trace holds no map of stage {stage}")
+    num_heads = trace.maps[names[0]].shape[1]
+    return [*FUSIONS, *(f"{HEAD_PREFIX}{head}" for head in range(num_heads))]
+
+
+# ----------------------------------------------------------------------------- semantic tokens
+
+
+def token_maps(trace: Trace, stage: int, block: int, fusion: str = "mean", item: int = 0) -> np.ndarray:
+    """(M, H, W): how much each semantic token (query) attends to each pixel of the stage.
+
+    Dual blocks: ``semantic_to_pixel``, rows sum to one. Merge blocks: the token rows of
+    ``merged`` restricted to the pixel columns, deliberately not renormalised: the mass missing
+    from a row is what that token spent on other tokens.
+    """
+    ref = block_ref(trace, stage, block)
+    grid = trace.grid(stage)
+    if ref.kind == "dual":
+        values = fused(trace, ref.map_name("semantic_to_pixel"), fusion, item)
+    else:
+        values = fused(trace, ref.map_name(MERGE_PART), fusion, item,
+                       rows=slice(grid.size, None), columns=slice(None, grid.size))
+    return values.reshape(values.shape[0], grid.height, grid.width)
+
+
+def check_token(trace: Trace, token: int) -> None:
+    if not 0 <= token < trace.num_semantic:
+        raise ValueError(f"token {token} is out of range: this trace has {trace.num_semantic} semantic tokens")
+
+
+def home_cell(trace: Trace, token: int) -> tuple[int, int]:
+    """(row, col) of the pooled stage-1 cell that token ``token`` was initialised from."""
+    check_token(trace, token)
+    row, col = divmod(token, trace.semantic_grid.width)
+    return row, col
+
+
+def token_statistics(trace: Trace, token_map: np.ndarray, token: int) -> TokenStatistics:
+    """Concentration of one (H, W) token map; entropy is over the map normalised to sum to one."""
+    values = np.asarray(token_map, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"expected one (H, W) token map, got shape {values.shape}")
+    mass = float(values.sum())
+    peak_cell = tuple(int(i) for i in np.unravel_index(int(np.argmax(values)), values.shape))
+    entropy = map_entropy(values)
+    max_entropy = math.log(values.size)
+    return TokenStatistics(
+        entropy=entropy,
+        normalised_entropy=entropy / max_entropy if max_entropy > 0 else 0.0,
+        peak=float(values.max()),
+        peak_cell=peak_cell,
+        area_50=area_holding(values, 0.5),
+        mass=mass,
+        home=home_cell(trace, token),
+    )
+
+
+def map_entropy(values: np.ndarray) -> float:
+    """Entropy in nats of a non-negative map taken as a distribution over its cells."""
+    mass = values.sum()
+    if mass <= 0:
+        return float("nan")
+    p = values.ravel() / mass
+    p = p[p > 0]
+    return float(max(0.0, -(p * np.log(p)).sum()))
+
+
+def area_holding(values: np.ndarray, share: float) -> float:
+    """Smallest share of cells (largest first) whose values add up to ``share`` of the total."""
+    mass = values.sum()
+    if mass <= 0:
+        return float("nan")
+    cumulative = np.cumsum(np.sort(values.ravel())[::-1]) / mass
+    # The tolerance keeps a uniform map at exactly 0.5, despite rounding in the cumulative sum.
+    cells = int(np.searchsorted(cumulative, share - 1e-6)) + 1
+    return min(cells, values.size) / values.size
+
+
+def token_filmstrip(trace: Trace, token: int, fusion: str = "mean", item: int = 0) -> list[tuple[BlockRef, np.ndarray]]:
+    """Token ``token``'s (H_s, W_s) map in every captured block, in network order."""
+    check_token(trace, token)
+    strip = [(ref, token_maps(trace, ref.stage, ref.block, fusion_in(trace, ref, fusion), item)[token])
+             for ref in blocks(trace) if has_token_maps(trace, ref)]
+    if not strip:
+        raise KeyError("this trace holds no semantic_to_pixel or merged map to follow a token through")
+    return strip
+
+
+def stage_overview(trace: Trace, token: int | None, fusion: str = "mean",
+                   item: int = 0) -> list[tuple[BlockRef, np.ndarray]]:
+    """The last captured block of each stage: token ``token``'s (H_s, W_s) map, or the mean over tokens."""
+    if token is not None:
+        check_token(trace, token)
+    last_of_stage = {ref.stage: ref for ref in blocks(trace) if has_token_maps(trace, ref)}
+    if not last_of_stage:
+        raise KeyError("this trace holds no semantic_to_pixel or merged map to overview")
+    overview = []
+    for stage in sorted(last_of_stage):
+        ref = last_of_stage[stage]
+        maps = token_maps(trace, ref.stage, ref.block, fusion_in(trace, ref, fusion), item)
+        overview.append((ref, maps.mean(axis=0) if token is None else maps[token]))
+    return overview
+
+
+# ----------------------------------------------------------------------------- pixels
+
+
+def cell_at(grid: Grid | tuple[int, int], input_size: tuple[int, int], point: tuple[float, float]) -> int:
+    """Row-major index of the cell of ``grid`` (height, width) holding ``point`` (x, y).
+
+    ``point`` is in model-input pixels of an input ``input_size`` (width, height) wide; points
+    outside are clamped to the nearest edge cell.
+    """
+    height, width = grid
+    input_width, input_height = input_size
+    x, y = point
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ValueError(f"point {point} is not finite")
+    col = min(max(int(math.floor(x * width / input_width)), 0), width - 1)
+    row = min(max(int(math.floor(y * height / input_height)), 0), height - 1)
+    return row * width + col
+
+
+def input_size_of(trace: Trace, item: int = 0) -> tuple[int, int]:
+    """(width, height) of the model input: from the geometry, else inferred from the stage-1 grid."""
+    if item < len(trace.geometries):
+        return trace.geometries[item].input_size
+    grid = trace.grid(1)
+    return grid.width * STEM_STRIDE, grid.height * STEM_STRIDE
+
+
+def pixel_to_token_rows(trace: Trace, ref: BlockRef, fusion: str, item: int,
+                        rows: slice = slice(None)) -> np.ndarray:
+    """(pixels, M): what the chosen pixels read from the tokens (Merge: not renormalised)."""
+    if ref.kind == "dual":
+        return fused(trace, ref.map_name("pixel_to_semantic"), fusion, item, rows=rows)
+    size = trace.grid(ref.stage).size
+    pixel_rows = slice(*rows.indices(size))
+    return fused(trace, ref.map_name(MERGE_PART), fusion, item, rows=pixel_rows, columns=slice(size, None))
+
+
+def pixel_reads(trace: Trace, stage: int, block: int, point: tuple[float, float],
+                fusion: str = "mean", item: int = 0) -> np.ndarray:
+    """(M,): the attention the pixel under ``point`` (x, y model-input pixels) pays to each token.
+
+    Dual: its row of ``pixel_to_semantic`` (sums to one). Merge: its row of ``merged`` over the
+    token columns, not renormalised (the rest went to other pixels).
+    """
+    ref = block_ref(trace, stage, block)
+    index = cell_at(trace.grid(stage), input_size_of(trace, item), point)
+    return pixel_to_token_rows(trace, ref, fusion, item, rows=slice(index, index + 1))[0]
+
+
+def ownership(trace: Trace, stage: int, block: int, fusion: str = "mean",
+              item: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Owner (H, W) int64: the token each pixel reads most; confidence (H, W): its share of the pixel's token reads.
+
+    The share is renormalised over the tokens, so it means the same in Merge blocks (where a
+    pixel also reads pixels) and after max/min fusion (whose rows do not sum to one).
+    """
+    ref = block_ref(trace, stage, block)
+    grid = trace.grid(stage)
+    reads = pixel_to_token_rows(trace, ref, fusion, item)
+    owner = reads.argmax(axis=1)
+    total = reads.sum(axis=1)
+    best = np.take_along_axis(reads, owner[:, None], axis=1)[:, 0]
+    confidence = np.divide(best, total, out=np.zeros_like(best), where=total > 0)
+    return owner.reshape(grid.height, grid.width), confidence.reshape(grid.height, grid.width).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- whole-network views
+
+
+def class_attention_map(trace: Trace, fusion: str = "mean", item: int = 0) -> np.ndarray:
+    """(H4, W4): the class token's attention to each stage-4 pixel (keys: class, pixels, tokens)."""
+    grid = trace.grid(STAGES[-1])
+    values = fused(trace, CLASS_ATTENTION, fusion, item, rows=slice(0, 1), columns=slice(1, 1 + grid.size))
+    return values.reshape(grid.height, grid.width)
+
+
+def semantic_self_matrix(trace: Trace, stage: int, block: int, fusion: str = "mean", item: int = 0) -> np.ndarray:
+    """(M, M), query token x key token. Dual: ``semantic_self``; Merge: the token-to-token quadrant of ``merged``
+    (not renormalised: the rest of each row went to pixels)."""
+    ref = block_ref(trace, stage, block)
+    if ref.kind == "dual":
+        return fused(trace, ref.map_name("semantic_self"), fusion, item)
+    size = trace.grid(stage).size
+    return fused(trace, ref.map_name(MERGE_PART), fusion, item, rows=slice(size, None), columns=slice(size, None))
+
+
+QUADRANTS = ("pixel→pixel", "pixel→semantic", "semantic→pixel", "semantic→semantic")
+
+
+def merge_quadrants(trace: Trace, item: int = 0) -> list[tuple[BlockRef, dict[str, float]]]:
+    """Per Merge block (head mean): the mean share of each query group's attention going to each key group.
+
+    "pixel→semantic" is the mean over pixel rows of the mass on token columns, so
+    "pixel→pixel" + "pixel→semantic" = 1 (likewise for the semantic rows). Empty without Merge maps.
+    """
+    result = []
+    for ref in blocks(trace):
+        if ref.kind != "merge" or not has_token_maps(trace, ref):
+            continue
+        size = trace.grid(ref.stage).size
+        matrix = fused(trace, ref.map_name(MERGE_PART), "mean", item)
+        to_pixels = matrix[:, :size].sum(axis=1)
+        to_tokens = matrix[:, size:].sum(axis=1)
+        result.append((ref, {
+            "pixel→pixel": float(to_pixels[:size].mean()),
+            "pixel→semantic": float(to_tokens[:size].mean()),
+            "semantic→pixel": float(to_pixels[size:].mean()),
+            "semantic→semantic": float(to_tokens[size:].mean()),
+        }))
+    return result
+
+
+def shared_range(maps: Sequence[np.ndarray]) -> tuple[float, float]:
+    """(min, max) over every finite value of all maps: one colour scale for maps shown side by side."""
+    finite = [values[np.isfinite(values)] for values in (np.asarray(m, dtype=np.float32) for m in maps)]
+    finite = [values for values in finite if values.size]
+    if not finite:
+        raise ValueError("shared_range needs at least one map with a finite value")
+    return float(min(v.min() for v in finite)), float(max(v.max() for v in finite))
