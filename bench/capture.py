@@ -3,7 +3,8 @@
     python -m bench.capture [--repeats 10]
 
 Prints the median plain forward, the median full-capture forward, their ratio (target <= 1.10)
-and the trace size in MB (float16 storage; target at 224 <= 32 MB).
+and the trace size in MB (float16 storage; target at 224 <= 32 MB); where CUDA is present, also
+the GPU throughput at batch 32 with and without capture.
 """
 from __future__ import annotations
 
@@ -13,26 +14,42 @@ import timm
 import torch
 
 import model  # noqa: F401
-from bench.timing import devices, machine, median_seconds
+from bench.timing import Figure, devices, median_seconds, print_table
 from model.capture import capture
 
+GPU_BATCH = 32
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    arguments = parser.parse_args()
-    print(f"# capture overhead, dualvit_s, batch 1 — {machine()}")
+
+def measure(repeats: int = 10) -> list[Figure]:
     network = timm.create_model("dualvit_s").eval()
+    figures = []
     for device in devices():
         network.to(device)
         for size in (224, 384):
             images = torch.randn(1, 3, size, size, device=device)
             with torch.inference_mode():
-                plain = median_seconds(lambda: network(images), arguments.repeats)
-                captured = median_seconds(lambda: capture(network, images), arguments.repeats)
+                plain = median_seconds(lambda: network(images), repeats)
+                captured = median_seconds(lambda: capture(network, images), repeats)
                 _, trace = capture(network, images)
-            print(f"{device.type:5s} {size}: plain {plain * 1000:7.1f} ms   capture {captured * 1000:7.1f} ms   "
-                  f"ratio {captured / plain:.2f}   trace {trace.nbytes() / 1e6:6.1f} MB")
+            tag = f"dualvit_s {size}, {device.type}"
+            figures += [Figure(f"plain forward, {tag}", plain * 1000, "ms"),
+                        Figure(f"full-capture forward, {tag}", captured * 1000, "ms"),
+                        Figure(f"capture / plain, {tag}", captured / plain, "×", "≤ 1.10"),
+                        Figure(f"trace size, {tag}", trace.nbytes() / 1e6, "MB", "≤ 32 MB at 224")]
+        if device.type == "cuda":
+            images = torch.randn(GPU_BATCH, 3, 224, 224, device=device)
+            with torch.inference_mode():
+                plain = median_seconds(lambda: network(images), repeats)
+                captured = median_seconds(lambda: capture(network, images), repeats)
+            figures += [Figure(f"GPU throughput, batch {GPU_BATCH}, plain", GPU_BATCH / plain, "images/s"),
+                        Figure(f"GPU throughput, batch {GPU_BATCH}, full capture", GPU_BATCH / captured, "images/s")]
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    print_table("attention capture", measure(parser.parse_args().repeats))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import timm
 import torch
 
 import model  # noqa: F401
-from bench.timing import devices, machine, median_seconds
+from bench.timing import Figure, devices, median_seconds, print_table
 
 
 def official_dualvit_s(path: str) -> torch.nn.Module:
@@ -26,15 +26,11 @@ def official_dualvit_s(path: str) -> torch.nn.Module:
     return module.dualvit_s()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--official", help="path of the official classification/dualvit.py")
-    arguments = parser.parse_args()
-    print(f"# plain forward, dualvit_s, batch 1 — {machine()}")
+def measure(repeats: int = 10, official: str | None = None) -> list[Figure]:
     networks = {"ours": timm.create_model("dualvit_s").eval()}  # before the official file re-registers the name
-    if arguments.official:
-        networks["official"] = official_dualvit_s(arguments.official).eval()
+    if official:
+        networks["official"] = official_dualvit_s(official).eval()
+    figures = []
     for device in devices():
         for size in (224, 384):
             images = torch.randn(1, 3, size, size, device=device)
@@ -42,11 +38,21 @@ def main() -> None:
             for name, network in networks.items():
                 network.to(device)
                 with torch.inference_mode():
-                    seconds[name] = median_seconds(lambda: network(images), arguments.repeats)
-            line = f"{device.type:5s} {size}: ours {seconds['ours'] * 1000:7.1f} ms"
+                    seconds[name] = median_seconds(lambda: network(images), repeats)
+            figures.append(Figure(f"plain forward, dualvit_s {size}, {device.type}", seconds["ours"] * 1000, "ms"))
             if "official" in seconds:
-                line += f"   official {seconds['official'] * 1000:7.1f} ms   ratio {seconds['ours'] / seconds['official']:.2f}"
-            print(line)
+                figures.append(Figure(f"official eager forward, {size}, {device.type}", seconds["official"] * 1000, "ms"))
+                figures.append(Figure(f"ours / official, {size}, {device.type}", seconds["ours"] / seconds["official"],
+                                      "×", "≤ 0.8"))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--official", help="path of the official classification/dualvit.py")
+    arguments = parser.parse_args()
+    print_table("plain forward, batch 1", measure(arguments.repeats, arguments.official))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,24 @@
-"""Median wall-clock timing shared by the bench scripts."""
+"""Median wall-clock timing and the figure rows shared by the bench scripts."""
 from __future__ import annotations
 
 import platform
 import statistics
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+
+    def line(self) -> str:
+        return f"| {self.name} | {self.value:.{1 if self.unit in ('ms', 'MB') else 2}f} {self.unit} | {self.target} |"
 
 
 def median_seconds(function: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -32,6 +44,13 @@ def devices() -> list[torch.device]:
 
 
 def machine() -> str:
-    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    gpu = f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
+    gpu = f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "; no CUDA device"
     return f"torch {torch.__version__} on {cpu}{gpu}"
+
+
+def print_table(title: str, figures: list[Figure]) -> None:
+    print(f"# {title} — {machine()}\n")
+    print("| figure | value | target |\n| --- | --- | --- |")
+    for figure in figures:
+        print(figure.line())

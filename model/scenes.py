@@ -34,12 +34,10 @@ CLASSES: tuple[str, ...] = (
     "star",
     "ring",
     "cross",
-    "hexagon",
     "heart",
     "crescent",
     "arrow",
     "letter_A",
-    "digit_7",
 )
 
 TRAIN_SEEDS = range(0, 1_000_000_000)
@@ -51,8 +49,11 @@ STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 REFERENCE_SIZE = 224
 MIN_OBJECTS, MAX_OBJECTS = 1, 4
-RADIUS_RANGE = (26.0, 60.0)  # circumscribed radius at REFERENCE_SIZE
-MIN_VISIBLE_FRACTION = 0.35
+RADIUS_RANGE = (32.0, 64.0)  # circumscribed radius at REFERENCE_SIZE
+# Fewer objects are likelier: a small model on two CPU cores learned nothing about classes
+# within 13 k scenes when counts were uniform, occlusion heavier and objects smaller.
+OBJECT_COUNT_WEIGHTS = (0.4, 0.3, 0.2, 0.1)  # for 1, 2, 3, 4 objects
+MIN_VISIBLE_FRACTION = 0.6
 MIN_VISIBLE_PIXELS = 300  # at REFERENCE_SIZE
 PLACEMENT_TRIES = 30
 
@@ -169,8 +170,6 @@ def _build_template(name: str) -> np.ndarray:
         return cv2.subtract(_disc_template(0.0, 1.0), _disc_template(0.0, 0.6))
     if name == "cross":
         return _polygon_template(_cross_points())
-    if name == "hexagon":
-        return _polygon_template(_regular_polygon(6))
     if name == "heart":
         return _polygon_template(_heart_points())
     if name == "crescent":
@@ -179,8 +178,6 @@ def _build_template(name: str) -> np.ndarray:
         return _polygon_template(_arrow_points())
     if name == "letter_A":
         return _glyph_template("A")
-    if name == "digit_7":
-        return _glyph_template("7")
     raise ValueError(f"no template for class {name!r}")
 
 
@@ -225,8 +222,8 @@ def _draw_clutter(rng: np.random.Generator, canvas: np.ndarray, base: np.ndarray
     """
     size = canvas.shape[0]
     scale = size / REFERENCE_SIZE
-    n_lines = int(rng.integers(4, 12))
-    n_blobs = int(rng.integers(6, 20))
+    n_lines = int(rng.integers(3, 9))
+    n_blobs = int(rng.integers(4, 14))
     colours = np.clip(base + rng.uniform(-contrast, contrast, (n_lines + n_blobs, 3)), 0, 255)
     colours = [tuple(float(v) for v in colour) for colour in colours]
 
@@ -257,7 +254,7 @@ def make_background(rng: np.random.Generator, size: int) -> np.ndarray:
     # Clipping before a linear upsample is equivalent to clipping after it.
     np.clip(field, 0, 255, out=field)
     canvas = cv2.resize(field, (size, size), interpolation=cv2.INTER_LINEAR)
-    _draw_clutter(rng, canvas, base, contrast=30)
+    _draw_clutter(rng, canvas, base, contrast=22)
     return canvas
 
 
@@ -414,7 +411,8 @@ def make_scene(seed: int, size: int = REFERENCE_SIZE) -> Scene:
     visible: list[np.ndarray] = []
     full_areas: list[int] = []
     classes: list[int] = []
-    for _ in range(int(rng.integers(MIN_OBJECTS, MAX_OBJECTS + 1))):
+    count = int(rng.choice(np.arange(MIN_OBJECTS, MAX_OBJECTS + 1), p=OBJECT_COUNT_WEIGHTS))
+    for _ in range(count):
         spec = _sample_spec(rng, size)
         mask = _place_object(rng, spec, visible, full_areas, size)
         if mask is None:

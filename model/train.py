@@ -46,7 +46,7 @@ from model.dualvit import DualViT
 from model.scenes import CLASSES, TRAIN_SEEDS, SceneDataset
 
 ARCHITECTURE = "dualvit_nano"
-DOMAIN = ("generated scenes: 1-4 shapes and glyphs (12 classes) on procedural clutter, 224x224 "
+DOMAIN = ("generated scenes: 1-4 shapes and a glyph (10 classes) on procedural clutter, 224x224 "
           "(model/scenes.py); multi-label")
 GROUNDED_MAPS = {  # canonical map -> the object-coverage grid it is compared on
     "stage1.block0.semantic_to_pixel": 56,

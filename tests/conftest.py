@@ -66,10 +66,11 @@ def small_weights(tmp_path_factory) -> Path:
     """An untrained dualvit_nano written like the shipped weights (same loading code as a user's file)."""
     import timm
 
+    from model.scenes import CLASSES
     from model.train import export
 
     torch.manual_seed(0)
-    network = timm.create_model("dualvit_nano", num_classes=12).eval()
+    network = timm.create_model("dualvit_nano", num_classes=len(CLASSES)).eval()
     path = tmp_path_factory.mktemp("weights") / "nano_untrained.safetensors"
     export(network, path)
     return path

@@ -20,13 +20,13 @@ CASES = corpus()
 def session(app_server):
     """A client session that has analysed one example."""
     client = app_server.client()
-    client.predict(handle_file(EXAMPLES / "scene_2_arrow_square.png"), "224", api_name="/analyse")
+    client.predict(handle_file(EXAMPLES / "scene_0_crescent_square.png"), "224", api_name="/analyse")
     return client
 
 
 def test_analyse_returns_prediction_and_block_choices(app_server):
     client = app_server.client()
-    prediction, status, block, fusion, token = client.predict(
+    prediction, status, block, fusion, token, target_class = client.predict(
         handle_file(EXAMPLES / "cat_chelsea.jpg"), "aspect", api_name="/analyse")
     assert len(prediction["confidences"]) == 5
     assert all(0 <= item["confidence"] <= 1 for item in prediction["confidences"])
@@ -34,6 +34,7 @@ def test_analyse_returns_prediction_and_block_choices(app_server):
     assert block["value"] == "stage 1 · block 0" and len(block["choices"]) == 5  # dualvit_nano: 1+1+2+1 blocks
     assert fusion["value"] == "mean" and ["head 4", "head 4"] in fusion["choices"]  # stage 4 has 5 heads
     assert token["maximum"] == trace_tokens(status) - 1
+    assert target_class["value"] == prediction["label"] and len(target_class["choices"]) == 5
 
 
 def trace_tokens(status: str) -> int:
@@ -108,3 +109,23 @@ def test_export_bundles_png_trace_and_settings(session, tmp_path):
     trace = Trace.load(tmp_path / "trace.safetensors")
     assert trace.num_semantic == 64 and "stage2.block0.semantic_to_pixel" in trace.maps
     assert (tmp_path / "views.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("method", ["grad_cam", "dual_rollout", "aux_head", "token_importance"])
+def test_explanations_are_drawn_and_cached(app_server, session, method):
+    prediction = session.predict(handle_file(EXAMPLES / "coffee.jpg"), "224", api_name="/analyse")[0]
+    arguments = [method, prediction["label"], 2, "inferno", 0.6]
+    image, text, tokens, plot = session.predict(*arguments, api_name="/explain")
+    if method == "token_importance":
+        assert image is None and len(tokens) == 8 and plot["type"] == "plotly"
+    else:
+        assert Path(image).exists() and not tokens
+    assert len(text) > 40
+    cached = app_server.explorer.cached_explanations
+    session.predict(*arguments, api_name="/explain")
+    assert app_server.explorer.cached_explanations == cached  # the second request came from the cache
+
+
+def test_explanation_of_an_unknown_class_is_refused(session):
+    with pytest.raises(AppError, match="not in the list of choices|Unknown class"):
+        session.predict("grad_cam", "no such class", 2, "inferno", 0.6, api_name="/explain")

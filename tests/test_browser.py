@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "scene_1_crescent_star.png"
+EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "scene_3_cross_letter_A_triangle.png"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parent / "screenshots"))
 # The flags keep Chromium off the network it cannot reach here (and that a test must not use).
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

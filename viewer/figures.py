@@ -21,23 +21,24 @@ def top_indices(values: np.ndarray, k: int) -> set[int]:
     return {int(i) for i in np.argsort(-values, kind="stable")[:k]}
 
 
-def pixel_reads_figure(reads: np.ndarray, top_k: int = 5) -> go.Figure:
-    """One bar per semantic token: how much the chosen pixel reads from it, the top ``top_k`` highlighted.
-
-    ``reads``: (M,) as from :func:`viewer.views.pixel_reads`.
-    """
-    reads = np.asarray(reads, dtype=np.float32).ravel()
-    top = top_indices(reads, top_k)
-    tokens = np.arange(reads.size)
+def token_bars(values: np.ndarray, top_k: int, title: str, value_title: str, value_format: str) -> go.Figure:
+    """One bar per semantic token, the ``top_k`` largest highlighted."""
+    values = np.asarray(values, dtype=np.float32).ravel()
+    top = top_indices(values, top_k)
+    tokens = np.arange(values.size)
     figure = go.Figure(go.Bar(
-        x=tokens, y=reads,
+        x=tokens, y=values,
         marker_color=[HIGHLIGHT if token in top else MUTED for token in tokens],
-        hovertemplate="token %{x}: %{y:.4f}<extra></extra>",
+        hovertemplate=f"token %{{x}}: %{{y:{value_format}}}<extra></extra>",
     ))
-    figure.update_layout(title=f"What this pixel reads (top {min(top_k, reads.size)} highlighted)",
-                         xaxis_title="semantic token", yaxis_title="attention weight",
-                         bargap=0.1, **LAYOUT)
+    figure.update_layout(title=title, xaxis_title="semantic token", yaxis_title=value_title, bargap=0.1, **LAYOUT)
     return figure
+
+
+def pixel_reads_figure(reads: np.ndarray, top_k: int = 5) -> go.Figure:
+    """How much the chosen pixel reads from each token; ``reads`` (M,) from :func:`viewer.views.pixel_reads`."""
+    return token_bars(reads, top_k, f"What this pixel reads (top {min(top_k, np.size(reads))} highlighted)",
+                      "attention weight", ".4f")
 
 
 def semantic_self_figure(matrix: np.ndarray, title: str) -> go.Figure:
@@ -71,3 +72,8 @@ def merge_quadrants_figure(quadrants: Sequence[tuple[BlockRef, dict[str, float]]
         figure.add_annotation(text="this trace holds no Merge-block map", showarrow=False,
                               xref="paper", yref="paper", x=0.5, y=0.5)
     return figure
+
+
+def token_importance_figure(importance: np.ndarray, top_k: int = 8) -> go.Figure:
+    """How much the class logit drops when each semantic token is ablated (M,)."""
+    return token_bars(importance, top_k, "Drop of the class logit when each token is removed", "logit drop", "+.4f")

@@ -18,6 +18,7 @@ from model.bundle import ModelBundle
 from model.capture import capture
 from model.preprocess import Geometry, preprocess
 from model.trace import Trace
+from viewer import explain
 
 Resolution = Literal["224", "384", "aspect"]
 RESOLUTIONS: dict[str, str] = {
@@ -43,13 +44,14 @@ class Analysis:
     """One analysed image: its trace and the copy of the original that the views draw on."""
 
     trace: Trace
+    inputs: torch.Tensor  # (1, 3, H, W) the model input, on the CPU (for the attribution methods)
     display: np.ndarray  # (H, W, 3) uint8 RGB: the original, downscaled to DISPLAY_SIDE at most
     geometry: Geometry  # model input -> display copy
     resolution: str
     notes: tuple[str, ...]
 
     def nbytes(self) -> int:
-        return self.trace.nbytes() + self.display.nbytes
+        return self.trace.nbytes() + self.inputs.numel() * self.inputs.element_size() + self.display.nbytes
 
 
 class AnalysisCache:
@@ -92,6 +94,8 @@ class Explorer:
         self.cache = AnalysisCache(max_entries, max_bytes)
         self.forward_passes = 0
         self._model_lock = threading.Lock()
+        self._explanations: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._explanation_lock = threading.Lock()
 
     def analyse(self, image: Image.Image, resolution: str = "224", notes: tuple[str, ...] = ()) -> str:
         """Capture every attention map of ``image``; returns the cache key of the analysis."""
@@ -103,11 +107,36 @@ class Explorer:
             self.forward_passes += 1
             trace = run_capture(self.bundle, images, geometry)
         display = display_copy(image)
-        analysis = Analysis(trace, np.asarray(display), geometry.for_display(display.size), resolution, notes)
+        analysis = Analysis(trace, images, np.asarray(display), geometry.for_display(display.size), resolution, notes)
         return self.cache.put(analysis)
 
     def get(self, key: str | None) -> Analysis:
         return self.cache.get(key)
+
+    @property
+    def cached_explanations(self) -> int:
+        return len(self._explanations)
+
+    def explain(self, key: str | None, method: str, target: int, stage: int = 2) -> np.ndarray:
+        """An attribution map (or token scores) for ``method``, computed once per image, method and class."""
+        analysis = self.get(key)
+        if method not in EXPLANATION_METHODS:
+            raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(EXPLANATION_METHODS)}.")
+        if not 0 <= target < len(self.bundle.class_names):
+            raise ValueError(f"Class index {target} does not exist (0 to {len(self.bundle.class_names) - 1}).")
+        if not 1 <= stage <= 4:
+            raise ValueError(f"Stage {stage} does not exist: Dual-ViT has stages 1 to 4.")
+        cache_key = (key, method, target, stage if method == "token_importance" else 0)
+        with self._explanation_lock:
+            if cache_key in self._explanations:
+                return self._explanations[cache_key]
+        with self._model_lock:
+            result = run_explanation(self.bundle, analysis, method, target, stage)
+        with self._explanation_lock:
+            self._explanations[cache_key] = result
+            while len(self._explanations) > MAX_EXPLANATIONS:
+                self._explanations.popitem(last=False)
+        return result
 
 
 @on_gpu
@@ -117,6 +146,37 @@ def run_capture(bundle: ModelBundle, images: torch.Tensor, geometry: Geometry) -
         _, trace = capture(bundle.network, images.to(bundle.device), class_names=bundle.class_names,
                            multi_label=bundle.multi_label, geometries=[geometry])
     return trace
+
+
+EXPLANATION_METHODS: dict[str, str] = {
+    "integrated_gradients": "Integrated Gradients",
+    "smoothgrad": "Integrated Gradients + noise (SmoothGrad)",
+    "grad_cam": "Grad-CAM on the stage-4 pixel tokens",
+    "occlusion": "Occlusion",
+    "aux_head": "Token-labeling head: per-pixel class map",
+    "dual_rollout": "Attention rollout through the semantic tokens",
+    "token_importance": "Semantic-token importance (ablation)",
+}
+MAX_EXPLANATIONS = 128
+
+
+@on_gpu
+def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target: int, stage: int) -> np.ndarray:
+    """The map of ``method`` for class ``target`` (token scores (M,) for token_importance)."""
+    if method == "dual_rollout":
+        return explain.dual_rollout(analysis.trace)
+    network, images = bundle.network, analysis.inputs.to(bundle.device)
+    if method == "integrated_gradients":
+        return explain.integrated_gradients(network, images, target)
+    if method == "smoothgrad":
+        return explain.integrated_gradients(network, images, target, steps=16, smooth=True, samples=8)
+    if method == "grad_cam":
+        return explain.grad_cam(network, images, target)
+    if method == "occlusion":
+        return explain.occlusion(network, images, target)
+    if method == "aux_head":
+        return explain.aux_class_map(network, images, target)
+    return explain.token_importance(network, images, target, stage)
 
 
 def display_copy(image: Image.Image) -> Image.Image:

@@ -2,27 +2,20 @@
 from __future__ import annotations
 
 import base64
-import json
 import tempfile
-import zipfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import cv2
 import gradio as gr
-import numpy as np
-from PIL import Image
 
 from model.bundle import ASSETS
-from viewer import figures, overlay, views
+from viewer import overlay, render, views
 from viewer.explanations import EXPLANATIONS
+from viewer.export import Settings, write_bundle
 from viewer.inputs import ImageRejected, open_image
-from viewer.service import RESOLUTIONS, Analysis, Explorer
+from viewer.service import EXPLANATION_METHODS, RESOLUTIONS, Analysis, Explorer
 
 EXAMPLES = ASSETS / "examples"
-THUMBNAIL_SIDE = 160
-TOP_TOKENS = 4
 MEAN_OF_TOKENS = "mean over tokens"
 
 
@@ -48,12 +41,12 @@ def user_error(error: Exception) -> gr.Error:
 
 
 class Page:
-    """Handlers bound to one Explorer; each turns UI values into view-function calls."""
+    """Handlers bound to one Explorer: UI values in, rendered views out."""
 
     def __init__(self, explorer: Explorer):
         self.explorer = explorer
 
-    # -- helpers -----------------------------------------------------------------------------
+    # -- turning UI values into arguments ----------------------------------------------------
     def analysis(self, key: str | None) -> Analysis:
         try:
             return self.explorer.get(key)
@@ -81,17 +74,11 @@ class Page:
         return index
 
     @staticmethod
-    def thumbnail(analysis: Analysis) -> tuple[np.ndarray, Any]:
-        image = Image.fromarray(analysis.display)
-        image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-        return np.asarray(image), analysis.geometry.for_display(image.size)
-
-    def draw(self, analysis: Analysis, values: np.ndarray, colormap: str, opacity: float,
-             vrange: tuple[float, float] | None = None, small: bool = False) -> np.ndarray:
-        image, geometry = self.thumbnail(analysis) if small else (analysis.display, analysis.geometry)
+    def render(function, *arguments):
+        """Call a render function, turning a bad UI value (missing head, colormap...) into a message."""
         try:
-            return overlay.overlay(image, values, geometry, colormap=colormap, opacity=float(opacity), vrange=vrange)
-        except ValueError as error:
+            return function(*arguments)
+        except (KeyError, ValueError, IndexError) as error:
             raise user_error(error) from None
 
     # -- analyse -----------------------------------------------------------------------------
@@ -109,8 +96,7 @@ class Page:
             key = self.explorer.analyse(loaded.image, resolution, tuple(loaded.notes))
         except ValueError as error:
             raise user_error(error) from None
-        analysis = self.explorer.get(key)
-        trace = analysis.trace
+        trace = self.explorer.get(key).trace
         labels = [block.label for block in views.blocks(trace)]
         # Every head of the widest stage; a block with fewer heads says so when asked for a missing one.
         fusions = max((views.fusion_choices(trace, block.stage) for block in views.blocks(trace)), key=len)
@@ -118,118 +104,62 @@ class Page:
                  f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid)."
         if loaded.notes:
             status += " Note: " + "; ".join(loaded.notes) + "."
+        top_classes = trace.top_classes(5)
         return (
             key,
-            dict(trace.top_classes(5)),
+            dict(top_classes),
             status,
             gr.update(choices=labels, value=labels[0]),
             gr.update(choices=fusions, value="mean"),
             gr.update(maximum=trace.num_semantic - 1, value=0),
+            gr.update(choices=[name for name, _ in top_classes], value=top_classes[0][0]),
         )
 
-    # -- semantic tokens ---------------------------------------------------------------------
+    # -- views -------------------------------------------------------------------------------
     def token_gallery(self, key, block_label, fusion, colormap, opacity):
         analysis = self.analysis(key)
-        block = self.block(analysis, block_label)
-        maps = self.fused(views.token_maps, analysis.trace, block.stage, block.block, fusion)
-        vrange = views.shared_range(list(maps))
-        return [(self.draw(analysis, token_map, colormap, opacity, vrange, small=True), f"token {index}")
-                for index, token_map in enumerate(maps)]
+        return self.render(render.token_gallery, analysis, self.block(analysis, block_label), fusion,
+                           render.Style(colormap, opacity))
 
     def token_detail(self, key, block_label, fusion, colormap, opacity, token):
         analysis = self.analysis(key)
-        block = self.block(analysis, block_label)
-        token = self.token(analysis, token)
-        trace = analysis.trace
-        token_map = self.fused(views.token_maps, trace, block.stage, block.block, fusion)[token]
-        large = overlay.home_box(self.draw(analysis, token_map, colormap, opacity), trace, token, analysis.geometry)
-        stats = views.token_statistics(trace, token_map, token)
-        strip = self.fused(views.token_filmstrip, trace, token, fusion)
-        vrange = views.shared_range([values for _, values in strip])
-        film = [(self.draw(analysis, values, colormap, opacity, vrange, small=True), ref.label) for ref, values in strip]
-        return large, statistics_markdown(token, block, stats), film
+        block, token = self.block(analysis, block_label), self.token(analysis, token)
+        detail = self.render(render.token_detail, analysis, block, fusion, render.Style(colormap, opacity), token)
+        return detail.image, render.statistics_markdown(token, block, detail.statistics), detail.filmstrip
 
-    # -- pixels ------------------------------------------------------------------------------
     def pixel_view(self, key, block_label, fusion, colormap, opacity, point):
         analysis = self.analysis(key)
-        block = self.block(analysis, block_label)
-        trace = analysis.trace
-        point = point or centre_of(analysis)
-        model_point = analysis.geometry.original_to_model(np.array(point, dtype=float))
-        reads = self.fused(views.pixel_reads, trace, block.stage, block.block, tuple(model_point), fusion)
-        marked = overlay.mark_point(analysis.display, tuple(point))
-        top = np.argsort(-reads)[:TOP_TOKENS]
-        maps = self.fused(views.token_maps, trace, block.stage, block.block, fusion)
-        vrange = views.shared_range([maps[index] for index in top])
-        top_maps = [(self.draw(analysis, maps[index], colormap, opacity, vrange, small=True),
-                     f"token {index}: {reads[index]:.2f}") for index in top]
-        owner, confidence = self.fused(views.ownership, trace, block.stage, block.block, fusion)
-        ownership_image = overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
-                                                    opacity=float(opacity))
-        return marked, figures.pixel_reads_figure(reads, top_k=TOP_TOKENS), top_maps, ownership_image
+        view = self.render(render.pixel_view, analysis, self.block(analysis, block_label), fusion,
+                           render.Style(colormap, opacity), point)
+        return view.marked, view.reads_figure, view.top_tokens, view.ownership
 
-    # -- stages ------------------------------------------------------------------------------
     def stages_view(self, key, block_label, fusion, colormap, opacity, token_choice):
         analysis = self.analysis(key)
-        trace = analysis.trace
         token = None if token_choice in (None, "", MEAN_OF_TOKENS) else self.token(analysis, token_choice)
-        overview = self.fused(views.stage_overview, trace, token, fusion)
-        vrange = views.shared_range([values for _, values in overview])
-        stages = [(self.draw(analysis, values, colormap, opacity, vrange, small=True), ref.label)
-                  for ref, values in overview]
-        class_fusion = fusion if fusion in views.FUSIONS else "mean"  # the class block's heads are its own
-        class_map = self.draw(analysis, self.fused(views.class_attention_map, trace, class_fusion), colormap, opacity)
-        block = self.block(analysis, block_label)
-        dual_block = block if block.kind == "dual" else views.blocks(trace)[0]
-        matrix = self.fused(views.semantic_self_matrix, trace, dual_block.stage, dual_block.block,
-                            views.fusion_in(trace, dual_block, fusion))
-        self_figure = figures.semantic_self_figure(matrix, f"semantic self-attention, {dual_block.label}")
-        quadrants = figures.merge_quadrants_figure(views.merge_quadrants(trace))
-        return stages, class_map, self_figure, quadrants
+        view = self.render(render.stages_view, analysis, self.block(analysis, block_label), fusion,
+                           render.Style(colormap, opacity), token)
+        return view.stages, view.class_attention, view.semantic_self_figure, view.merge_quadrants_figure
 
-    # -- export ------------------------------------------------------------------------------
+    def explain(self, key, method, class_name, stage, colormap, opacity, progress: gr.Progress = gr.Progress()):
+        analysis = self.analysis(key)
+        class_names = self.explorer.bundle.class_names
+        if class_name not in class_names:
+            raise gr.Error(f"Unknown class {class_name!r} for these weights.", print_exception=False)
+        progress(0.2, desc=f"computing: {EXPLANATION_METHODS.get(method, method)}")
+        try:
+            result = self.explorer.explain(key, method, class_names.index(class_name), int(stage))
+        except (KeyError, ValueError) as error:
+            raise user_error(error) from None
+        view = self.render(render.explanation_view, analysis, method, result, render.Style(colormap, opacity),
+                           int(stage))
+        return view.image, EXPLANATIONS[f"explain_{method}"], view.tokens, view.figure
+
     def export(self, key, block_label, fusion, colormap, opacity, token, point):
         analysis = self.analysis(key)
-        large, _, _ = self.token_detail(key, block_label, fusion, colormap, opacity, token)
-        marked, _, _, ownership_image = self.pixel_view(key, block_label, fusion, colormap, opacity, point)
-        stages, class_map, _, _ = self.stages_view(key, block_label, fusion, colormap, opacity, MEAN_OF_TOKENS)
-        sheet = overlay.tile([large, ownership_image, class_map] + [image for image, _ in stages], columns=4,
-                             labels=["token", "ownership", "class attention"] + [label for _, label in stages],
-                             size=320)
-        settings = {"weights": self.explorer.bundle.weights, "architecture": self.explorer.bundle.architecture,
-                    "resolution": analysis.resolution, "block": block_label, "fusion": fusion,
-                    "colormap": colormap, "opacity": float(opacity), "token": int(token),
-                    "point": list(point) if point else None,
-                    "geometry": asdict(analysis.trace.geometries[0]) if analysis.trace.geometries else None}
+        block, token = self.block(analysis, block_label), self.token(analysis, token)
+        settings = Settings(block_label, fusion, colormap, float(opacity), token, tuple(point) if point else None)
         folder = Path(tempfile.mkdtemp(prefix="dualvit-export-"))
-        archive = folder / "dualvit_explorer_export.zip"
-        trace_path = folder / "trace.safetensors"
-        analysis.trace.save(trace_path)
-        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-            bundle.writestr("views.png", cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))[1].tobytes())
-            bundle.write(trace_path, "trace.safetensors")
-            bundle.writestr("settings.json", json.dumps(settings, indent=2))
-        return str(archive)
-
-    @staticmethod
-    def fused(function, *arguments):
-        """Call a view function, turning a bad UI value (unknown fusion, missing map) into a message."""
-        try:
-            return function(*arguments)
-        except (KeyError, ValueError, IndexError) as error:
-            raise user_error(error) from None
-
-
-def centre_of(analysis: Analysis) -> tuple[float, float]:
-    height, width = analysis.display.shape[:2]
-    return width / 2, height / 2
-
-
-def statistics_markdown(token: int, block: views.BlockRef, stats: views.TokenStatistics) -> str:
-    return (f"**Token {token}**, {block.label}  \n"
-            f"home cell (row, column): {stats.home} · peak {stats.peak:.3f} at cell {stats.peak_cell}  \n"
-            f"entropy {stats.entropy:.2f} nats ({stats.normalised_entropy:.0%} of uniform) · "
-            f"half of its mass lies on {stats.area_50:.0%} of the pixels · total mass on pixels {stats.mass:.2f}")
+        return str(self.render(write_bundle, analysis, self.explorer.bundle, block, settings, folder))
 
 
 CSS = ".explanation p {color: var(--body-text-color-subdued); font-size: 0.95em;}"
@@ -287,7 +217,7 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                 with gr.Row():
                     pixel_image = gr.Image(label="Click a point", interactive=False, elem_id="pixel-image")
                     reads_plot = gr.Plot(label="What this pixel reads from each token", elem_id="pixel-reads")
-                top_tokens = gr.Gallery(label="Its top tokens", columns=TOP_TOKENS, height=220, allow_preview=False,
+                top_tokens = gr.Gallery(label="Its top tokens", columns=render.TOP_TOKENS, height=220, allow_preview=False,
                                         object_fit="contain", elem_id="top-tokens")
                 ownership_image = gr.Image(label="Ownership", interactive=False, elem_id="ownership")
                 explanation("ownership")
@@ -306,6 +236,21 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                         explanation("semantic_self")
                 quadrant_plot = gr.Plot(label="Merge blocks: where attention goes")
                 explanation("merge_quadrants")
+            with gr.Tab("Explanations", id="explanations"):
+                explanation("explanations")
+                with gr.Row():
+                    method = gr.Dropdown([(label, name) for name, label in EXPLANATION_METHODS.items()],
+                                         value="grad_cam", label="Method", elem_id="explain-method")
+                    target_class = gr.Dropdown(choices=[], label="Class to explain", elem_id="explain-class")
+                    stage_choice = gr.Radio([1, 2, 3, 4], value=2, label="Stage (token importance)")
+                    explain_button = gr.Button("Explain", variant="primary", elem_id="explain")
+                with gr.Row():
+                    explain_image = gr.Image(label="Attribution on the image", interactive=False,
+                                             elem_id="explain-image")
+                    explain_text = gr.Markdown(elem_id="explain-text")
+                important_tokens = gr.Gallery(label="Most important semantic tokens (logit drop)", columns=8,
+                                              height="auto", allow_preview=False, elem_id="important-tokens")
+                importance_plot = gr.Plot(label="Token importance")
             with gr.Tab("Export", id="export"):
                 gr.Markdown("One download: a PNG of the current views, the trace (`.safetensors`, every attention "
                             "map) and the settings as JSON. `python -m viewer.export IMAGE --out DIR` renders the "
@@ -327,7 +272,8 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                     .then(page.pixel_view, view_inputs + [point], pixel_outputs, api_name=name("pixel_view"))
                     .then(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=name("stages_view")))
 
-        analysed = run.click(page.analyse, [upload, resolution], [key, prediction, status, block, fusion, token],
+        analysed = run.click(page.analyse, [upload, resolution],
+                             [key, prediction, status, block, fusion, token, target_class],
                              api_name="analyse", concurrency_limit=2)
         redraw_views(analysed.success(lambda: None, None, point, api_name=False), named=True)
         controls_changed = gr.on([block.input, fusion.input, colormap.input, opacity.release], lambda: None,
@@ -339,6 +285,9 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
         pixel_image.select(select_point, None, point, api_name=False).then(
             page.pixel_view, view_inputs + [point], pixel_outputs, api_name=False)
         stage_token.input(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=False)
+        explain_button.click(page.explain, [key, method, target_class, stage_choice, colormap, opacity],
+                             [explain_image, explain_text, important_tokens, importance_plot], api_name="explain",
+                             concurrency_limit=1)
         export_button.click(page.export, view_inputs + [token, point], export_file, api_name="export")
     return demo
 

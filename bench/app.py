@@ -1,0 +1,96 @@
+"""Explorer speed: a view change drawn from the cached trace, and the time to a first result.
+
+    python -m bench.app [--repeats 20]
+
+View changes are timed server-side (the render function a UI event calls) on a dualvit_s trace
+at 224 (target: median <= 50 ms). The first result is an upload analysed with the default weights
+on the CPU: decoding, preprocessing, the one forward pass with capture, the prediction
+(target <= 1 s), timed in-process and through the running server with gradio_client.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import timm
+import torch
+from PIL import Image
+
+import model  # noqa: F401
+from bench.timing import Figure, median_seconds, print_table
+from model.bundle import ASSETS, open_model
+from model.weights import convert
+from viewer import render, views
+from viewer.inputs import open_image
+from viewer.service import Explorer
+
+EXAMPLE = ASSETS / "examples" / "coffee.jpg"
+
+
+def view_changes(repeats: int) -> list[Figure]:
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder) / "dualvit_s_random.safetensors"
+        convert(timm.create_model("dualvit_s", num_classes=1000).state_dict(), weights)
+        explorer = Explorer(open_model(weights, device="cpu"))
+    analysis = explorer.get(explorer.analyse(Image.open(EXAMPLE).convert("RGB"), "224"))
+    style = render.Style()
+    figures = []
+    for block in (views.blocks(analysis.trace)[6], views.blocks(analysis.trace)[10]):  # a Dual and a Merge block
+        timings = {
+            "token detail": lambda: render.token_detail(analysis, block, "mean", style, 27),
+            "pixel click": lambda: render.pixel_view(analysis, block, "mean", style, (200.0, 150.0)),
+            "stages": lambda: render.stages_view(analysis, block, "mean", style, None),
+            "token gallery (64 tiles)": lambda: render.token_gallery(analysis, block, "mean", style),
+        }
+        for name, function in timings.items():
+            figures.append(Figure(f"view change from cache, dualvit_s 224, {block.label}, {name}",
+                                  median_seconds(function, repeats) * 1000, "ms", "≤ 50 ms"))
+    return figures
+
+
+def first_result(repeats: int) -> list[Figure]:
+    explorer = Explorer(open_model(None, device="cpu"))
+
+    def analyse() -> None:
+        loaded = open_image(EXAMPLE)
+        explorer.get(explorer.analyse(loaded.image, "224")).trace.top_classes(5)
+
+    figures = [Figure("first result, default weights, CPU, in-process", median_seconds(analyse, repeats) * 1000,
+                      "ms", "≤ 1000 ms")]
+    from gradio_client import Client, handle_file
+
+    from viewer.ui import CSS, build_demo
+    demo = build_demo(explorer)
+    demo.queue()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", css=CSS, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        samples = []
+        for _ in range(max(3, repeats // 4)):
+            start = time.perf_counter()
+            client.predict(handle_file(EXAMPLE), "224", api_name="/analyse")
+            samples.append(time.perf_counter() - start)
+        samples.sort()
+        figures.append(Figure("first result, default weights, CPU, through the server",
+                              samples[len(samples) // 2] * 1000, "ms", "≤ 1000 ms"))
+    finally:
+        demo.close()
+    return figures
+
+
+def measure(repeats: int = 20) -> list[Figure]:
+    torch.set_grad_enabled(False)
+    return view_changes(repeats) + first_result(repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    arguments = parser.parse_args()
+    print_table("explorer speed", measure(arguments.repeats))
+
+
+if __name__ == "__main__":
+    main()

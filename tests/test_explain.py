@@ -1,0 +1,272 @@
+"""Attribution methods on the tiny nano model, Dual rollout on a hand-built trace, metrics on constructed maps."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import model  # noqa: F401  (registers dualvit_nano)
+from model.capture import capture
+from model.dualvit import POOL_SIZE, DualViT, Grid
+from model.trace import Trace
+from viewer import explain
+
+# A 72x88 input as the network would grid it: odd stage-2/3 sides exercise the clamped 2x2 split,
+# and floor pooling leaves stage-1 pixels outside the 2x3 pooled cells (M = 6 tokens).
+GRIDS = ((18, 22), (9, 11), (5, 6), (3, 3))
+SEMANTIC = (2, 3)
+M = 6
+BLOCKS = {1: 1, 2: 2, 3: 2, 4: 1}
+CLASS = 3
+
+
+@pytest.fixture(scope="module")
+def nano() -> DualViT:
+    torch.manual_seed(0)
+    return timm.create_model("dualvit_nano", num_classes=12).eval()
+
+
+def random_images(height: int, width: int) -> torch.Tensor:
+    return torch.randn(1, 3, height, width, generator=torch.Generator().manual_seed(height * 1000 + width))
+
+
+# ----------------------------------------------------------------------------- methods on the model
+
+
+def assert_map(values: np.ndarray, shape: tuple[int, ...]) -> None:
+    assert values.shape == shape and values.dtype == np.float32
+    assert np.isfinite(values).all()
+
+
+@pytest.mark.parametrize("size", [(224, 224), (160, 224)])
+def test_input_maps_have_the_input_size(nano, size):
+    images = random_images(*size)
+    assert_map(explain.integrated_gradients(nano, images, CLASS, steps=4), size)
+    assert_map(explain.occlusion(nano, images, CLASS, window=56, stride=56), size)
+    _, trace = capture(nano, images, dtype=torch.float32)
+    rollout = explain.dual_rollout(trace)
+    assert_map(rollout, tuple(trace.grid(1)))
+    assert rollout.min() >= 0 and rollout.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_smoothgrad_is_reproducible_and_leaves_the_global_rng(nano):
+    images = random_images(224, 224)
+    state = torch.get_rng_state()
+    first = explain.integrated_gradients(nano, images, CLASS, steps=2, smooth=True, samples=2)
+    assert torch.equal(torch.get_rng_state(), state)
+    second = explain.integrated_gradients(nano, images, CLASS, steps=2, smooth=True, samples=2)
+    assert_map(first, (224, 224))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_stage4_maps_have_the_stage4_grid(nano):
+    images = random_images(224, 224)
+    assert_map(explain.grad_cam(nano, images, CLASS), (7, 7))
+    assert explain.grad_cam(nano, images, CLASS).min() >= 0
+    assert_map(explain.aux_class_map(nano, images, CLASS), (7, 7))
+
+
+def test_aux_class_map_needs_the_aux_head():
+    network = timm.create_model("dualvit_nano", num_classes=12, token_label=False).eval()
+    with pytest.raises(ValueError, match="token-labeling"):
+        explain.aux_class_map(network, random_images(64, 64), CLASS)
+
+
+def test_methods_leave_no_hooks_and_restore_the_mode(nano):
+    images = random_images(64, 64)
+    nano.train()
+    try:
+        explain.grad_cam(nano, images, CLASS)
+        explain.token_importance(nano, images, CLASS, stage=1)
+        assert nano.training
+    finally:
+        nano.eval()
+    assert not any(module._forward_hooks for module in nano.modules())
+
+
+def test_an_unused_token_scores_exactly_zero(nano):
+    """Token 5 is zeroed where stage 2's tokens enter its blocks, so ablating it there changes nothing."""
+    unused = 5
+
+    def zero_token(_module, _inputs, semantics):
+        semantics = semantics.clone()
+        semantics[:, unused] = 0
+        return semantics
+
+    handle = nano.stages[1].semantic_embed.register_forward_hook(zero_token)
+    try:
+        importance = explain.token_importance(nano, random_images(224, 224), CLASS, stage=2)
+    finally:
+        handle.remove()
+    assert_map(importance, (64,))
+    assert importance[unused] == 0.0
+    assert np.abs(np.delete(importance, unused)).max() > 0
+    assert unused not in explain.rank_tokens(np.abs(importance), 10)
+
+
+def test_rank_tokens_orders_by_importance():
+    np.testing.assert_array_equal(explain.rank_tokens(np.array([0.1, 0.9, -0.3, 0.5]), 3), [1, 3, 0])
+
+
+# ----------------------------------------------------------------------------- Dual rollout
+
+
+def size(stage: int) -> int:
+    return GRIDS[stage - 1][0] * GRIDS[stage - 1][1]
+
+
+def random_attention(rng: np.random.Generator, queries: int, keys: int, heads: int = 2) -> np.ndarray:
+    """(1, heads, queries, keys), peaked rows that sum to one."""
+    logits = rng.normal(scale=3.0, size=(1, heads, queries, keys))
+    values = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return values / values.sum(axis=-1, keepdims=True)
+
+
+def rollout_trace(seed: int = 0, semantic_init: np.ndarray | None = None) -> Trace:
+    """Every map of a 72x88 capture (1, 2, 2, 1 blocks), random attention, stored in float16 as capture may."""
+    rng = np.random.default_rng(seed)
+    maps = {"semantic_init": random_attention(rng, M, M, heads=1) if semantic_init is None else semantic_init}
+    for stage, count in BLOCKS.items():
+        for block in range(count):
+            prefix = f"stage{stage}.block{block}."
+            if stage <= 2:
+                maps[prefix + "semantic_self"] = random_attention(rng, M, M)
+                maps[prefix + "semantic_to_pixel"] = random_attention(rng, M, size(stage))
+                maps[prefix + "pixel_to_semantic"] = random_attention(rng, size(stage), M)
+            else:
+                maps[prefix + "merged"] = random_attention(rng, size(stage) + M, size(stage) + M)
+    maps["head.class_attention"] = random_attention(rng, 1, 1 + size(4) + M)
+    tensors = {name: torch.as_tensor(values, dtype=torch.float32).to(torch.float16) for name, values in maps.items()}
+    return Trace(maps=tensors, stage_grids=tuple(Grid(*grid) for grid in GRIDS), semantic_grid=Grid(*SEMANTIC),
+                 logits=torch.zeros(1, 3), probabilities=torch.full((1, 3), 1 / 3), class_names=("a", "b", "c"))
+
+
+def test_every_rollout_step_is_row_stochastic():
+    steps = explain.rollout_steps(rollout_trace())
+    # head (2), Merge blocks (3), downsamples (3), Dual blocks (3 x 3), semantic init (1)
+    assert len(steps) == 2 + 3 + 3 + 9 + 1
+    for step in steps:
+        sums = step.row_sums()
+        np.testing.assert_allclose(sums, 1.0, atol=1e-12, err_msg=step.name)
+        assert (step.matrix.values() >= 0).all(), step.name
+    assert steps[0].matrix.shape == (1, 1 + size(4) + M)
+    assert steps[-1].matrix.shape == (size(1) + M, size(1))
+    for before, after in zip(steps, steps[1:]):
+        assert before.matrix.shape[1] == after.matrix.shape[0], (before.name, after.name)
+
+
+def test_rollout_map_sums_to_one_and_equals_the_product_of_the_steps():
+    trace = rollout_trace()
+    rollout = explain.dual_rollout(trace)
+    assert rollout.shape == GRIDS[0] and rollout.dtype == np.float32
+    assert rollout.min() >= 0
+    assert rollout.sum() == pytest.approx(1.0, abs=1e-6)
+    dense = np.ones((1, 1))
+    for step in explain.rollout_steps(trace):
+        dense = dense @ step.matrix.to_dense().numpy()
+    np.testing.assert_allclose(rollout.ravel(), dense[0], rtol=1e-5, atol=1e-9)
+
+
+def test_downsample_splits_over_the_covered_pixels_clamped_at_odd_edges():
+    step = explain.downsample_step(Grid(5, 6), Grid(3, 3), tokens=2, stage=4)
+    matrix = step.matrix.to_dense().numpy()
+    corner = 2 * 3 + 2  # coarse (2, 2) covers fine rows 4..5 (5 clamped to 4), columns 4..5
+    expected = np.zeros(5 * 6 + 2)
+    expected[[4 * 6 + 4, 4 * 6 + 5]] = 0.5
+    np.testing.assert_allclose(matrix[corner], expected)
+    np.testing.assert_allclose(matrix[9:, 30:], np.eye(2))  # token j stays token j
+
+
+def test_semantic_init_sends_each_token_to_its_home_cell():
+    """With semantic_init reading only its own cell, token j's relevance lands evenly on cell j's 7x7 pixels."""
+    trace = rollout_trace(semantic_init=np.eye(M)[None, None])
+    matrix = explain.semantic_init_step(trace, 0).matrix.to_dense().numpy()
+    token_rows = matrix[size(1):].reshape(M, *GRIDS[0])
+    home = np.zeros(GRIDS[0])
+    home[POOL_SIZE:2 * POOL_SIZE, 2 * POOL_SIZE:3 * POOL_SIZE] = 1 / POOL_SIZE ** 2  # token 5: cell (1, 2)
+    np.testing.assert_allclose(token_rows[5], home)
+    assert token_rows[:, 2 * POOL_SIZE:, :].sum() == 0  # pixels past the pooled cells get nothing
+    assert token_rows[:, :, 3 * POOL_SIZE:].sum() == 0
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def square_mask(shape: tuple[int, int] = (16, 16)) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[4:10, 6:12] = True
+    return mask
+
+
+def test_a_perfect_map_scores_one_and_a_reversed_map_zero():
+    mask = square_mask()
+    perfect = mask.astype(np.float32)
+    reversed_map = 1.0 - perfect
+    assert explain.pointing_game(perfect, mask) == 1.0
+    assert explain.mass_in_mask(perfect, mask) == 1.0
+    assert explain.pointing_game(reversed_map, mask) == 0.0
+    assert explain.mass_in_mask(reversed_map, mask) == 0.0
+    assert explain.mass_in_mask(-perfect, mask) == 0.0  # no positive mass at all
+
+
+def test_mass_in_mask_counts_only_positive_mass():
+    mask = square_mask()
+    values = np.where(mask, 1.0, -5.0).astype(np.float32)
+    values[0, 0] = 1.0
+    assert explain.mass_in_mask(values, mask) == pytest.approx(36 / 37)
+
+
+def mask_share_score(mask: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A model that is exactly as confident as the share of the masked pixels it can see (1 = image, 0 = removed)."""
+    def score(batch: np.ndarray) -> np.ndarray:
+        return batch[:, 0][:, mask].mean(axis=1)
+    return score
+
+
+def test_deletion_and_insertion_rank_a_perfect_map_above_a_reversed_one():
+    mask = square_mask()
+    image = np.ones((3, 16, 16), np.float32)
+    perfect = mask.astype(np.float32) + np.linspace(0, 0.1, mask.size).reshape(mask.shape)
+    reversed_map = -perfect
+    score = mask_share_score(mask)
+    perfect_deletion, perfect_insertion = explain.deletion_insertion_auc(score, image, perfect, steps=16)
+    reversed_deletion, reversed_insertion = explain.deletion_insertion_auc(score, image, reversed_map, steps=16)
+    assert perfect_deletion < reversed_deletion
+    assert perfect_insertion > reversed_insertion
+    assert perfect_deletion < 0.2 and perfect_insertion > 0.8
+
+
+def test_a_constant_score_has_that_area():
+    image = np.random.default_rng(0).normal(size=(3, 8, 8)).astype(np.float32)
+    saliency = np.random.default_rng(1).random((8, 8))
+    deletion, insertion = explain.deletion_insertion_auc(lambda batch: np.full(len(batch), 0.37), image, saliency)
+    assert deletion == pytest.approx(0.37) and insertion == pytest.approx(0.37)
+
+
+def test_perturbed_images_start_and_end_at_the_image_and_the_baseline():
+    image = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4) + 1
+    deletion, insertion = explain.perturbed_images(image, np.arange(16.0).reshape(4, 4), steps=4, baseline=0.0)
+    assert deletion.shape == insertion.shape == (5, 2, 4, 4)
+    np.testing.assert_array_equal(deletion[0], image)
+    np.testing.assert_array_equal(insertion[-1], image)
+    assert not deletion[-1].any() and not insertion[0].any()
+    assert (deletion[1][:, 3] == 0).all() and (deletion[1][:, :3] != 0).all()  # the highest values go first
+
+
+def test_resize_map_is_bilinear_to_the_asked_size():
+    resized = explain.resize_map(np.array([[0.0, 1.0]], np.float32), (2, 4))
+    assert resized.shape == (2, 4)
+    np.testing.assert_allclose(resized[0], [0.0, 0.25, 0.75, 1.0])
+
+
+def test_auc_scores_every_point_of_both_curves():
+    rng = np.random.default_rng(2)
+    image, saliency = rng.normal(size=(3, 8, 8)).astype(np.float32), rng.random((8, 8))
+    def score(batch: np.ndarray) -> np.ndarray:
+        return batch.reshape(len(batch), -1).mean(axis=1)
+    deletion, insertion = explain.perturbed_images(image, saliency, steps=5, baseline=0.0)
+    expected = explain.curve_area(score(deletion)), explain.curve_area(score(insertion))
+    assert explain.deletion_insertion_auc(score, image, saliency, steps=5) == pytest.approx(expected)

@@ -1,0 +1,502 @@
+"""Attribution maps for Dual-ViT, and the metrics that judge any map against masks or the model.
+
+Methods that run the network (Captum where it has the method):
+
+* :func:`integrated_gradients` (optionally SmoothGrad) and :func:`occlusion`: (H, W) on the model input;
+* :func:`grad_cam` and :func:`aux_class_map`: (H4, W4) on the stage-4 grid;
+* :func:`token_importance`: (M,) one score per semantic token, by ablation.
+
+:func:`dual_rollout` needs no model: it reads a full :class:`~model.trace.Trace` and returns an
+(H1, W1) map on the stage-1 grid. The metrics (:func:`pointing_game`, :func:`mass_in_mask`,
+:func:`deletion_insertion_auc`) are pure numpy.
+
+Every function that runs the network takes ``images`` (1, 3, H, W) on the network's device, puts
+the network in eval mode for the call and restores its mode afterwards, removes every hook it
+adds (in ``finally``), and returns a finite float32 numpy array.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion
+
+from model.capture import stage_grids
+from model.dualvit import POOL_SIZE, DualViT, Grid, StageFeatures, pooled_grid
+from model.trace import STAGES, Trace
+from viewer.views import CLASS_ATTENTION, blocks, fused
+
+# Gradients of this many interpolation steps are taken in one backward pass: a nano model at 224
+# then needs a few hundred MB, a large one a few GB.
+GRADIENT_BATCH = 16
+# Occlusion and token ablation forward this many perturbed copies of the image at once.
+PERTURBATION_BATCH = 16
+
+
+# ----------------------------------------------------------------------------- shared
+
+
+@contextmanager
+def evaluating(network: torch.nn.Module) -> Iterator[None]:
+    """Eval mode inside, the caller's mode restored on the way out."""
+    was_training = network.training
+    network.eval()
+    try:
+        yield
+    finally:
+        network.train(was_training)
+
+
+def check_single_image(images: torch.Tensor) -> None:
+    if images.ndim != 4 or images.shape[0] != 1:
+        raise ValueError(f"expected one image of shape (1, C, H, W), got {tuple(images.shape)}")
+
+
+def check_class(network: DualViT, class_index: int) -> None:
+    if not 0 <= class_index < network.num_classes:
+        raise ValueError(f"class {class_index} is out of range: this model has {network.num_classes} classes")
+
+
+def to_map(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float32).numpy()
+
+
+def channel_magnitude(attributions: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) attributions -> (H, W): sum of |attribution| over channels."""
+    return to_map(attributions[0].abs().sum(dim=0))
+
+
+# ----------------------------------------------------------------------------- input attributions
+
+
+def integrated_gradients(network: DualViT, images: torch.Tensor, target: int, steps: int = 32,
+                         smooth: bool = False, samples: int = 8, noise: float = 0.1, seed: int = 0) -> np.ndarray:
+    """(H, W): Captum ``IntegratedGradients`` of logit ``target``, summed |attribution| over channels.
+
+    The baseline is the zero input, i.e. the mean colour once normalised. With ``smooth``, Captum's
+    ``NoiseTunnel`` averages IG over ``samples`` copies with Gaussian noise of std ``noise`` (in
+    normalised units; SmoothGrad). The noise is drawn from a forked RNG seeded with ``seed``, so the
+    map is reproducible and the global RNG is left as it was.
+    """
+    check_single_image(images)
+    check_class(network, target)
+    method = IntegratedGradients(network)
+    options = dict(baselines=0.0, target=target, n_steps=steps,
+                   internal_batch_size=max(GRADIENT_BATCH, samples if smooth else 1))
+    with evaluating(network):
+        if not smooth:
+            return channel_magnitude(method.attribute(images, **options))
+        with torch.random.fork_rng(devices=[images.device] if images.is_cuda else []):
+            torch.manual_seed(seed)
+            attributions = NoiseTunnel(method).attribute(
+                images, nt_type="smoothgrad", nt_samples=samples, stdevs=noise, **options)
+    return channel_magnitude(attributions)
+
+
+def occlusion(network: DualViT, images: torch.Tensor, target: int, window: int = 32, stride: int = 16) -> np.ndarray:
+    """(H, W): Captum ``Occlusion``: logit ``target`` of the image minus that with a window set to 0.
+
+    A ``window`` x ``window`` square (all channels) slides by ``stride``; each pixel gets the mean
+    drop over the windows covering it (positive: the region supports the class; pixels that no
+    window covers, at most ``stride`` - 1 at the right and bottom edges, get 0).
+    """
+    check_single_image(images)
+    check_class(network, target)
+    channels = images.shape[1]
+    with evaluating(network), torch.no_grad():
+        attributions = Occlusion(network).attribute(
+            images, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
+            baselines=0.0, target=target, perturbations_per_eval=PERTURBATION_BATCH)
+    # The window spans every channel, so all channels carry the same value.
+    return to_map(attributions[0, 0])
+
+
+# ----------------------------------------------------------------------------- stage-4 maps
+
+
+def grad_cam(network: DualViT, images: torch.Tensor, target: int) -> np.ndarray:
+    """(H4, W4): Grad-CAM on the stage-4 pixel tokens, reshaped to their grid. Hand-written.
+
+    Captum's ``LayerGradCam`` wants a layer whose output is (B, C, H, W); the last stage returns a
+    :class:`StageFeatures` whose pixels are (B, N4, C) tokens, so, as pytorch-grad-cam's
+    ``reshape_transform`` does, the tokens are read as N4 = H4 x W4 positions of C channels. A
+    forward hook on ``network.stages[-1]`` swaps the pixel tokens for a detached copy that requires
+    grad (same values, so the logits are unchanged), which gives their gradient without a backward
+    pass through the earlier stages. Channel weights are the gradient's mean over pixels; the map
+    is the ReLU of the weighted channel sum.
+    """
+    check_single_image(images)
+    check_class(network, target)
+    kept: dict[str, StageFeatures] = {}
+
+    def keep_pixels(_module: torch.nn.Module, _inputs: object, output: StageFeatures) -> StageFeatures:
+        kept["features"] = output._replace(pixels=output.pixels.detach().requires_grad_(True))
+        return kept["features"]
+
+    handle = network.stages[-1].register_forward_hook(keep_pixels)
+    try:
+        with evaluating(network), torch.enable_grad():
+            logits = network(images)
+            pixels = kept["features"].pixels
+            (gradient,) = torch.autograd.grad(logits[0, target], pixels)
+    finally:
+        handle.remove()
+    weights = gradient[0].mean(dim=0)  # (C,)
+    cam = torch.relu(pixels[0].detach() @ weights)  # (N4,)
+    grid = kept["features"].grid
+    return to_map(cam.reshape(grid.height, grid.width))
+
+
+def aux_class_map(network: DualViT, images: torch.Tensor, class_index: int) -> np.ndarray:
+    """(H4, W4): the token-labeling head's logit of ``class_index`` at every stage-4 pixel."""
+    check_single_image(images)
+    check_class(network, class_index)
+    if not network.token_label:
+        raise ValueError("this model has no token-labeling (aux) head: it was built with token_label=False")
+    with evaluating(network), torch.inference_mode():
+        _, pixel_logits, grid = network.forward_dense(images)
+    return to_map(pixel_logits[0, :, class_index].reshape(grid.height, grid.width))
+
+
+# ----------------------------------------------------------------------------- semantic tokens
+
+
+def token_importance(network: DualViT, images: torch.Tensor, target: int, stage: int) -> np.ndarray:
+    """(M,): logit ``target`` of the image minus that with semantic token j zeroed as it enters ``stage``.
+
+    Positive: the token supports the class. The token is ablated at the output of
+    ``network.stages[stage - 1].semantic_embed`` (where the stage's tokens enter its blocks) by a
+    forward hook. Hand-written rather than Captum's ``LayerFeatureAblation``: each batch carries its
+    own clean copy of the image, so a token the model provably ignores scores exactly 0 (batches of
+    different sizes round differently on CPU, by ~1e-7).
+    """
+    check_single_image(images)
+    check_class(network, target)
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage} does not exist: Dual-ViT has stages {STAGES}")
+    num_tokens = pooled_grid(stage_grids(network, images)[0]).size
+    importance = np.zeros(num_tokens, np.float32)
+    keep: dict[str, torch.Tensor] = {}
+
+    def ablate(_module: torch.nn.Module, _inputs: object, semantics: torch.Tensor) -> torch.Tensor:
+        return semantics * keep["mask"]
+
+    handle = network.stages[stage - 1].semantic_embed.register_forward_hook(ablate)
+    try:
+        with evaluating(network), torch.inference_mode():
+            for tokens in token_batches(num_tokens):
+                keep["mask"] = ablation_mask(tokens, num_tokens, images)
+                logits = network(images.repeat(len(tokens) + 1, 1, 1, 1))[:, target]
+                importance[tokens] = to_map(logits[0] - logits[1:])
+    finally:
+        handle.remove()
+    return importance
+
+
+def token_batches(num_tokens: int) -> list[np.ndarray]:
+    """Token indices in groups that fit one forward beside the clean copy."""
+    per_batch = PERTURBATION_BATCH - 1
+    return np.array_split(np.arange(num_tokens), -(-num_tokens // per_batch))
+
+
+def ablation_mask(tokens: np.ndarray, num_tokens: int, images: torch.Tensor) -> torch.Tensor:
+    """(1 + len(tokens), M, 1): row 0 keeps every token (the clean copy); row 1 + k zeroes ``tokens[k]``."""
+    mask = torch.ones(len(tokens) + 1, num_tokens, 1, dtype=images.dtype, device=images.device)
+    mask[torch.arange(1, len(tokens) + 1), torch.as_tensor(tokens, dtype=torch.long)] = 0
+    return mask
+
+
+def rank_tokens(importance: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` most important token indices, most important first (ties: lower index first)."""
+    order = np.argsort(-np.asarray(importance, np.float64), kind="stable")
+    return order[:k]
+
+
+# ----------------------------------------------------------------------------- Dual rollout
+
+
+@dataclass(frozen=True)
+class RolloutStep:
+    """One backward step of the rollout: relevance over a layer's inputs = relevance over its outputs @ ``matrix``.
+
+    ``matrix`` is a sparse (outputs, inputs) float64 tensor whose rows each sum to one, so every
+    step keeps the total relevance. Sparse, because the Dual steps of stage 1 hold an N1 x N1
+    identity that must never be formed densely (N1 = 3136 at 224).
+    """
+
+    name: str
+    matrix: torch.Tensor
+
+    def propagate(self, relevance: np.ndarray) -> np.ndarray:
+        """(outputs,) -> (inputs,)."""
+        column = torch.from_numpy(np.asarray(relevance, np.float64)).unsqueeze(1)
+        return torch.sparse.mm(self.matrix.t(), column).squeeze(1).numpy()
+
+    def row_sums(self) -> np.ndarray:
+        return torch.sparse.sum(self.matrix, dim=1).to_dense().numpy()
+
+
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # rows, columns, values
+
+
+def identity_entries(size: int, row_start: int, column_start: int, weight: float) -> Entries:
+    index = np.arange(size)
+    return index + row_start, index + column_start, np.full(size, weight)
+
+
+def dense_entries(block: np.ndarray, row_start: int, column_start: int, weight: float) -> Entries:
+    rows, columns = np.nonzero(block)
+    return rows + row_start, columns + column_start, weight * block[rows, columns]
+
+
+def sparse_matrix(shape: tuple[int, int], *entries: Entries) -> torch.Tensor:
+    """Sum of the entries as a coalesced sparse (rows, columns) float64 tensor."""
+    rows = np.concatenate([e[0] for e in entries])
+    columns = np.concatenate([e[1] for e in entries])
+    values = np.concatenate([e[2] for e in entries]).astype(np.float64)
+    indices = torch.from_numpy(np.stack([rows, columns]).astype(np.int64))
+    return torch.sparse_coo_tensor(indices, torch.from_numpy(values), shape, check_invariants=True).coalesce()
+
+
+def head_mean(trace: Trace, name: str, item: int) -> np.ndarray:
+    """(queries, keys) head-mean attention in float64, rows renormalised (float16 storage rounds them)."""
+    values = fused(trace, name, "mean", item).astype(np.float64)
+    return values / values.sum(axis=1, keepdims=True)
+
+
+def class_attention_step(trace: Trace, item: int) -> RolloutStep:
+    """(1, 1 + N4 + M): the class row of (A + I) / 2 over [class, stage-4 pixels, tokens]."""
+    row = head_mean(trace, CLASS_ATTENTION, item)[0]
+    residual = np.zeros_like(row)
+    residual[0] = 1.0
+    class_row = (row + residual)[None] / 2
+    return RolloutStep(CLASS_ATTENTION, sparse_matrix(class_row.shape, dense_entries(class_row, 0, 0, 1.0)))
+
+
+def class_token_step(pixels: int, tokens: int) -> RolloutStep:
+    """(1 + N4 + M, N4 + M): the class token entered the head as the mean of all tokens."""
+    size = pixels + tokens
+    return RolloutStep("head.class_token_is_mean", sparse_matrix(
+        (1 + size, size), dense_entries(np.ones((1, size)), 0, 0, 1.0 / size), identity_entries(size, 1, 0, 1.0)))
+
+
+def merge_step(trace: Trace, name: str, item: int) -> RolloutStep:
+    """(N + M, N + M): (A + I) / 2 of the joint attention."""
+    attention = head_mean(trace, name, item)
+    size = attention.shape[0]
+    return RolloutStep(name, sparse_matrix((size, size), dense_entries(attention, 0, 0, 0.5),
+                                           identity_entries(size, 0, 0, 0.5)))
+
+
+def downsample_step(fine: Grid, coarse: Grid, tokens: int, stage: int) -> RolloutStep:
+    """(Nc + M, Nf + M): a coarse pixel's relevance split over the 2x2 fine pixels its strided conv covers.
+
+    Indices past an odd edge are clamped, so an edge pixel gives its whole share to the last row
+    or column. Token j passes to token j (tokens cross stages by a per-token linear projection).
+    """
+    rows, columns = np.divmod(np.arange(coarse.size), coarse.width)
+    parents, children = [], []
+    for dy in (0, 1):
+        for dx in (0, 1):
+            child_rows = np.minimum(2 * rows + dy, fine.height - 1)
+            child_columns = np.minimum(2 * columns + dx, fine.width - 1)
+            parents.append(np.arange(coarse.size))
+            children.append(child_rows * fine.width + child_columns)
+    pixel_entries = (np.concatenate(parents), np.concatenate(children), np.full(4 * coarse.size, 0.25))
+    return RolloutStep(f"stage{stage}.downsample", sparse_matrix(
+        (coarse.size + tokens, fine.size + tokens), pixel_entries,
+        identity_entries(tokens, coarse.size, fine.size, 1.0)))
+
+
+def dual_steps(trace: Trace, stage: int, block: int, item: int) -> list[RolloutStep]:
+    """The three attentions of a Dual block on [pixels (N), tokens (M)], in reverse order of execution.
+
+    The pixel update read the tokens (``pixel_to_semantic``, N x M); before it, the token update
+    read the pixels (``semantic_to_pixel``, M x N) after reading the tokens (``semantic_self``,
+    M x M). Each step keeps a residual half on the updated token itself; the rows it does not
+    update are identity.
+    """
+    prefix = f"stage{stage}.block{block}."
+    pixels = trace.grid(stage).size
+    tokens = trace.num_semantic
+    shape = (pixels + tokens, pixels + tokens)
+    pixel_reads = head_mean(trace, prefix + "pixel_to_semantic", item)
+    token_reads_pixels = head_mean(trace, prefix + "semantic_to_pixel", item)
+    token_reads_tokens = head_mean(trace, prefix + "semantic_self", item)
+    return [
+        RolloutStep(prefix + "pixel_to_semantic", sparse_matrix(
+            shape, identity_entries(pixels, 0, 0, 0.5), dense_entries(pixel_reads, 0, pixels, 0.5),
+            identity_entries(tokens, pixels, pixels, 1.0))),
+        RolloutStep(prefix + "semantic_to_pixel", sparse_matrix(
+            shape, identity_entries(pixels, 0, 0, 1.0), identity_entries(tokens, pixels, pixels, 0.5),
+            dense_entries(token_reads_pixels, pixels, 0, 0.5))),
+        RolloutStep(prefix + "semantic_self", sparse_matrix(
+            shape, identity_entries(pixels, 0, 0, 1.0), identity_entries(tokens, pixels, pixels, 0.5),
+            dense_entries(token_reads_tokens, pixels, pixels, 0.5))),
+    ]
+
+
+def cell_of_pixels(grid: Grid, cells: Grid) -> np.ndarray:
+    """(N1,) the pooled cell (row-major) holding each stage-1 pixel; -1 past the pooled area (floor pooling)."""
+    rows, columns = np.divmod(np.arange(grid.size), grid.width)
+    cell_rows, cell_columns = rows // POOL_SIZE, columns // POOL_SIZE
+    inside = (cell_rows < cells.height) & (cell_columns < cells.width)
+    return np.where(inside, cell_rows * cells.width + cell_columns, -1)
+
+
+def semantic_init_step(trace: Trace, item: int) -> RolloutStep:
+    """(N1 + M, N1): stage-1 tokens back to the stage-1 pixels they were made from.
+
+    Token j is half its own pooled cell j (the SE-gated "home" mix), half ``semantic_init``'s
+    reading of the pooled cells: W = (I + A) / 2 over cells; each cell is the average of its
+    7 x 7 pixels, so it spreads equally over them. Pixel rows are identity.
+    """
+    grid = trace.grid(1)
+    tokens = trace.num_semantic
+    cell_weights = (np.eye(tokens) + head_mean(trace, "semantic_init", item)) / 2  # (M, cells)
+    cells = cell_of_pixels(grid, trace.semantic_grid)
+    inside = np.flatnonzero(cells >= 0)
+    token_to_pixels = np.zeros((tokens, grid.size))
+    token_to_pixels[:, inside] = cell_weights[:, cells[inside]] / POOL_SIZE ** 2
+    return RolloutStep("semantic_init", sparse_matrix(
+        (grid.size + tokens, grid.size), identity_entries(grid.size, 0, 0, 1.0),
+        dense_entries(token_to_pixels, grid.size, 0, 1.0)))
+
+
+def rollout_steps(trace: Trace, item: int = 0) -> list[RolloutStep]:
+    """Every step of :func:`dual_rollout`, from the class logit back to the stage-1 pixels.
+
+    The first step maps the logit (one entry) to [class, stage-4 pixels, tokens]; the last one
+    maps [stage-1 pixels, tokens] to the stage-1 pixels. Needs every map of a full capture.
+    """
+    tokens = trace.num_semantic
+    steps = [class_attention_step(trace, item), class_token_step(trace.grid(STAGES[-1]).size, tokens)]
+    refs = blocks(trace)
+    for stage in reversed(STAGES):
+        for ref in reversed([ref for ref in refs if ref.stage == stage]):
+            steps += [merge_step(trace, ref.map_name("merged"), item)] if ref.kind == "merge" \
+                else dual_steps(trace, stage, ref.block, item)
+        if stage > STAGES[0]:
+            steps.append(downsample_step(trace.grid(stage - 1), trace.grid(stage), tokens, stage))
+    steps.append(semantic_init_step(trace, item))
+    return steps
+
+
+def dual_rollout(trace: Trace, item: int = 0) -> np.ndarray:
+    """(H1, W1) on the stage-1 grid: attention rollout adapted to Dual-ViT; non-negative, sums to one.
+
+    Rollout (Abnar & Zuidema 2020) follows relevance backwards through every attention, each
+    replaced by (A + I) / 2 for the residual connection, with A the head mean. Here relevance is a
+    vector r over one layer's tokens, and each step is a row-stochastic matrix S (outputs x inputs)
+    with r_in = r_out S, so the total stays 1 (MLPs and norms mix no tokens and are skipped):
+
+    1. head: r = the class token's row of (A + I) / 2 over [class, stage-4 pixels, tokens]
+       (``head.class_attention``); the class token was the mean of all N4 + M tokens, so its own
+       share is spread equally over them.
+    2. Merge block (stages 4, 3; last block first): r <- r (A + I) / 2, A the joint (N + M)^2
+       attention over [pixels, tokens].
+    3. stage s -> s - 1: a stage-s pixel is a strided 3x3 convolution centred on stage-(s - 1)
+       pixel (2i, 2j); its relevance is split equally over (2i..2i+1, 2j..2j+1), clamped at odd
+       edges. Token j's relevance passes to token j (tokens are carried by linear projections).
+    4. Dual block (stages 2, 1; last block first), its attentions in reverse order of execution:
+       the pixel update (pixel p keeps 1/2, gives 1/2 over the tokens by ``pixel_to_semantic``),
+       then the token update (token j keeps 1/2, gives 1/2 over the pixels by
+       ``semantic_to_pixel``), then the token self-attention (token j keeps 1/2, gives 1/2 over the
+       tokens by ``semantic_self``).
+    5. semantic init: token j gives 1/2 to its home cell j (SE-gated mix with its pooled cell) and
+       1/2 over the cells by ``semantic_init``; a cell spreads equally over its 7 x 7 pixels.
+
+    Pixels past the pooled cells (floor pooling) get only what reaches them through pixel paths.
+    Only vectors and sparse matrices are formed, never a dense (N1 + M)^2 one.
+    """
+    relevance = np.ones(1)
+    for step in rollout_steps(trace, item):
+        relevance = step.propagate(relevance)
+    grid = trace.grid(1)
+    return relevance.reshape(grid.height, grid.width).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def resize_map(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w) -> ``size`` (H, W) float32 with bilinear interpolation (cv2, half-pixel centres)."""
+    values = np.asarray(saliency, np.float32)
+    if values.shape == tuple(size):
+        return values
+    return cv2.resize(values, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def check_same_shape(saliency: np.ndarray, mask: np.ndarray) -> None:
+    if np.shape(saliency) != np.shape(mask):
+        raise ValueError(f"map {np.shape(saliency)} and mask {np.shape(mask)} differ: resize the map first")
+
+
+def pointing_game(saliency: np.ndarray, mask: np.ndarray) -> float:
+    """1.0 if the map's peak (first one in raster order on ties) lies inside the boolean mask, else 0.0."""
+    check_same_shape(saliency, mask)
+    peak = int(np.argmax(saliency))
+    return float(np.asarray(mask, bool).ravel()[peak])
+
+
+def mass_in_mask(saliency: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the map's positive mass inside the boolean mask; 0.0 for a map with none."""
+    check_same_shape(saliency, mask)
+    positive = np.clip(np.asarray(saliency, np.float64), 0, None)
+    total = positive.sum()
+    return float(positive[np.asarray(mask, bool)].sum() / total) if total > 0 else 0.0
+
+
+def pixel_order(saliency: np.ndarray) -> np.ndarray:
+    """Flat pixel indices by decreasing value; ties keep raster order."""
+    return np.argsort(-np.asarray(saliency, np.float64).ravel(), kind="stable")
+
+
+def perturbed_images(image: np.ndarray, saliency: np.ndarray, steps: int,
+                     baseline: float) -> tuple[np.ndarray, np.ndarray]:
+    """Deletion and insertion sequences, each (steps + 1, C, H, W).
+
+    Entry k has the top k / steps of the pixels (by ``saliency``) set to ``baseline`` (deletion),
+    or only those pixels kept over a ``baseline`` image (insertion).
+    """
+    channels, height, width = image.shape
+    order = pixel_order(saliency)
+    counts = np.round(np.linspace(0, height * width, steps + 1)).astype(int)
+    flat = image.reshape(channels, -1)
+    deletion = np.repeat(flat[None], steps + 1, axis=0)
+    insertion = np.full_like(deletion, baseline)
+    for k, count in enumerate(counts):
+        chosen = order[:count]
+        deletion[k][:, chosen] = baseline
+        insertion[k][:, chosen] = flat[:, chosen]
+    return deletion.reshape(-1, channels, height, width), insertion.reshape(-1, channels, height, width)
+
+
+def curve_area(values: np.ndarray) -> float:
+    """Trapezoidal area under equally spaced values over [0, 1]."""
+    values = np.asarray(values, np.float64)
+    return float((values[:-1] + values[1:]).sum() / (2 * (len(values) - 1)))
+
+
+def deletion_insertion_auc(score: Callable[[np.ndarray], np.ndarray], image: np.ndarray, saliency: np.ndarray,
+                           steps: int = 16, baseline: float = 0.0) -> tuple[float, float]:
+    """(deletion AUC, insertion AUC) of ``score`` as the map's pixels are removed / added, most salient first.
+
+    ``image`` (C, H, W); ``saliency`` (H, W), already at the image's size; ``score`` maps a batch
+    (K, C, H, W) float32 to (K,) (e.g. the probability of the predicted class). Removed pixels
+    become ``baseline`` (0 = the mean colour once normalised). A faithful map gives a low
+    deletion and a high insertion area; a constant score gives both equal to it.
+    """
+    image = np.asarray(image, np.float32)
+    if np.shape(saliency) != image.shape[1:]:
+        raise ValueError(f"map {np.shape(saliency)} must match the image's (H, W) {image.shape[1:]}")
+    deletion, insertion = perturbed_images(image, saliency, steps, baseline)
+    # Both curves meet at their ends (the whole image, the all-baseline image): score those once.
+    scores = np.asarray(score(np.concatenate([deletion, insertion[1:steps]])), np.float64)
+    deletion_scores = scores[:steps + 1]
+    insertion_scores = np.concatenate([deletion_scores[-1:], scores[steps + 1:], deletion_scores[:1]])
+    return curve_area(deletion_scores), curve_area(insertion_scores)

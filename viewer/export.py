@@ -1,0 +1,156 @@
+"""Saving the explorer's views: the page's download, and the standard figures without a page.
+
+    python -m viewer.export IMAGE [IMAGE ...] --out DIR [--weights PATH] [--resolution 224|384|aspect]
+                            [--block "stage 2 · block 0"] [--token 27] [--colormap inferno]
+
+For each image, DIR/<image name>/ receives the standard teaching figures as PNG (every token's
+map, one token in detail and through every block, ownership, stages, class attention, a contact
+sheet), the plotly figures as HTML, the trace (.safetensors) and the settings (JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from model.bundle import ModelBundle, open_model
+from model.weights import CheckpointError
+from viewer import overlay, render, views
+from viewer.inputs import ImageRejected, open_image
+from viewer.service import RESOLUTIONS, Analysis, Explorer
+
+GALLERY_COLUMNS = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    block: str
+    fusion: str = "mean"
+    colormap: str = "inferno"
+    opacity: float = 0.6
+    token: int = 0
+    point: tuple[float, float] | None = None  # display-image pixels; None: the centre
+
+    @property
+    def style(self) -> render.Style:
+        return render.Style(self.colormap, self.opacity)
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode the figure as PNG")
+    return encoded.tobytes()
+
+
+def settings_record(analysis: Analysis, bundle: ModelBundle, settings: Settings) -> dict:
+    geometry = analysis.trace.geometries[0] if analysis.trace.geometries else None
+    return {"weights": bundle.weights, "architecture": bundle.architecture, "resolution": analysis.resolution,
+            **asdict(settings), "geometry": asdict(geometry) if geometry else None,
+            "top_classes": analysis.trace.top_classes(5)}
+
+
+def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settings) -> tuple[dict, dict]:
+    """PNG-ready images and plotly figures of every view, by file stem."""
+    style = settings.style
+    detail = render.token_detail(analysis, block, settings.fusion, style, settings.token)
+    pixels = render.pixel_view(analysis, block, settings.fusion, style, settings.point)
+    stages = render.stages_view(analysis, block, settings.fusion, style, None)
+    gallery = render.token_gallery(analysis, block, settings.fusion, style)
+
+    def sheet(captioned: render.Captioned, columns: int) -> np.ndarray:
+        return overlay.tile([image for image, _ in captioned], columns=columns,
+                            labels=[caption for _, caption in captioned], size=render.THUMBNAIL_SIDE)
+
+    images = {
+        "token_gallery": sheet(gallery, GALLERY_COLUMNS),
+        f"token_{settings.token}": detail.image,
+        f"token_{settings.token}_filmstrip": sheet(detail.filmstrip, len(detail.filmstrip)),
+        "pixel_point": pixels.marked,
+        "ownership": pixels.ownership,
+        "stages": sheet(stages.stages, len(stages.stages)),
+        "class_attention": stages.class_attention,
+        "contact_sheet": render.contact_sheet(detail, pixels, stages),
+    }
+    plots = {"pixel_reads": pixels.reads_figure, "semantic_self": stages.semantic_self_figure,
+             "merge_quadrants": stages.merge_quadrants_figure}
+    return images, plots
+
+
+def write_bundle(analysis: Analysis, bundle: ModelBundle, block: views.BlockRef, settings: Settings,
+                 folder: Path) -> Path:
+    """The page's single download: a PNG of the current views, the trace and the settings, zipped."""
+    detail = render.token_detail(analysis, block, settings.fusion, settings.style, settings.token)
+    pixels = render.pixel_view(analysis, block, settings.fusion, settings.style, settings.point)
+    stages = render.stages_view(analysis, block, settings.fusion, settings.style, None)
+    trace_path = folder / "trace.safetensors"
+    analysis.trace.save(trace_path)
+    archive = folder / "dualvit_explorer_export.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle_file:
+        bundle_file.writestr("views.png", png_bytes(render.contact_sheet(detail, pixels, stages)))
+        bundle_file.write(trace_path, "trace.safetensors")
+        bundle_file.writestr("settings.json", json.dumps(settings_record(analysis, bundle, settings), indent=2))
+    trace_path.unlink()
+    return archive
+
+
+def export_image(explorer: Explorer, image_path: Path, out: Path, resolution: str, block_label: str | None,
+                 settings: Settings) -> Path:
+    loaded = open_image(image_path)
+    analysis = explorer.get(explorer.analyse(loaded.image, resolution, tuple(loaded.notes)))
+    refs = views.blocks(analysis.trace)
+    block = next((ref for ref in refs if ref.label == block_label), None) if block_label else \
+        next(ref for ref in reversed(refs) if ref.kind == "dual")  # the last Dual block: tokens at their clearest
+    if block is None:
+        raise ValueError(f"unknown block {block_label!r}; choose one of: {', '.join(r.label for r in refs)}")
+    settings = Settings(block.label, settings.fusion, settings.colormap, settings.opacity, settings.token, settings.point)
+    folder = out / image_path.stem
+    folder.mkdir(parents=True, exist_ok=True)
+    images, plots = standard_figures(analysis, block, settings)
+    for stem, image in images.items():
+        (folder / f"{stem}.png").write_bytes(png_bytes(image))
+    for stem, figure in plots.items():
+        figure.write_html(folder / f"{stem}.html", include_plotlyjs="cdn")
+    analysis.trace.save(folder / "trace.safetensors")
+    (folder / "settings.json").write_text(json.dumps(settings_record(analysis, explorer.bundle, settings), indent=2))
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m viewer.export", description=__doc__.split("\n")[0])
+    parser.add_argument("images", nargs="+", type=Path)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--weights", help="checkpoint or hf://OWNER/REPO/FILE (default: the shipped scene model)")
+    parser.add_argument("--model", help="architecture, when the weights do not say")
+    parser.add_argument("--resolution", default="224", choices=list(RESOLUTIONS))
+    parser.add_argument("--block", help='e.g. "stage 2 · block 0" (default: the last Dual block)')
+    parser.add_argument("--token", type=int, default=0)
+    parser.add_argument("--fusion", default="mean")
+    parser.add_argument("--colormap", default="inferno", choices=list(overlay.COLORMAPS))
+    parser.add_argument("--opacity", type=float, default=0.6)
+    arguments = parser.parse_args(argv)
+    try:
+        explorer = Explorer(open_model(arguments.weights, arguments.model, device="auto"))
+    except (CheckpointError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    settings = Settings("", arguments.fusion, arguments.colormap, arguments.opacity, arguments.token)
+    failures = 0
+    for image_path in arguments.images:
+        try:
+            folder = export_image(explorer, image_path, arguments.out, arguments.resolution, arguments.block, settings)
+            print(f"{image_path}: wrote {folder}")
+        except (ImageRejected, KeyError, ValueError, IndexError) as error:
+            failures += 1
+            print(f"{image_path}: skipped: {error}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
