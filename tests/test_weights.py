@@ -203,3 +203,13 @@ def test_hub_reference_resolves_from_the_local_cache_offline(official, tmp_path)
 def test_bad_hub_reference_is_explained():
     with pytest.raises(CheckpointError, match="hf://OWNER/REPO/FILENAME"):
         read_checkpoint("hf://only-owner")
+
+
+def test_checkpoint_of_another_model_is_refused_with_the_reason(official, tmp_path):
+    path = tmp_path / "nano.safetensors"
+    safetensors.torch.save_file({k: v.contiguous() for k, v in timm.create_model("dualvit_nano").state_dict().items()},
+                                str(path))
+    with pytest.raises(CheckpointError, match="mis-shaped keys: .*stages.0.patch_embed.convs.0.weight"):
+        load_checkpoint(official.build(), str(path))
+    with pytest.raises(CheckpointError, match="matches no registered Dual-ViT"):
+        load_model({"head.weight": torch.zeros(3, 5)})

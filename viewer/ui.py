@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import base64
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,18 @@ class UploadedImage(gr.Image):
         if payload.url and payload.url.startswith("data:"):
             return base64.b64decode(payload.url.split(",", 1)[1])
         return payload.path
+
+
+EXPORTS = Path(tempfile.gettempdir()) / "dualvit-explorer-exports"
+EXPORT_LIFETIME_SECONDS = 3600
+
+
+def prune_exports() -> None:
+    """Delete downloads older than an hour, so a long-running Space does not fill its disk."""
+    cutoff = time.time() - EXPORT_LIFETIME_SECONDS
+    for folder in EXPORTS.iterdir():
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def explanation(view: str) -> gr.Markdown:
@@ -74,7 +88,7 @@ class Page:
         return index
 
     @staticmethod
-    def render(function, *arguments):
+    def guarded(function, *arguments):
         """Call a render function, turning a bad UI value (missing head, colormap...) into a message."""
         try:
             return function(*arguments)
@@ -118,25 +132,25 @@ class Page:
     # -- views -------------------------------------------------------------------------------
     def token_gallery(self, key, block_label, fusion, colormap, opacity):
         analysis = self.analysis(key)
-        return self.render(render.token_gallery, analysis, self.block(analysis, block_label), fusion,
+        return self.guarded(render.token_gallery, analysis, self.block(analysis, block_label), fusion,
                            render.Style(colormap, opacity))
 
     def token_detail(self, key, block_label, fusion, colormap, opacity, token):
         analysis = self.analysis(key)
         block, token = self.block(analysis, block_label), self.token(analysis, token)
-        detail = self.render(render.token_detail, analysis, block, fusion, render.Style(colormap, opacity), token)
+        detail = self.guarded(render.token_detail, analysis, block, fusion, render.Style(colormap, opacity), token)
         return detail.image, render.statistics_markdown(token, block, detail.statistics), detail.filmstrip
 
     def pixel_view(self, key, block_label, fusion, colormap, opacity, point):
         analysis = self.analysis(key)
-        view = self.render(render.pixel_view, analysis, self.block(analysis, block_label), fusion,
+        view = self.guarded(render.pixel_view, analysis, self.block(analysis, block_label), fusion,
                            render.Style(colormap, opacity), point)
         return view.marked, view.reads_figure, view.top_tokens, view.ownership
 
     def stages_view(self, key, block_label, fusion, colormap, opacity, token_choice):
         analysis = self.analysis(key)
         token = None if token_choice in (None, "", MEAN_OF_TOKENS) else self.token(analysis, token_choice)
-        view = self.render(render.stages_view, analysis, self.block(analysis, block_label), fusion,
+        view = self.guarded(render.stages_view, analysis, self.block(analysis, block_label), fusion,
                            render.Style(colormap, opacity), token)
         return view.stages, view.class_attention, view.semantic_self_figure, view.merge_quadrants_figure
 
@@ -150,7 +164,7 @@ class Page:
             result = self.explorer.explain(key, method, class_names.index(class_name), int(stage))
         except (KeyError, ValueError) as error:
             raise user_error(error) from None
-        view = self.render(render.explanation_view, analysis, method, result, render.Style(colormap, opacity),
+        view = self.guarded(render.explanation_view, analysis, method, result, render.Style(colormap, opacity),
                            int(stage))
         return view.image, EXPLANATIONS[f"explain_{method}"], view.tokens, view.figure
 
@@ -158,8 +172,10 @@ class Page:
         analysis = self.analysis(key)
         block, token = self.block(analysis, block_label), self.token(analysis, token)
         settings = Settings(block_label, fusion, colormap, float(opacity), token, tuple(point) if point else None)
-        folder = Path(tempfile.mkdtemp(prefix="dualvit-export-"))
-        return str(self.render(write_bundle, analysis, self.explorer.bundle, block, settings, folder))
+        EXPORTS.mkdir(parents=True, exist_ok=True)
+        prune_exports()
+        folder = Path(tempfile.mkdtemp(dir=EXPORTS))
+        return str(self.guarded(write_bundle, analysis, self.explorer.bundle, block, settings, folder))
 
 
 CSS = ".explanation p {color: var(--body-text-color-subdued); font-size: 0.95em;}"

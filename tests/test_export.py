@@ -1,0 +1,38 @@
+"""The headless figure export, as a user runs it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from model.trace import Trace
+
+ROOT = Path(__file__).parents[1]
+EXAMPLES = ROOT / "assets" / "examples"
+
+
+def test_export_command_writes_the_standard_figures(small_weights, tmp_path):
+    images = [EXAMPLES / "coffee.jpg", EXAMPLES / "scene_1_heart.png"]
+    command = [sys.executable, "-m", "viewer.export", *map(str, images), "--out", str(tmp_path),
+               "--weights", str(small_weights), "--token", "9", "--resolution", "aspect"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "coffee"
+    expected = {"token_gallery.png", "token_9.png", "token_9_filmstrip.png", "pixel_point.png", "ownership.png",
+                "stages.png", "class_attention.png", "contact_sheet.png", "pixel_reads.html", "semantic_self.html",
+                "merge_quadrants.html", "trace.safetensors", "settings.json"}
+    assert {path.name for path in folder.iterdir()} == expected
+    settings = json.loads((folder / "settings.json").read_text())
+    assert settings["token"] == 9 and settings["resolution"] == "aspect" and settings["block"] == "stage 2 · block 0"
+    assert Trace.load(folder / "trace.safetensors").geometries[0].original_size == (600, 400)
+
+
+def test_export_command_reports_a_bad_image_and_goes_on(small_weights, tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image at all")
+    command = [sys.executable, "-m", "viewer.export", str(bad), str(EXAMPLES / "rocket.jpg"), "--out",
+               str(tmp_path / "out"), "--weights", str(small_weights)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 1 and "broken.png: skipped: This file is not an image" in result.stderr
+    assert (tmp_path / "out" / "rocket" / "contact_sheet.png").exists()
