@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import partial
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from safetensors import safe_open
 
 import model  # noqa: F401  (registers the architectures)
 from model.dualvit import DualViT
+
+# Tests talk only to the local server: no usage statistics sent by Gradio.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 DATA = Path(__file__).parent / "data"
 OFFICIAL_FIXTURE = DATA / "dualvit_tiny_official.safetensors"
