@@ -30,7 +30,7 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     with safetensors.safe_open(str(tmp_path / "dualvit_nano_scenes.safetensors"), "pt") as exported:
         assert json.loads(exported.metadata()["class_names"]) == list(CLASSES)
     # A second run with a higher step count resumes from step 8 instead of starting again.
-    resumed = subprocess.run(command[:5] + ["10"] + command[6:], capture_output=True, text=True, cwd=ROOT)
+    resumed = subprocess.run(command[:6] + ["10"] + command[7:], capture_output=True, text=True, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["steps"] == 10
     assert "8/10" in resumed.stderr.replace("\r", "\n")
