@@ -367,6 +367,9 @@ def test_figures():
 def test_every_view_has_an_explanation():
     views_named = {"prediction", "token_gallery", "token_detail", "filmstrip", "pixel_reads", "ownership", "stages",
                    "class_attention", "semantic_self", "merge_quadrants", "overlay_controls"}
+    from viewer.service import EXPLANATION_METHODS
+
+    views_named |= {"explanations"} | {f"explain_{method}" for method in EXPLANATION_METHODS}
     assert set(EXPLANATIONS) == views_named and all(text.strip() for text in EXPLANATIONS.values())
 
 

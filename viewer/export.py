@@ -23,7 +23,7 @@ from model.bundle import ModelBundle, open_model
 from model.weights import CheckpointError
 from viewer import overlay, render, views
 from viewer.inputs import ImageRejected, open_image
-from viewer.service import RESOLUTIONS, Analysis, Explorer
+from viewer.service import RESOLUTIONS, THUMBNAIL_SIDE, Analysis, Explorer
 
 GALLERY_COLUMNS = 8
 
@@ -66,7 +66,7 @@ def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settin
 
     def sheet(captioned: render.Captioned, columns: int) -> np.ndarray:
         return overlay.tile([image for image, _ in captioned], columns=columns,
-                            labels=[caption for _, caption in captioned], size=render.THUMBNAIL_SIDE)
+                            labels=[caption for _, caption in captioned], size=THUMBNAIL_SIDE)
 
     images = {
         "token_gallery": sheet(gallery, GALLERY_COLUMNS),

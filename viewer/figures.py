@@ -11,7 +11,11 @@ from viewer.views import QUADRANTS, BlockRef
 HIGHLIGHT = "#e4572e"
 MUTED = "#9aa5b1"
 QUADRANT_COLOURS = dict(zip(QUADRANTS, ("#4c78a8", "#72b7b2", "#f58518", "#e45756")))
-LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=20, t=50, b=50))
+# Plain colours rather than template="plotly_white": plotly deep-copies a template into every
+# figure, which took most of a view change's time.
+GRID = "#e5e7eb"
+LAYOUT = dict(margin=dict(l=60, r=20, t=50, b=50), paper_bgcolor="white", plot_bgcolor="white",
+              xaxis=dict(gridcolor=GRID, zerolinecolor=GRID), yaxis=dict(gridcolor=GRID, zerolinecolor=GRID))
 
 
 def top_indices(values: np.ndarray, k: int) -> set[int]:

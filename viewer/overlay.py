@@ -6,6 +6,7 @@ converted on the way out.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Sequence
 
 import cv2
@@ -68,22 +69,34 @@ def pixel_index_affine(geometry: Geometry) -> np.ndarray:
 def to_original(values: np.ndarray, geometry: Geometry) -> np.ndarray:
     """(h, w) values on a stage grid -> (H0, W0) float32 on the original image, NaN where the model saw nothing.
 
-    Nearest-neighbour throughout (``INTER_NEAREST_EXACT`` to the model input, ``INTER_NEAREST``
-    for the warp): one grid cell is one token, so every drawn pixel shows a value the model
-    produced, cell borders stay where the tokens' borders are, and integer maps (token owners)
-    survive the trip unchanged. Smoothing would suggest a resolution the map does not have.
+    Nearest-neighbour throughout (see :func:`cell_index`): one grid cell is one token, so every
+    drawn pixel shows a value the model produced, cell borders stay where the tokens' borders
+    are, and integer maps (token owners) survive the trip unchanged. Smoothing would suggest a
+    resolution the map does not have.
     """
     values = np.asarray(values, dtype=np.float32)
     if values.ndim != 2:
         raise ValueError(f"expected an (h, w) map, got shape {values.shape}")
-    on_input = cv2.resize(values, geometry.input_size, interpolation=cv2.INTER_NEAREST_EXACT)
-    matrix = pixel_index_affine(geometry)
-    warped = cv2.warpAffine(on_input, matrix, geometry.original_size, flags=cv2.INTER_NEAREST,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    seen = cv2.warpAffine(np.ones(on_input.shape, np.uint8), matrix, geometry.original_size,
-                          flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    warped[seen == 0] = np.nan
-    return warped
+    index = cell_index(values.shape, geometry)
+    drawn = values.ravel()[np.maximum(index, 0)]
+    drawn[index < 0] = np.nan
+    return drawn
+
+
+@lru_cache(maxsize=256)
+def cell_index(grid: tuple[int, int], geometry: Geometry) -> np.ndarray:
+    """(H0, W0) int32: the row-major grid cell each original pixel shows; -1 where the model saw nothing.
+
+    Computed once per grid and geometry (``INTER_NEAREST_EXACT`` to the model input, then an
+    ``INTER_NEAREST`` warp), so redrawing a map from the cache is a single gather.
+    """
+    cells = np.arange(grid[0] * grid[1], dtype=np.float32).reshape(grid)  # exact below 2**24 cells
+    on_input = cv2.resize(cells, geometry.input_size, interpolation=cv2.INTER_NEAREST_EXACT)
+    warped = cv2.warpAffine(on_input, pixel_index_affine(geometry), geometry.original_size,
+                            flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
+    index = warped.astype(np.int32)
+    index.setflags(write=False)
+    return index
 
 
 def check_image(image: np.ndarray, geometry: Geometry | None = None) -> np.ndarray:

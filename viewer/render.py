@@ -9,13 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
-from PIL import Image
 
-from model.preprocess import Geometry
 from viewer import figures, overlay, views
 from viewer.service import Analysis
 
-THUMBNAIL_SIDE = 160
 TOP_TOKENS = 4
 
 Captioned = list[tuple[np.ndarray, str]]
@@ -51,15 +48,11 @@ class StagesView:
     merge_quadrants_figure: go.Figure
 
 
-def thumbnail(analysis: Analysis) -> tuple[np.ndarray, Geometry]:
-    image = Image.fromarray(analysis.display)
-    image.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
-    return np.asarray(image), analysis.geometry.for_display(image.size)
-
-
 def draw(analysis: Analysis, values: np.ndarray, style: Style, vrange: tuple[float, float] | None = None,
          small: bool = False) -> np.ndarray:
-    image, geometry = thumbnail(analysis) if small else (analysis.display, analysis.geometry)
+    """The map over the display copy, or over the thumbnail (``small``) for galleries."""
+    image, geometry = (analysis.thumbnail, analysis.thumbnail_geometry) if small else \
+        (analysis.display, analysis.geometry)
     return overlay.overlay(image, values, geometry, colormap=style.colormap, opacity=style.opacity, vrange=vrange)
 
 

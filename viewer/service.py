@@ -37,6 +37,7 @@ except ImportError:
 # Overlays are drawn on a copy of the original no larger than this, so a view change stays fast
 # whatever the upload's size.
 DISPLAY_SIDE = 768
+THUMBNAIL_SIDE = 160
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,14 @@ class Analysis:
     inputs: torch.Tensor  # (1, 3, H, W) the model input, on the CPU (for the attribution methods)
     display: np.ndarray  # (H, W, 3) uint8 RGB: the original, downscaled to DISPLAY_SIDE at most
     geometry: Geometry  # model input -> display copy
+    thumbnail: np.ndarray  # the original at THUMBNAIL_SIDE at most, for galleries
+    thumbnail_geometry: Geometry  # model input -> thumbnail
     resolution: str
     notes: tuple[str, ...]
 
     def nbytes(self) -> int:
-        return self.trace.nbytes() + self.inputs.numel() * self.inputs.element_size() + self.display.nbytes
+        return (self.trace.nbytes() + self.inputs.numel() * self.inputs.element_size() + self.display.nbytes
+                + self.thumbnail.nbytes)
 
 
 class AnalysisCache:
@@ -106,8 +110,9 @@ class Explorer:
         with self._model_lock:
             self.forward_passes += 1
             trace = run_capture(self.bundle, images, geometry)
-        display = display_copy(image)
-        analysis = Analysis(trace, images, np.asarray(display), geometry.for_display(display.size), resolution, notes)
+        display, thumbnail = display_copy(image, DISPLAY_SIDE), display_copy(image, THUMBNAIL_SIDE)
+        analysis = Analysis(trace, images, np.asarray(display), geometry.for_display(display.size),
+                            np.asarray(thumbnail), geometry.for_display(thumbnail.size), resolution, notes)
         return self.cache.put(analysis)
 
     def get(self, key: str | None) -> Analysis:
@@ -179,9 +184,10 @@ def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target
     return explain.token_importance(network, images, target, stage)
 
 
-def display_copy(image: Image.Image) -> Image.Image:
-    if max(image.size) <= DISPLAY_SIDE:
+def display_copy(image: Image.Image, side: int) -> Image.Image:
+    """``image`` downscaled so that its longer side is at most ``side``."""
+    if max(image.size) <= side:
         return image
-    scale = DISPLAY_SIDE / max(image.size)
+    scale = side / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image.resize(size, Image.BILINEAR)
