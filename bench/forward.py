@@ -17,7 +17,7 @@ import torch
 import model  # noqa: F401
 # Built through our builder, not by name: the official file, when timed, registers the same name.
 from model.registry import dualvit_s
-from bench.timing import Figure, devices, median_seconds, print_table
+from bench.timing import Figure, devices, paired_median_seconds, print_table
 
 
 def official_dualvit_s(path: str) -> torch.nn.Module:
@@ -42,11 +42,11 @@ def measure(repeats: int = 10, official: str | None = None) -> list[Figure]:
     for device in devices():
         for size in (224, 384):
             images = torch.randn(1, 3, size, size, device=device)
-            seconds = {}
-            for name, network in networks.items():
+            for network in networks.values():
                 network.to(device)
-                with torch.inference_mode():
-                    seconds[name] = median_seconds(lambda: network(images), repeats)
+            with torch.inference_mode():
+                seconds = paired_median_seconds(
+                    {name: (lambda network=network: network(images)) for name, network in networks.items()}, repeats)
             figures.append(Figure(f"plain forward, dualvit_s {size}, {device.type}", seconds["ours"] * 1000, "ms"))
             if "official" in seconds:
                 figures.append(Figure(f"official eager forward, {size}, {device.type}", seconds["official"] * 1000, "ms"))

@@ -22,16 +22,25 @@ class Figure:
 
 
 def median_seconds(function: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    return paired_median_seconds({"only": function}, repeats, warmup)["only"]
+
+
+def paired_median_seconds(functions: dict[str, Callable[[], object]], repeats: int,
+                          warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each function, run in turn within every repeat so that a slow spell of a
+    shared machine weighs on all of them alike (their ratio is what the targets are about)."""
     for _ in range(warmup):
-        function()
-    samples = []
+        for function in functions.values():
+            function()
+    samples: dict[str, list[float]] = {name: [] for name in functions}
     for _ in range(repeats):
-        synchronize()
-        start = time.perf_counter()
-        function()
-        synchronize()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        for name, function in functions.items():
+            synchronize()
+            start = time.perf_counter()
+            function()
+            synchronize()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def synchronize() -> None:

@@ -101,7 +101,12 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, prob
 
 def attention_probabilities(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
     # Scaling q rather than the (queries x keys) scores touches far less memory.
-    return ((q * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+    scores = (q * scale) @ k.transpose(-2, -1)
+    if scores.requires_grad:  # training through the probabilities (e.g. a grounding loss)
+        return scores.softmax(dim=-1)
+    # In place: the scores are the largest buffer capture makes, and a second one costs more
+    # (allocation, page faults) than the softmax itself.
+    return torch.softmax(scores, dim=-1, out=scores)
 
 
 class LayerScale(nn.Module):
