@@ -56,13 +56,18 @@ def settings_record(analysis: Analysis, bundle: ModelBundle, settings: Settings)
             "top_classes": analysis.trace.top_classes(5)}
 
 
+def main_views(analysis: Analysis, block: views.BlockRef,
+               settings: Settings) -> tuple[render.TokenDetail, render.PixelView, render.StagesView]:
+    style = settings.style
+    return (render.token_detail(analysis, block, settings.fusion, style, settings.token),
+            render.pixel_view(analysis, block, settings.fusion, style, settings.point),
+            render.stages_view(analysis, block, settings.fusion, style, None))
+
+
 def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settings) -> tuple[dict, dict]:
     """PNG-ready images and plotly figures of every view, by file stem."""
-    style = settings.style
-    detail = render.token_detail(analysis, block, settings.fusion, style, settings.token)
-    pixels = render.pixel_view(analysis, block, settings.fusion, style, settings.point)
-    stages = render.stages_view(analysis, block, settings.fusion, style, None)
-    gallery = render.token_gallery(analysis, block, settings.fusion, style)
+    detail, pixels, stages = main_views(analysis, block, settings)
+    gallery = render.token_gallery(analysis, block, settings.fusion, settings.style)
 
     def sheet(captioned: render.Captioned, columns: int) -> np.ndarray:
         return overlay.tile([image for image, _ in captioned], columns=columns,
@@ -86,9 +91,7 @@ def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settin
 def write_bundle(analysis: Analysis, bundle: ModelBundle, block: views.BlockRef, settings: Settings,
                  folder: Path) -> Path:
     """The page's single download: a PNG of the current views, the trace and the settings, zipped."""
-    detail = render.token_detail(analysis, block, settings.fusion, settings.style, settings.token)
-    pixels = render.pixel_view(analysis, block, settings.fusion, settings.style, settings.point)
-    stages = render.stages_view(analysis, block, settings.fusion, settings.style, None)
+    detail, pixels, stages = main_views(analysis, block, settings)
     trace_path = folder / "trace.safetensors"
     analysis.trace.save(trace_path)
     archive = folder / "dualvit_explorer_export.zip"
