@@ -10,6 +10,7 @@ import os
 import sys
 
 import model  # noqa: F401  (registers the Dual-ViT architectures)
+from model.allocator import keep_freed_memory
 from model.bundle import open_model
 from model.weights import CheckpointError
 from viewer.service import Explorer
@@ -31,6 +32,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
+    keep_freed_memory()  # every analysis would otherwise fault its activations and maps in afresh
     try:
         bundle = open_model(arguments.weights, arguments.model, arguments.device)
     except (CheckpointError, ValueError) as error:

@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 
 from bench import app, capture, forward
-from bench.timing import print_table
+from bench.timing import parse_bench_arguments, print_table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split(":")[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--official", help="path of the official classification/dualvit.py, to time it too")
-    arguments = parser.parse_args()
+    arguments = parse_bench_arguments(parser)
     figures = forward.measure(arguments.repeats, arguments.official) + capture.measure(arguments.repeats) \
         + app.measure(arguments.repeats)
     print_table("Dual-ViT Explorer performance", figures)

@@ -21,7 +21,7 @@ from PIL import Image
 import model  # noqa: F401
 # Built through our builder, not by name: the official file, when timed, registers the same name.
 from model.registry import dualvit_s
-from bench.timing import Figure, median_seconds, print_table
+from bench.timing import Figure, median_seconds, parse_bench_arguments, print_table
 from model.bundle import ASSETS, open_model
 from model.weights import convert
 from viewer import render, views
@@ -91,7 +91,7 @@ def measure(repeats: int = 20) -> list[Figure]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
-    arguments = parser.parse_args()
+    arguments = parse_bench_arguments(parser)
     print_table("explorer speed", measure(arguments.repeats))
 
 

@@ -17,7 +17,7 @@ import torch
 import model  # noqa: F401
 # Built through our builder, not by name: the official file, when timed, registers the same name.
 from model.registry import dualvit_s
-from bench.timing import Figure, devices, paired_median_seconds, print_table
+from bench.timing import Figure, devices, paired_median_seconds, parse_bench_arguments, print_table
 
 
 def official_dualvit_s(path: str) -> torch.nn.Module:
@@ -59,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--official", help="path of the official classification/dualvit.py")
-    arguments = parser.parse_args()
+    arguments = parse_bench_arguments(parser)
     print_table("plain forward, batch 1", measure(arguments.repeats, arguments.official))
 
 

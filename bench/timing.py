@@ -1,6 +1,7 @@
 """Median wall-clock timing and the figure rows shared by the bench scripts."""
 from __future__ import annotations
 
+import argparse
 import platform
 import statistics
 import time
@@ -8,6 +9,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+
+from model.allocator import freed_memory_kept, keep_freed_memory
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,21 @@ def devices() -> list[torch.device]:
     return [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
 
 
+def parse_bench_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse a bench's options plus the shared ones, and set the process up as the app does."""
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="leave glibc handing freed memory back to the OS (the app keeps it)")
+    arguments = parser.parse_args()
+    if not arguments.system_allocator:
+        keep_freed_memory()
+    return arguments
+
+
 def machine() -> str:
     cpu = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} CPU threads"
     gpu = f"; {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "; no CUDA device"
-    return f"torch {torch.__version__} on {cpu}{gpu}"
+    allocator = "freed memory kept, as in the app" if freed_memory_kept() else "system allocator defaults"
+    return f"torch {torch.__version__} on {cpu}{gpu}; {allocator}"
 
 
 def print_table(title: str, figures: list[Figure]) -> None:

@@ -2,12 +2,13 @@
 
 Each attention in :mod:`model.dualvit` passes its probabilities through an ``AttentionProbe``;
 capture registers forward hooks on the probes it wants, so the model's own forward runs
-unchanged: the fused kernel still produces every output, so the logits do not move.
+unchanged. By default the fused kernel still produces every output, so the logits do not move;
+``fused=False`` takes each recorded attention's output from its map instead, which is cheaper.
 """
 from __future__ import annotations
 
 import fnmatch
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -40,9 +41,10 @@ def listening(probes: dict[str, torch.nn.Module], record: Callable[[str, torch.T
 
 
 @contextmanager
-def explicit_attention(network: DualViT) -> Iterator[None]:
-    """Run every attention as explicit softmax(q k^T) v (FLOP counters cannot see into the fused kernel)."""
-    probes = network.attention_probes().values()
+def explicit_attention(network: DualViT, include: Sequence[str] = ("*",)) -> Iterator[None]:
+    """Compute the chosen attentions as explicit softmax(q k^T) v, their output taken from the very
+    probabilities a listener receives (FLOP counters cannot see into the fused kernel either)."""
+    probes = select_probes(network, include).values()
     for probe in probes:
         probe.explicit = True
     try:
@@ -77,18 +79,25 @@ def capture(
     class_names: Sequence[str] | None = None,
     multi_label: bool = False,
     geometries: Sequence[Geometry] = (),
+    fused: bool = True,
 ) -> tuple[torch.Tensor, Trace]:
     """One forward pass of ``images`` (B, 3, H, W) that records the chosen attention maps.
 
     Maps are stored in ``dtype`` on the images' device during the pass and copied to CPU memory
     once at the end. Works under ``torch.inference_mode``.
+
+    ``fused=True`` leaves every output to the fused attention kernel, so the logits are exactly a
+    plain forward's, and forms each recorded map a second time. ``fused=False`` computes each
+    recorded attention's output from its map, as the official code does: one formation instead
+    of two, and logits that differ from a plain forward's by float32 rounding only.
     """
     recorded: dict[str, torch.Tensor] = {}
 
     def record(name: str, probs: torch.Tensor) -> None:
         recorded[name] = probs.detach().to(dtype)
 
-    with listening(select_probes(network, include), record):
+    with listening(select_probes(network, include), record), \
+            (nullcontext() if fused else explicit_attention(network, include)):
         logits = network(images)
     grids = stage_grids(network, images)
     logits = logits.detach().float().cpu()

@@ -14,7 +14,8 @@ Written from the paper and checked against the official implementation's outputs
 
 Every attention runs through the fused ``scaled_dot_product_attention`` kernel. Each has an
 :class:`AttentionProbe`; when ``model.capture`` hooks a probe, the probabilities of that attention
-are also formed and passed through the probe, and the fused output is left as it is.
+are also formed and passed through the probe, and the fused output is left as it is; or, when the
+probe is set ``explicit``, the output is computed from those very probabilities instead.
 
 Module names are ours (``semantic_to_pixel`` rather than ``attn.q_proxy``); official checkpoints
 are converted by the single rename map in :mod:`model.weights`.
@@ -59,8 +60,9 @@ class AttentionProbe(nn.Module):
 
     def __init__(self):
         super().__init__()
-        # Set by model.capture.explicit_attention: outputs computed as softmax(q k^T) v, so that
-        # tools which cannot see inside the fused kernel (FLOP counters) see both products.
+        # Set by model.capture.explicit_attention: the output is computed as softmax(q k^T) v from
+        # the probabilities the listener gets (formed once), and tools that cannot see inside the
+        # fused kernel (FLOP counters) see both products.
         self.explicit = False
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
@@ -90,11 +92,12 @@ def merge_heads(tokens: torch.Tensor) -> torch.Tensor:
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, probe: AttentionProbe) -> torch.Tensor:
     """softmax(q k^T * scale) v over (B, heads, length, head_dim) tensors."""
     if probe.explicit:
+        # The output comes from the very probabilities the listener gets: formed once.
         return probe(attention_probabilities(q, k, scale)) @ v
     output = F.scaled_dot_product_attention(q, k, v, scale=scale)
     if probe.listening:
-        # The listener gets the probabilities; the output stays the fused kernel's, so capturing
-        # leaves every logit bit-for-bit as in a plain forward.
+        # The output stays the fused kernel's, so capturing leaves every logit bit-for-bit as in a
+        # plain forward; the probabilities are formed a second time, for the listener only.
         probe(attention_probabilities(q, k, scale))
     return output
 

@@ -94,10 +94,12 @@ class RunningApp:
 @pytest.fixture(scope="session")
 def app_server(small_weights):
     """The real Gradio server, launched as app.py does, on a free local port."""
+    from model.allocator import keep_freed_memory
     from model.bundle import open_model
     from viewer.service import Explorer
     from viewer.ui import CSS, build_demo
 
+    keep_freed_memory()
     explorer = Explorer(open_model(small_weights, device="cpu"))
     demo = build_demo(explorer)
     demo.queue(default_concurrency_limit=2, max_size=64)

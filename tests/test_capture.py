@@ -7,7 +7,7 @@ import timm
 import torch
 from PIL import Image
 
-from model.capture import capture, select_probes
+from model.capture import capture, explicit_attention, select_probes
 from model.preprocess import data_config_for, preprocess
 from model.trace import Trace
 
@@ -29,6 +29,29 @@ def test_capturing_changes_no_logit(official, official_model):
     assert all(value.dtype == torch.float16 for value in trace.maps.values())
     # Hooks are gone afterwards: the probes are silent again.
     assert not any(probe.listening for probe in official_model.attention_probes().values())
+
+
+def test_shared_capture_reproduces_the_maps_and_takes_outputs_from_them(official, official_model):
+    with torch.inference_mode():
+        logits, trace = capture(official_model, official.input, dtype=torch.float32, fused=False)
+        with explicit_attention(official_model):
+            explicit = official_model(official.input)
+    for name, expected in official.maps.items():
+        torch.testing.assert_close(trace.maps[name], expected, rtol=0, atol=1e-5, msg=name)
+    # The same arithmetic as an explicit forward, to the last bit; and as close to the official
+    # outputs as a plain forward is.
+    assert torch.equal(logits, explicit)
+    torch.testing.assert_close(logits, official.logits, rtol=0, atol=1e-4)
+    assert not any(probe.explicit for probe in official_model.attention_probes().values())
+
+
+def test_shared_subset_capture_leaves_the_other_attentions_fused(official, official_model):
+    with torch.inference_mode():
+        logits, trace = capture(official_model, official.input, include=("stage3.*",), fused=False)
+        with explicit_attention(official_model, ("stage3.*",)):
+            expected = official_model(official.input)
+    assert set(trace.maps) == {name for name in official.maps if name.startswith("stage3.")}
+    assert torch.equal(logits, expected)
 
 
 def test_probabilities_rows_sum_to_one(official, official_model):

@@ -148,8 +148,10 @@ class Explorer:
 def run_capture(bundle: ModelBundle, images: torch.Tensor, geometry: Geometry) -> Trace:
     """The one forward pass of an analysis (on the GPU when there is one)."""
     with torch.inference_mode():
+        # Outputs computed from the recorded maps: each map is formed once, and the maps shown are
+        # the very probabilities the prediction was made with.
         _, trace = capture(bundle.network, images.to(bundle.device), class_names=bundle.class_names,
-                           multi_label=bundle.multi_label, geometries=[geometry])
+                           multi_label=bundle.multi_label, geometries=[geometry], fused=False)
     return trace
 
 
