@@ -3,8 +3,9 @@
     python -m bench.capture [--repeats 10] [--system-allocator]
 
 Prints the median plain forward, the median full-capture forward in both capture modes, their
-ratios to the plain forward (target <= 1.10) and the trace size in MB (float16 storage; target
-at 224 <= 32 MB); where CUDA is present, also the GPU throughput at batch 32.
+ratios to the plain forward (target <= 1.10), the largest logit change each mode makes (random
+weights; the tests check the fixture's) and the trace size in MB (float16 storage; target at
+224 <= 32 MB); where CUDA is present, also the GPU throughput at batch 32.
 
 The modes: ``fused`` (the default of ``model.capture.capture``) leaves every output to the fused
 kernel, so the logits are exactly a plain forward's, and forms each map a second time; ``shared``
@@ -44,11 +45,15 @@ def measure(repeats: int = 10) -> list[Figure]:
             with torch.inference_mode():
                 seconds = paired_median_seconds(timed_runs(network, images), repeats)
                 _, trace = capture(network, images)
+                plain = network(images).float().cpu()
+                logit_change = {mode: (capture(network, images, fused=fused)[0] - plain).abs().max().item()
+                                for mode, fused in MODES.items()}
             tag = f"dualvit_s {size}, {device.type}"
             figures.append(Figure(f"plain forward, {tag}", seconds["plain"] * 1000, "ms"))
             for mode in MODES:
                 figures += [Figure(f"full capture ({mode}), {tag}", seconds[mode] * 1000, "ms"),
-                            Figure(f"capture ({mode}) / plain, {tag}", seconds[mode] / seconds["plain"], "×", "≤ 1.10")]
+                            Figure(f"capture ({mode}) / plain, {tag}", seconds[mode] / seconds["plain"], "×", "≤ 1.10"),
+                            Figure(f"largest logit change, capture ({mode}), {tag}", logit_change[mode], "", "≤ 1e-6")]
             figures.append(Figure(f"trace size, {tag}", trace.nbytes() / 1e6, "MB", "≤ 32 MB at 224"))
         if device.type == "cuda":
             images = torch.randn(GPU_BATCH, 3, 224, 224, device=device)

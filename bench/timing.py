@@ -21,7 +21,8 @@ class Figure:
     target: str = ""
 
     def line(self) -> str:
-        return f"| {self.name} | {self.value:.{1 if self.unit in ('ms', 'MB') else 2}f} {self.unit} | {self.target} |"
+        value = f"{self.value:.1e}" if not self.unit else f"{self.value:.{1 if self.unit in ('ms', 'MB') else 2}f}"
+        return f"| {self.name} | {value} {self.unit}".rstrip() + f" | {self.target} |"
 
 
 def median_seconds(function: Callable[[], object], repeats: int, warmup: int = 2) -> float:
