@@ -44,13 +44,19 @@ def listening(probes: dict[str, torch.nn.Module], record: Callable[[str, torch.T
 def explicit_attention(network: DualViT, include: Sequence[str] = ("*",)) -> Iterator[None]:
     """Compute the chosen attentions as explicit softmax(q k^T) v, their output taken from the very
     probabilities a listener receives (FLOP counters cannot see into the fused kernel either)."""
-    probes = select_probes(network, include).values()
-    for probe in probes:
+    with explicit(select_probes(network, include)):
+        yield
+
+
+@contextmanager
+def explicit(probes: dict[str, torch.nn.Module]) -> Iterator[None]:
+    """While inside, these probes run explicit attention (see explicit_attention)."""
+    for probe in probes.values():
         probe.explicit = True
     try:
         yield
     finally:
-        for probe in probes:
+        for probe in probes.values():
             probe.explicit = False
 
 
@@ -96,8 +102,8 @@ def capture(
     def record(name: str, probs: torch.Tensor) -> None:
         recorded[name] = probs.detach().to(dtype)
 
-    with listening(select_probes(network, include), record), \
-            (nullcontext() if fused else explicit_attention(network, include)):
+    probes = select_probes(network, include)
+    with listening(probes, record), (nullcontext() if fused else explicit(probes)):
         logits = network(images)
     grids = stage_grids(network, images)
     logits = logits.detach().float().cpu()
