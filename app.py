@@ -38,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if not bundle.trained:
+        print(f"warning: {bundle.architecture} runs with randomly initialised weights ({bundle.weights}): its maps "
+              "show the untrained architecture and its predictions mean nothing. Pass --weights with a trained "
+              "checkpoint (for example the paper's ImageNet weights) to see learned semantic tokens.",
+              file=sys.stderr)
     demo = build_demo(Explorer(bundle))
     demo.queue(default_concurrency_limit=2, max_size=64)
     demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, css=CSS)

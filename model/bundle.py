@@ -2,7 +2,8 @@
 
 Weights files written by this project (``python -m model.weights convert`` or the training
 script) may carry metadata: ``architecture``, ``class_names`` (JSON list), ``multi_label``,
-``domain`` (what the weights were trained on). Official ImageNet checkpoints carry none: they
+``domain`` (what the weights were trained on), ``trained`` ("false" for weights that were
+never trained, e.g. test fixtures). Official ImageNet checkpoints carry none: they
 get timm's ImageNet class names.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ from model.weights import HUB_PREFIX, load_model, resolve_source
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS / "weights" / "dualvit_nano_scenes.safetensors"
+DEFAULT_ARCHITECTURE = "dualvit_nano"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class ModelBundle:
     multi_label: bool
     data_config: dict[str, Any]
     device: torch.device
+    trained: bool = True  # False: randomly initialised weights, whose maps and classes mean nothing
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -61,17 +64,40 @@ def class_names_for(network: DualViT, metadata: dict[str, str]) -> tuple[str, ..
     return tuple(f"class {i}" for i in range(network.num_classes))
 
 
+RANDOM_WEIGHTS = "random initialisation"
+
+
+def random_model(architecture: str) -> tuple[DualViT, dict[str, str]]:
+    """``architecture`` with randomly initialised weights (ImageNet's 1000 classes), marked untrained."""
+    import timm
+
+    import model as _registry  # noqa: F401  (registers the architectures with timm)
+
+    known = timm.list_models("dualvit_*")
+    if architecture not in known:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(known)}")
+    return timm.create_model(architecture).eval(), {"trained": "false", "domain": "nothing (untrained)"}
+
+
 def open_model(weights: str | Path | None = None, architecture: str | None = None,
                device: str = "auto") -> ModelBundle:
-    """Load ``weights`` (default: the shipped scene model) strictly, ready for inference."""
-    source = weights if weights is not None else DEFAULT_WEIGHTS
-    metadata = weights_metadata(source)
-    network = load_model(str(source), architecture or metadata.get("architecture"))
+    """Load ``weights`` strictly, ready for inference.
+
+    No weights: the shipped scene model, or, when another ``architecture`` is named, that
+    architecture randomly initialised (the bundle says it is untrained).
+    """
+    if weights is None and architecture not in (None, DEFAULT_ARCHITECTURE):
+        network, metadata = random_model(architecture)
+        name = RANDOM_WEIGHTS
+    else:
+        source = weights if weights is not None else DEFAULT_WEIGHTS
+        metadata = weights_metadata(source)
+        network = load_model(str(source), architecture or metadata.get("architecture"))
+        name = str(source)
+        if not name.startswith(HUB_PREFIX):
+            name = Path(name).name
     target = pick_device(device)
     network = network.to(target).eval()
-    name = str(source)
-    if not name.startswith(HUB_PREFIX):
-        name = Path(name).name
     return ModelBundle(
         network=network,
         architecture=network.pretrained_cfg.get("architecture", type(network).__name__),
@@ -81,4 +107,5 @@ def open_model(weights: str | Path | None = None, architecture: str | None = Non
         multi_label=json.loads(metadata.get("multi_label", "false")),
         data_config=data_config_for(network),
         device=target,
+        trained=metadata.get("trained", "true").lower() != "false",
     )

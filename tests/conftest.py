@@ -76,7 +76,7 @@ def small_weights(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     network = timm.create_model("dualvit_nano", num_classes=len(CLASSES)).eval()
     path = tmp_path_factory.mktemp("weights") / "nano_untrained.safetensors"
-    export(network, path)
+    export(network, path, extra={"trained": "false"})
     return path
 
 
@@ -91,8 +91,7 @@ class RunningApp:
         return Client(self.url, verbose=False)
 
 
-@pytest.fixture(scope="session")
-def app_server(small_weights):
+def launch(weights) -> tuple:
     """The real Gradio server, launched as app.py does, on a free local port."""
     from model.allocator import keep_freed_memory
     from model.bundle import open_model
@@ -100,9 +99,24 @@ def app_server(small_weights):
     from viewer.ui import CSS, build_demo
 
     keep_freed_memory()
-    explorer = Explorer(open_model(small_weights, device="cpu"))
+    explorer = Explorer(open_model(weights, device="cpu"))
     demo = build_demo(explorer)
     demo.queue(default_concurrency_limit=2, max_size=64)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, css=CSS, quiet=True)
-    yield RunningApp(demo.local_url, explorer)
+    return demo, RunningApp(demo.local_url, explorer)
+
+
+@pytest.fixture(scope="session")
+def app_server(small_weights):
+    """The app on untrained weights (the same loading code as a user's file)."""
+    demo, running = launch(small_weights)
+    yield running
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def shipped_app():
+    """The app as ``python app.py`` starts it: the shipped scene model."""
+    demo, running = launch(None)
+    yield running
     demo.close()

@@ -1,6 +1,7 @@
 """The launched Gradio server, driven through its API with gradio_client."""
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -10,9 +11,10 @@ from gradio_client.exceptions import AppError
 
 from image_corpus import corpus
 from model.trace import Trace
+from viewer import views
 
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
-VIEW = ["stage 2 · block 0", "mean", "inferno", 0.6]
+VIEW = ["stage 2 · block 0", "mean", "per map", "inferno", 0.6]
 CASES = corpus()
 
 
@@ -26,15 +28,48 @@ def session(app_server):
 
 def test_analyse_returns_prediction_and_block_choices(app_server):
     client = app_server.client()
-    prediction, status, block, fusion, token, target_class = client.predict(
+    prediction, verdict, status, block, fusion, token, target_class, stage_token = client.predict(
         handle_file(EXAMPLES / "cat_chelsea.jpg"), "aspect", api_name="/analyse")
     assert len(prediction["confidences"]) == 5
     assert all(0 <= item["confidence"] <= 1 for item in prediction["confidences"])
-    assert "semantic tokens" in status
-    assert block["value"] == "stage 1 · block 0" and len(block["choices"]) == 5  # dualvit_nano: 1+1+2+1 blocks
-    assert fusion["value"] == "mean" and ["head 4", "head 4"] in fusion["choices"]  # stage 4 has 5 heads
-    assert token["maximum"] == trace_tokens(status) - 1
+    assert "semantic tokens" in status and "Untrained weights" in verdict
+    analysis = next(reversed(app_server.explorer.cache._entries.values()))
+    opening = views.default_block(analysis.trace)
+    assert block["value"] == opening.label and len(block["choices"]) == 5  # dualvit_nano: 1+1+2+1 blocks
+    heads = analysis.trace.maps[opening.map_name("semantic_to_pixel" if opening.kind == "dual" else "merged")].shape[1]
+    assert fusion["value"] == "mean" and [choice for choice, _ in fusion["choices"]] == \
+        ["mean", "max", "min"] + [f"head {h}" for h in range(heads)]  # only the heads the opening block has
+    tokens = trace_tokens(status)
+    assert token["maximum"] == tokens - 1
+    assert [choice for choice, _ in stage_token["choices"]][1:] == [str(t) for t in range(tokens)]  # every token
     assert target_class["value"] == prediction["label"] and len(target_class["choices"]) == 5
+
+
+def test_a_block_offers_only_its_own_heads(session):
+    stage4 = session.predict("stage 4 · block 0", "mean", api_name="/block_heads")
+    assert len(stage4["choices"]) == 3 + 5  # dualvit_nano: 5 heads in stage 4
+    assert session.predict("stage 4 · block 0", "head 3", api_name="/block_heads")["value"] == "head 3"
+    stage1 = session.predict("stage 1 · block 0", "head 3", api_name="/block_heads")
+    assert [choice for choice, _ in stage1["choices"]] == ["mean", "max", "min", "head 0"]  # 1 head in stage 1
+    assert stage1["value"] == "mean"  # head 3 does not exist there
+
+
+@pytest.mark.parametrize("scale", ["per map", "shared", "mass"])
+def test_every_drawn_view_carries_a_colour_key(session, scale):
+    view = ["stage 2 · block 0", "mean", scale, "inferno", 0.6]
+    gallery = session.predict(*view, api_name="/token_gallery")
+    assert gallery.count('class="tile"') == 64 and gallery.count('class="colour-key"') == 1
+    image, stats, filmstrip, selection = session.predict(*view, 17, api_name="/token_detail")
+    assert all(part.count('class="colour-key"') == 1 for part in (image, filmstrip))
+    _, _, top_tokens, ownership = session.predict(*view, None, api_name="/pixel_view")
+    assert all(part.count('class="colour-key"') == 1 for part in (top_tokens, ownership))
+    assert 'data-owners="' in ownership and "token " in ownership  # hovering names the owner; the key lists them
+    stages, class_map, _, _ = session.predict(*view, "mean over tokens", api_name="/stages_view")
+    assert all(part.count('class="colour-key"') == 1 for part in (stages, class_map))
+    if scale == "mass":
+        assert "50%" in gallery and "80%" in gallery and "95%" in gallery
+    else:
+        assert "attention weight" in gallery
 
 
 def trace_tokens(status: str) -> int:
@@ -44,15 +79,19 @@ def trace_tokens(status: str) -> int:
 def test_views_come_from_the_cache_without_running_the_model(app_server, session):
     passes = app_server.explorer.forward_passes
     gallery = session.predict(*VIEW, api_name="/token_gallery")
-    assert len(gallery) == 64 and gallery[5]["caption"] == "token 5"
-    image, stats, filmstrip = session.predict(*VIEW, 17, api_name="/token_detail")
-    assert Path(image).exists() and "Token 17" in stats and len(filmstrip) == 5
-    marked, plot, top_tokens, ownership = session.predict(*VIEW, api_name="/pixel_view")
-    assert plot["type"] == "plotly" and len(top_tokens) == 4 and Path(ownership).exists()
+    assert gallery.count('class="tile"') == 64 and 'data-token="5" title="token 5"' in gallery
+    image, stats, filmstrip, selection = session.predict(*VIEW, 17, api_name="/token_detail")
+    assert "<img" in image and "Token 17" in stats and filmstrip.count('class="tile"') == 5
+    assert 'data-token="17"' in selection  # the picked token is highlighted wherever a tile shows it
+    marked, plot, top_tokens, ownership = session.predict(*VIEW, None, api_name="/pixel_view")
+    assert Path(marked).exists() and plot["type"] == "plotly" and top_tokens.count('class="tile"') == 4
     stages, class_map, self_plot, quadrants = session.predict(*VIEW, "mean over tokens", api_name="/stages_view")
-    assert [item["caption"] for item in stages] == [f"stage {s} · block {b}" for s, b in ((1, 0), (2, 0), (3, 1), (4, 0))]
+    assert [f"stage {s} · block {b}" for s, b in ((1, 0), (2, 0), (3, 1), (4, 0))] == \
+        re.findall(r'class="tile" title="([^"]+)"', stages)
+    tour = session.predict("per map", "inferno", 0.6, api_name="/tour")
+    assert len(tour) == 2 * 7 and all("colour-key" in picture for picture in tour[:7])
     for fusion in ("max", "min", "head 1"):
-        session.predict(VIEW[0], fusion, "viridis", 0.3, 3, api_name="/token_detail")
+        session.predict(VIEW[0], fusion, "shared", "viridis", 0.3, 3, api_name="/token_detail")
     assert app_server.explorer.forward_passes == passes
 
 
@@ -66,14 +105,16 @@ def test_sessions_keep_their_own_trace(app_server):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["stage 9 · block 0", "mean", "inferno", 0.6, 3], "Unknown block .stage 9 · block 0.; choose one of"),
-    (["stage 1 · block 0", "head 3", "inferno", 0.6, 3], "head"),
-    ([*VIEW, 64], "greater than maximum value 63"),
-    ([*VIEW, -1], "less than minimum value 0"),
-    (["stage 2 · block 0", "mean", "inferno", -0.5, 3], "less than minimum value 0"),
-    (["stage 2 · block 0", "mean", "inferno", 1.5, 3], "greater than maximum value 1"),
-    (["stage 2 · block 0", "median", "inferno", 0.6, 3], "median is not in the list of choices"),
-    (["stage 2 · block 0", "mean", "rainbow-unicorn", 0.6, 3], "rainbow-unicorn is not in the list of choices"),
+    (["stage 9 · block 0", "mean", "per map", "inferno", 0.6, 3], "Unknown block .stage 9 · block 0.; choose one of"),
+    (["stage 1 · block 0", "head 3", "per map", "inferno", 0.6, 3], "head"),
+    ([*VIEW, 64], "greater than maximum value 63|Token 64 does not exist"),
+    ([*VIEW, -1], "less than minimum value 0|Token -1 does not exist"),
+    ([*VIEW, 2.5], "whole number"),
+    (["stage 2 · block 0", "mean", "per map", "inferno", -0.5, 3], "less than minimum value 0"),
+    (["stage 2 · block 0", "mean", "per map", "inferno", 1.5, 3], "greater than maximum value 1"),
+    (["stage 2 · block 0", "median", "per map", "inferno", 0.6, 3], "median is not in the list of choices"),
+    (["stage 2 · block 0", "mean", "loudest", "inferno", 0.6, 3], "loudest is not in the list of choices"),
+    (["stage 2 · block 0", "mean", "per map", "rainbow-unicorn", 0.6, 3], "rainbow-unicorn is not in the list of choices"),
 ])
 def test_wrong_ui_values_give_clear_errors(session, arguments, message):
     with pytest.raises(AppError, match=message):
@@ -114,12 +155,15 @@ def test_export_bundles_png_trace_and_settings(session, tmp_path):
 @pytest.mark.parametrize("method", ["grad_cam", "dual_rollout", "aux_head", "token_importance"])
 def test_explanations_are_drawn_and_cached(app_server, session, method):
     prediction = session.predict(handle_file(EXAMPLES / "coffee.jpg"), "224", api_name="/analyse")[0]
-    arguments = [method, prediction["label"], 2, "inferno", 0.6]
+    arguments = [method, prediction["label"], 2, "per map", "inferno", 0.6]
     image, text, tokens, plot = session.predict(*arguments, api_name="/explain")
     if method == "token_importance":
-        assert image is None and len(tokens) == 8 and plot["type"] == "plotly"
+        assert plot["type"] == "plotly" and "view-message" in image  # says whether any token stands out
+        assert tokens.count('class="tile"') <= 8 and re.search(r"stands? out", image)
     else:
-        assert Path(image).exists() and not tokens
+        # Either a keyed map or, for a blank one, a message saying why.
+        assert ("<img" in image and "colour-key" in image) or "view-message" in image
+        assert not tokens
     assert len(text) > 40
     cached = app_server.explorer.cached_explanations
     session.predict(*arguments, api_name="/explain")
@@ -128,4 +172,9 @@ def test_explanations_are_drawn_and_cached(app_server, session, method):
 
 def test_explanation_of_an_unknown_class_is_refused(session):
     with pytest.raises(AppError, match="not in the list of choices|Unknown class"):
-        session.predict("grad_cam", "no such class", 2, "inferno", 0.6, api_name="/explain")
+        session.predict("grad_cam", "no such class", 2, "per map", "inferno", 0.6, api_name="/explain")
+
+
+def test_a_class_agnostic_method_needs_no_class(session):
+    image, *_ = session.predict("dual_rollout", None, None, "per map", "inferno", 0.6, api_name="/explain")
+    assert "<img" in image and "colour-key" in image

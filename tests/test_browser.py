@@ -1,18 +1,27 @@
-"""A real browser (Debian's Chromium driven by Playwright) against the running app."""
+"""A real browser (Debian's Chromium driven by Playwright) against the running app, at desktop and phone width."""
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
+
+from viewer import overlay, views
 
 EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "scene_3_cross_letter_A_triangle.png"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parent / "screenshots"))
 # The flags keep Chromium off the network it cannot reach here (and that a test must not use).
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
+TABS = ("Tour", "Semantic tokens", "Pixels", "Stages", "Explanations")
+# A channel this far from the plain photo is a mark a reader sees (JPEG noise stays far below it).
+VISIBLE_DIFFERENCE = 40
 
 
 def chromium_path() -> str:
@@ -22,47 +31,135 @@ def chromium_path() -> str:
     return path
 
 
-def gallery_sources(page, selector: str) -> list[str]:
-    return page.locator(f"{selector} img").evaluate_all("images => images.map(i => i.src)")
-
-
 def wait_until_idle(page) -> None:
     """Until no Gradio output shows its loading state."""
-    page.wait_for_function("() => document.querySelectorAll('.pending, .generating').length === 0", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('.pending, .generating').length === 0", timeout=60_000)
 
 
-def test_upload_select_token_click_pixel(app_server):
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def open_tab(page, name: str) -> None:
+    """Click a tab, through the "More tabs" menu where a narrow screen folds it away."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if tab.count() and tab.is_visible():
+        tab.click()
+    else:
+        page.get_by_role("button", name="More tabs").click()
+        page.locator(".overflow-dropdown button", has_text=name).click()
+    wait_until_idle(page)
+
+
+def decode(source: str) -> np.ndarray:
+    """A data-URI image as RGB."""
+    data = base64.b64decode(source.split(",", 1)[1])
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def half_mass_cells(values: np.ndarray) -> np.ndarray:
+    """The fewest cells holding half the mass, found by brute force (independent of views.mass_region)."""
+    flat = values.ravel().astype(np.float64)
+    region = np.zeros(flat.size, bool)
+    held = 0.0
+    for index in sorted(range(flat.size), key=lambda i: (-flat[i], i)):
+        if held >= 0.5 * flat.sum() - 1e-9:
+            break
+        region[index] = True
+        held += flat[index]
+    return region.reshape(values.shape)
+
+
+def visibly_changed(tile: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    return np.abs(tile.astype(np.int16) - plain.astype(np.int16)).max(axis=2) > VISIBLE_DIFFERENCE
+
+
+def unmarked_region_cells(tile: np.ndarray, plain: np.ndarray, region: np.ndarray, geometry) -> int:
+    """How many cells of ``region`` show no visible mark in or right around them on the drawn tile."""
+    changed = cv2.dilate(visibly_changed(tile, plain).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    index = overlay.cell_index(region.shape, geometry)
+    unmarked = 0
+    for cell in np.flatnonzero(region):
+        footprint = index == cell
+        if footprint.any() and not changed[footprint].any():
+            unmarked += 1
+    return unmarked
+
+
+def test_untrained_weights_get_a_banner_and_no_training_set(app_server):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 2200})
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
         page.goto(app_server.url)
-        expect(page.locator("#weights-info")).to_contain_text("nano_untrained.safetensors")
+        expect(page.locator("#model-banner")).to_contain_text("Untrained weights")
+        expect(page.locator("#weights-info")).to_contain_text("not trained")
+        expect(page.locator("#weights-info")).not_to_contain_text("trained on")
+        browser.close()
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
+    """On the shipped model, as a first-time visitor sees it."""
+    app_server = shipped_app
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    width, height = VIEWPORTS[viewport]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.goto(app_server.url)
+        expect(page.locator("#model-banner")).to_be_hidden()
+        expect(page.locator("#weights-info")).to_contain_text("on other images its classes mean nothing")
+        expect(page.locator("#definition")).to_contain_text("Semantic tokens")
 
         page.locator("#upload input[type=file]").set_input_files(str(EXAMPLE))
         page.locator("#analyse").click()
-        expect(page.locator("#status")).to_contain_text("semantic tokens", timeout=60_000)
-        expect(page.locator("#token-gallery img")).to_have_count(64, timeout=60_000)
-        expect(page.locator("#token-stats")).to_contain_text("Token 0", timeout=30_000)
-        before = page.locator("#token-image img").get_attribute("src")
+        expect(page.locator("#tour-text-6")).to_contain_text("class token", timeout=120_000)
+        wait_until_idle(page)
+        analysis = next(iter(app_server.explorer.cache._entries.values()))
+        opening = views.default_block(analysis.trace)
+        expect(page.locator("#block input")).to_have_value(opening.label)
 
-        page.locator("#token-gallery img").nth(27).click()
+        for tab in TABS:
+            open_tab(page, tab)
+            if tab == "Explanations":
+                page.locator("#explain").click()
+                expect(page.locator("#explain-image .view-picture img")).to_be_visible(timeout=60_000)
+                wait_until_idle(page)
+            # Every drawn picture on the tab carries its colour key.
+            pictures = page.locator(".view:visible").filter(has=page.locator("img"))
+            assert pictures.count() > 0, tab
+            for index in range(pictures.count()):
+                expect(pictures.nth(index).locator(".colour-key").first).to_be_visible()
+            page.screenshot(path=str(SCREENSHOTS / f"{viewport}_{tab.split()[0].lower()}.png"), full_page=True)
+
+        open_tab(page, "Semantic tokens")
+        tiles = page.locator("#token-gallery .tile")
+        expect(tiles).to_have_count(analysis.trace.num_semantic)
+        for box in tiles.evaluate_all("tiles => tiles.map(t => t.getBoundingClientRect().toJSON())"):
+            assert 0 <= box["left"] and box["right"] <= width, box
+
+        # Each tile of the default view marks its token's half-mass region where a reader can see it.
+        sources = page.locator("#token-gallery .tile img").evaluate_all("images => images.map(i => i.src)")
+        maps = views.token_maps(analysis.trace, opening.stage, opening.block)
+        for token, source in enumerate(sources):
+            tile = decode(source)
+            assert tile.shape == analysis.thumbnail.shape  # the photo's own aspect, not cropped square
+            region = half_mass_cells(maps[token])
+            assert unmarked_region_cells(tile, analysis.thumbnail, region, analysis.thumbnail_geometry) == 0, token
+            # ...and leaves the photo as it is where the token hardly looks (no dark wash).
+            faint = maps[token] < 0.05 * maps[token].max()
+            faint_pixels = overlay.to_original(faint.astype(np.float32), analysis.thumbnail_geometry) == 1
+            if faint_pixels.any():
+                assert visibly_changed(tile, analysis.thumbnail)[faint_pixels].mean() < 0.1, token
+
+        # Enter in the token box redraws the token and moves the highlight.
+        token_box = page.locator("#token input")
+        token_box.fill("27")
+        token_box.press("Enter")
         expect(page.locator("#token-stats")).to_contain_text("Token 27", timeout=30_000)
-        expect(page.locator("#token-image img")).not_to_have_attribute("src", before, timeout=30_000)
-        assert len(gallery_sources(page, "#filmstrip")) == 5  # every block of dualvit_nano (1+1+2+1)
+        highlighted = page.locator('#token-gallery .tile[data-token="27"]')
+        expect(highlighted).to_have_css("outline-style", "solid")
+        expect(page.locator('#token-gallery .tile[data-token="0"]')).not_to_have_css("outline-style", "solid")
 
-        page.get_by_role("tab", name="Pixels").click()
-        pixel_image = page.locator("#pixel-image img")
-        expect(page.locator("#pixel-reads .js-plotly-plot")).to_be_visible(timeout=30_000)
-        marker_before = pixel_image.get_attribute("src")
-        box = pixel_image.bounding_box()
-        page.mouse.click(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.3)
-        expect(pixel_image).not_to_have_attribute("src", marker_before, timeout=30_000)
-        expect(page.locator("#pixel-reads .js-plotly-plot")).to_be_visible(timeout=30_000)
-        wait_until_idle(page)
-        page.screenshot(path=str(SCREENSHOTS / "explorer_pixels.png"), full_page=True)
-        page.get_by_role("tab", name="Semantic tokens").click()
-        wait_until_idle(page)
-        page.screenshot(path=str(SCREENSHOTS / "explorer_tokens.png"), full_page=True)
+        # Clicking a tile picks its token.
+        page.locator('#token-gallery .tile[data-token="5"]').click()
+        expect(page.locator("#token-stats")).to_contain_text("Token 5", timeout=30_000)
+        expect(token_box).to_have_value("5")
         browser.close()
     assert app_server.explorer.forward_passes >= 1

@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -21,7 +21,7 @@ import numpy as np
 
 from model.bundle import ModelBundle, open_model
 from model.weights import CheckpointError
-from viewer import overlay, render, views
+from viewer import keys, overlay, render, views
 from viewer.inputs import ImageRejected, open_image
 from viewer.service import RESOLUTIONS, THUMBNAIL_SIDE, Analysis, Explorer
 
@@ -36,10 +36,11 @@ class Settings:
     opacity: float = 0.6
     token: int = 0
     point: tuple[float, float] | None = None  # display-image pixels; None: the centre
+    scale: str = render.DEFAULT_SCALE
 
     @property
     def style(self) -> render.Style:
-        return render.Style(self.colormap, self.opacity)
+        return render.Style(self.colormap, self.opacity, self.scale)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
@@ -64,24 +65,29 @@ def main_views(analysis: Analysis, block: views.BlockRef,
             render.stages_view(analysis, block, settings.fusion, style, None))
 
 
+def sheet(tiles: render.Tiles, columns: int, size: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """Tiles as one labelled contact sheet, with their key below."""
+    return keys.with_key(overlay.tile([tile.image for tile in tiles.tiles], columns=columns,
+                                      labels=[tile.caption for tile in tiles.tiles], size=size), tiles.key)
+
+
+def keyed(picture: render.Picture) -> np.ndarray:
+    return keys.with_key(picture.image, picture.key)
+
+
 def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settings) -> tuple[dict, dict]:
-    """PNG-ready images and plotly figures of every view, by file stem."""
+    """PNG-ready images (each with its colour key) and plotly figures of every view, by file stem."""
     detail, pixels, stages = main_views(analysis, block, settings)
     gallery = render.token_gallery(analysis, block, settings.fusion, settings.style)
-
-    def sheet(captioned: render.Captioned, columns: int) -> np.ndarray:
-        return overlay.tile([image for image, _ in captioned], columns=columns,
-                            labels=[caption for _, caption in captioned], size=THUMBNAIL_SIDE)
-
     images = {
         "token_gallery": sheet(gallery, GALLERY_COLUMNS),
-        f"token_{settings.token}": detail.image,
-        f"token_{settings.token}_filmstrip": sheet(detail.filmstrip, len(detail.filmstrip)),
+        f"token_{settings.token}": keyed(detail.picture),
+        f"token_{settings.token}_filmstrip": sheet(detail.filmstrip, len(detail.filmstrip.tiles)),
         "pixel_point": pixels.marked,
-        "ownership": pixels.ownership,
-        "stages": sheet(stages.stages, len(stages.stages)),
-        "class_attention": stages.class_attention,
-        "contact_sheet": render.contact_sheet(detail, pixels, stages),
+        "ownership": keyed(pixels.ownership),
+        "stages": sheet(stages.stages, len(stages.stages.tiles)),
+        "class_attention": keyed(stages.class_attention),
+        "contact_sheet": render.contact_sheet(detail, pixels, stages, settings.token, block),
     }
     plots = {"pixel_reads": pixels.reads_figure, "semantic_self": stages.semantic_self_figure,
              "merge_quadrants": stages.merge_quadrants_figure}
@@ -96,7 +102,7 @@ def write_bundle(analysis: Analysis, bundle: ModelBundle, block: views.BlockRef,
     analysis.trace.save(trace_path)
     archive = folder / "dualvit_explorer_export.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle_file:
-        bundle_file.writestr("views.png", png_bytes(render.contact_sheet(detail, pixels, stages)))
+        bundle_file.writestr("views.png", png_bytes(render.contact_sheet(detail, pixels, stages, settings.token, block)))
         bundle_file.write(trace_path, "trace.safetensors")
         bundle_file.writestr("settings.json", json.dumps(settings_record(analysis, bundle, settings), indent=2))
     trace_path.unlink()
@@ -109,10 +115,10 @@ def export_image(explorer: Explorer, image_path: Path, out: Path, resolution: st
     analysis = explorer.get(explorer.analyse(loaded.image, resolution, tuple(loaded.notes)))
     refs = views.blocks(analysis.trace)
     block = next((ref for ref in refs if ref.label == block_label), None) if block_label else \
-        next(ref for ref in reversed(refs) if ref.kind == "dual")  # the last Dual block: tokens at their clearest
+        views.default_block(analysis.trace)  # the block the page opens on
     if block is None:
         raise ValueError(f"unknown block {block_label!r}; choose one of: {', '.join(r.label for r in refs)}")
-    settings = Settings(block.label, settings.fusion, settings.colormap, settings.opacity, settings.token, settings.point)
+    settings = replace(settings, block=block.label)
     folder = out / image_path.stem
     folder.mkdir(parents=True, exist_ok=True)
     images, plots = standard_figures(analysis, block, settings)
@@ -132,18 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", help="checkpoint or hf://OWNER/REPO/FILE (default: the shipped scene model)")
     parser.add_argument("--model", help="architecture, when the weights do not say")
     parser.add_argument("--resolution", default="224", choices=list(RESOLUTIONS))
-    parser.add_argument("--block", help='e.g. "stage 2 · block 0" (default: the last Dual block)')
+    parser.add_argument("--block", help='e.g. "stage 2 · block 0" (default: the block the page opens on)')
     parser.add_argument("--token", type=int, default=0)
     parser.add_argument("--fusion", default="mean")
     parser.add_argument("--colormap", default="inferno", choices=list(overlay.COLORMAPS))
     parser.add_argument("--opacity", type=float, default=0.6)
+    parser.add_argument("--scale", default=render.DEFAULT_SCALE, choices=list(render.SCALES))
     arguments = parser.parse_args(argv)
     try:
         explorer = Explorer(open_model(arguments.weights, arguments.model, device="auto"))
     except (CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    settings = Settings("", arguments.fusion, arguments.colormap, arguments.opacity, arguments.token)
+    settings = Settings("", arguments.fusion, arguments.colormap, arguments.opacity, arguments.token,
+                        scale=arguments.scale)
     failures = 0
     for image_path in arguments.images:
         try:

@@ -114,36 +114,98 @@ def check_opacity(opacity: float) -> None:
         raise ValueError(f"opacity must lie in [0, 1], got {opacity}")
 
 
-def blend_inside(image: np.ndarray, colours: np.ndarray, inside: np.ndarray, opacity: float) -> np.ndarray:
-    """Colours blended over the image where ``inside``; the image dimmed elsewhere."""
-    blended = cv2.addWeighted(image, 1.0 - opacity, colours, opacity, 0.0)
+def blend_inside(image: np.ndarray, colours: np.ndarray, inside: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
+    """Colours blended over the image with weight ``alpha`` (per pixel or one number) where ``inside``;
+    the image dimmed where the model saw nothing."""
+    alpha = np.asarray(alpha, dtype=np.float32)
+    if alpha.ndim == 2:
+        alpha = alpha[..., None]
+    blended = image.astype(np.float32) * (1.0 - alpha) + colours.astype(np.float32) * alpha
+    blended = np.clip(np.round(blended), 0, 255).astype(np.uint8)
     dimmed = cv2.convertScaleAbs(image, alpha=OUTSIDE_BRIGHTNESS)
     return np.where(inside[..., None], blended, dimmed)
 
 
+def value_range(values: np.ndarray) -> tuple[float, float]:
+    """(0, max) of the finite values: attention and mass start at zero, so the colour scale does too."""
+    finite = np.asarray(values, dtype=np.float32)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return 0.0, 1.0
+    return min(0.0, float(finite.min())), float(finite.max())
+
+
 def overlay(image: np.ndarray, values: np.ndarray, geometry: Geometry, colormap: str = "inferno",
             opacity: float = 0.6, vrange: tuple[float, float] | None = None) -> np.ndarray:
-    """The (h, w) map coloured over the original image (H0, W0, 3); pixels the model did not see are dimmed.
+    """The (h, w) map coloured over the original image (H0, W0, 3).
 
-    ``vrange`` (min, max) fixes the colour scale (e.g. :func:`viewer.views.shared_range`);
-    by default it spans this map.
+    A pixel's colour comes from the colour map and its weight rises with the value, from 0 at the
+    bottom of ``vrange`` to ``opacity`` at its top: low attention leaves the photo as it is instead
+    of washing it dark. Pixels the model did not see are dimmed. ``vrange`` (min, max) fixes the
+    scale (e.g. :func:`viewer.views.shared_range`); by default it runs from 0 to this map's peak.
     """
     image = check_image(image, geometry)
     check_opacity(opacity)
     colormap_code(colormap)
     warped = to_original(values, geometry)
     inside = np.isfinite(warped)
-    if vrange is None:
-        finite = np.asarray(values, dtype=np.float32)
-        finite = finite[np.isfinite(finite)]
-        vrange = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    colours = colorize(warped, vrange[0], vrange[1], colormap)
-    return blend_inside(image, colours, inside, opacity)
+    low, high = vrange if vrange is not None else value_range(values)
+    colours = colorize(warped, low, high, colormap)
+    span = high - low
+    level = np.clip((np.nan_to_num(warped, nan=low) - low) / span, 0.0, 1.0) if span > 0 else \
+        np.zeros(warped.shape, np.float32)
+    alpha = opacity * level
+    return blend_inside(image, colours, inside, alpha)
+
+
+def band_colours(colormap: str, count: int) -> list[tuple[int, int, int]]:
+    """``count`` colours from the colour map's upper part, lightest band last: one per mass band."""
+    levels = np.linspace(1.0, 0.45, count, dtype=np.float32)[None, :]
+    return [tuple(int(c) for c in rgb) for rgb in colorize(levels, 0.0, 1.0, colormap)[0]]
+
+
+def mass_overlay(image: np.ndarray, levels: np.ndarray, geometry: Geometry, colormap: str = "inferno",
+                 opacity: float = 0.6, bands: int = 3) -> np.ndarray:
+    """Nested mass regions filled over the photo and the innermost outlined.
+
+    ``levels`` (h, w) int from :func:`viewer.views.mass_levels`: ``bands`` for the smallest
+    region (e.g. 50% of the mass), down to 1 for the largest and 0 outside, which is left as the photo.
+    """
+    image = check_image(image, geometry)
+    check_opacity(opacity)
+    warped = to_original(np.asarray(levels, dtype=np.float32), geometry)
+    inside = np.isfinite(warped)
+    level = np.nan_to_num(warped, nan=0.0).astype(np.int64)
+    palette = np.array([(0, 0, 0)] + band_colours(colormap, bands)[::-1], np.uint8)
+    colours = palette[np.clip(level, 0, bands)]
+    weights = np.concatenate([[0.0], np.linspace(0.45, 1.0, bands)]) * opacity
+    drawn = blend_inside(image, colours, inside, weights[np.clip(level, 0, bands)])
+    return outline(drawn, np.asarray(levels) >= bands, geometry)
+
+
+def outline(image: np.ndarray, region: np.ndarray, geometry: Geometry,
+            colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """A copy with the border of ``region`` (a bool mask on a stage grid) drawn light on dark,
+    at least two pixels wide so a region of one cell still shows at thumbnail size."""
+    image = check_image(image, geometry)
+    mask = np.nan_to_num(to_original(np.asarray(region, dtype=np.float32), geometry), nan=0.0) > 0.5
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    drawn = image.copy()
+    width = max(1, line_width(drawn))
+    cv2.drawContours(drawn, contours, -1, (0, 0, 0), width + 2, cv2.LINE_8)
+    cv2.drawContours(drawn, contours, -1, tuple(int(c) for c in colour), width, cv2.LINE_8)
+    return drawn
 
 
 def token_hues(count: int) -> np.ndarray:
     """(count,) OpenCV hues (0..179): consecutive tokens a golden angle apart, so neighbours differ."""
     return np.round((np.arange(count) * GOLDEN_ANGLE_DEGREES % 360.0) / 2.0).astype(np.uint8) % 180
+
+
+def hue_colour(hue: int) -> tuple[int, int, int]:
+    """The RGB colour an ownership overlay gives a token of this hue at full brightness."""
+    hsv = np.array([[[hue, 255, 255]]], np.uint8)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
 
 def ownership_overlay(image: np.ndarray, owner: np.ndarray, confidence: np.ndarray, geometry: Geometry,
@@ -215,6 +277,34 @@ def home_box(image: np.ndarray, trace: Trace, token: int, geometry: Geometry,
     return boxed
 
 
+GRID_LINE = (200, 200, 200)
+
+
+def grid_lines(image: np.ndarray, trace: Trace, geometry: Geometry) -> np.ndarray:
+    """A copy with the stage-1 pixel-token grid drawn faintly and every token's home cell boldly."""
+    drawn = check_image(image, geometry).copy()
+    input_width, input_height = geometry.input_size
+    stage1 = trace.grid(1)
+
+    def line(start: tuple[float, float], end: tuple[float, float], colour, width: int) -> None:
+        a, b = geometry.model_to_original(np.array([start, end], dtype=float))
+        cv2.line(drawn, tuple(int(round(v)) for v in a), tuple(int(round(v)) for v in b), colour, width, cv2.LINE_AA)
+
+    for col in range(stage1.width + 1):
+        x = col * input_width / stage1.width
+        line((x, 0), (x, input_height), GRID_LINE, 1)
+    for row in range(stage1.height + 1):
+        y = row * input_height / stage1.height
+        line((0, y), (input_width, y), GRID_LINE, 1)
+    for token in range(trace.num_semantic):
+        left, top, right, bottom = home_box_on_input(trace, token, geometry.input_size)
+        for start, end in (((left, top), (right, top)), ((left, top), (left, bottom)),
+                           ((right, top), (right, bottom)), ((left, bottom), (right, bottom))):
+            line(start, end, (0, 0, 0), line_width(drawn) + 2)
+            line(start, end, (255, 255, 255), line_width(drawn))
+    return drawn
+
+
 def fit_tile(image: np.ndarray, size: int) -> np.ndarray:
     """The image scaled to fit a size x size square, keeping its aspect, centred on the background."""
     image = np.asarray(image)
@@ -269,3 +359,16 @@ def tile(images: Sequence[np.ndarray], columns: int, labels: Sequence[str] | Non
         row, col = divmod(index, columns)
         sheet[row * step:row * step + size, col * step:col * step + size] = tile_image
     return sheet
+
+
+def stack(images: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
+    """Images one below the other, left-aligned on the background, ``gap`` pixels apart."""
+    width = max(image.shape[1] for image in images)
+    parts = []
+    for index, image in enumerate(images):
+        row = np.full((image.shape[0], width, 3), BACKGROUND, np.uint8)
+        row[:, :image.shape[1]] = image
+        parts.append(row)
+        if index < len(images) - 1:
+            parts.append(np.full((gap, width, 3), BACKGROUND, np.uint8))
+    return np.concatenate(parts, axis=0)

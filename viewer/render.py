@@ -6,29 +6,67 @@ so a figure in teaching material is exactly what the page shows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from viewer import figures, overlay, views
+from viewer import figures, keys, overlay, views
+from viewer.keys import ColourKey
 from viewer.service import Analysis
 
 TOP_TOKENS = 4
+TOP_IMPORTANT_TOKENS = 8
+OWNERSHIP_SWATCHES = 12
+ATTENTION = "attention weight"
 
-Captioned = list[tuple[np.ndarray, str]]
+# How a map's values become colours. Tiles compared for *where* they look each get their own
+# range; a shared range compares *how much*; the mass view shows where a peaked map's mass lies.
+SCALES: dict[str, str] = {
+    "per map": "each map from 0 to its own peak, its half-mass region outlined",
+    "shared": "one range for the maps shown together, from 0 to their common peak",
+    "mass": "the smallest regions holding 50%, 80% and 95% of each map's mass",
+}
+DEFAULT_SCALE = "per map"
+HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's (positive) mass"
 
 
 @dataclass(frozen=True)
 class Style:
     colormap: str = "inferno"
     opacity: float = 0.6
+    scale: str = DEFAULT_SCALE
+
+
+@dataclass(frozen=True)
+class Tile:
+    image: np.ndarray
+    caption: str
+    token: int | None = None  # the semantic token a tile shows, when picking it means something
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One image and its key; ``message`` says in words what the image cannot (e.g. a blank map)."""
+
+    image: np.ndarray | None
+    key: ColourKey | None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Tiles:
+    """Tiles drawn on one scale, with their one key."""
+
+    tiles: list[Tile]
+    key: ColourKey
 
 
 @dataclass(frozen=True)
 class TokenDetail:
-    image: np.ndarray
+    picture: Picture
     statistics: views.TokenStatistics
-    filmstrip: Captioned
+    filmstrip: Tiles
 
 
 @dataclass(frozen=True)
@@ -36,50 +74,95 @@ class PixelView:
     marked: np.ndarray
     reads: np.ndarray
     reads_figure: go.Figure
-    top_tokens: Captioned
-    ownership: np.ndarray
+    top_tokens: Tiles
+    ownership: Picture
+    owner: np.ndarray  # (h, w) the token each stage-grid cell reads most
 
 
 @dataclass(frozen=True)
 class StagesView:
-    stages: Captioned
-    class_attention: np.ndarray
+    stages: Tiles
+    class_attention: Picture
     semantic_self_figure: go.Figure
     merge_quadrants_figure: go.Figure
 
 
-def draw(analysis: Analysis, values: np.ndarray, style: Style, vrange: tuple[float, float] | None = None,
-         small: bool = False) -> np.ndarray:
-    """The map over the display copy, or over the thumbnail (``small``) for galleries."""
+def check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+
+
+def draw_maps(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, unit: str = ATTENTION,
+              small: bool = False) -> tuple[list[np.ndarray], ColourKey]:
+    """The maps drawn over the photo (or its thumbnail, ``small``) on ``style.scale``, and their key."""
+    check_scale(style.scale)
     image, geometry = (analysis.thumbnail, analysis.thumbnail_geometry) if small else \
         (analysis.display, analysis.geometry)
-    return overlay.overlay(image, values, geometry, colormap=style.colormap, opacity=style.opacity, vrange=vrange)
+    if style.scale == "mass":
+        drawn = [overlay.mass_overlay(image, views.mass_levels(values), geometry, style.colormap, style.opacity)
+                 for values in maps]
+        colours = overlay.band_colours(style.colormap, len(views.MASS_SHARES))
+        swatches = tuple((f"{share:.0%}", colour) for share, colour in zip(views.MASS_SHARES, colours))
+        return drawn, ColourKey("smallest region holding this share of the map's mass", style.colormap,
+                                swatches=swatches, note="outline: the 50% region")
+    shared = views.shared_range(maps) if style.scale == "shared" or len(maps) == 1 else None
+    drawn = []
+    for values in maps:
+        vrange = (min(0.0, shared[0]), shared[1]) if shared else overlay.value_range(values)
+        heat = overlay.overlay(image, values, geometry, style.colormap, style.opacity, vrange)
+        drawn.append(overlay.outline(heat, views.mass_region(values, 0.5), geometry))
+    low, high = (min(0.0, shared[0]), shared[1]) if shared else (0.0, None)
+    return drawn, ColourKey(unit, style.colormap, low, high, note=HALF_MASS_NOTE)
 
 
-def draw_series(analysis: Analysis, series: list[tuple[views.BlockRef, np.ndarray]], style: Style) -> Captioned:
-    """Small overlays on one shared colour scale, captioned with their block."""
-    vrange = views.shared_range([values for _, values in series])
-    return [(draw(analysis, values, style, vrange, small=True), ref.label) for ref, values in series]
+def draw_one(analysis: Analysis, values: np.ndarray, style: Style, unit: str = ATTENTION) -> Picture:
+    images, key = draw_maps(analysis, [values], style, unit)
+    return Picture(images[0], key)
 
 
-def token_gallery(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style) -> Captioned:
+def token_tiles(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, captions: Sequence[str],
+                tokens: Sequence[int | None]) -> Tiles:
+    images, key = draw_maps(analysis, maps, style, small=True)
+    return Tiles([Tile(image, caption, token) for image, caption, token in zip(images, captions, tokens)], key)
+
+
+def series_tiles(analysis: Analysis, series: list[tuple[views.BlockRef, np.ndarray]], style: Style) -> Tiles:
+    """One map per block, captioned with the block; "per map" here still shares nothing across blocks."""
+    return token_tiles(analysis, [values for _, values in series], style,
+                       [ref.label for ref, _ in series], [None] * len(series))
+
+
+def token_gallery(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style) -> Tiles:
     maps = views.token_maps(analysis.trace, block.stage, block.block, fusion)
-    vrange = views.shared_range(list(maps))
-    return [(draw(analysis, token_map, style, vrange, small=True), f"token {index}")
-            for index, token_map in enumerate(maps)]
+    return token_tiles(analysis, list(maps), style, [f"token {index}" for index in range(len(maps))],
+                       list(range(len(maps))))
 
 
 def token_detail(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style, token: int) -> TokenDetail:
     trace = analysis.trace
     token_map = views.token_maps(trace, block.stage, block.block, fusion)[token]
-    image = overlay.home_box(draw(analysis, token_map, style), trace, token, analysis.geometry)
-    filmstrip = draw_series(analysis, views.token_filmstrip(trace, token, fusion), style)
-    return TokenDetail(image, views.token_statistics(trace, token_map, token), filmstrip)
+    picture = draw_one(analysis, token_map, style)
+    boxed = Picture(overlay.home_box(picture.image, trace, token, analysis.geometry), picture.key)
+    filmstrip = series_tiles(analysis, views.token_filmstrip(trace, token, fusion), style)
+    return TokenDetail(boxed, views.token_statistics(trace, token_map, token), filmstrip)
 
 
 def centre_of(analysis: Analysis) -> tuple[float, float]:
     height, width = analysis.display.shape[:2]
     return width / 2, height / 2
+
+
+def ownership_key(owner: np.ndarray, style: Style) -> ColourKey:
+    """Swatches of the tokens that own the most cells, with their share of the image."""
+    tokens, counts = np.unique(owner, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:OWNERSHIP_SWATCHES]
+    hues = overlay.token_hues(int(owner.max()) + 1)
+    swatches = tuple((f"token {int(tokens[i])} ({counts[i] / owner.size:.0%})", overlay.hue_colour(hues[tokens[i]]))
+                     for i in order)
+    rest = len(tokens) - len(order)
+    note = "brighter: the pixel reads that token more clearly" + (f"; {rest} more tokens own smaller regions"
+                                                                   if rest > 0 else "")
+    return ColourKey("owner (share of the image)", style.colormap, swatches=swatches, note=note)
 
 
 def pixel_view(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style,
@@ -90,27 +173,28 @@ def pixel_view(analysis: Analysis, block: views.BlockRef, fusion: str, style: St
     model_point = analysis.geometry.original_to_model(np.array(point, dtype=float))
     reads = views.pixel_reads(trace, block.stage, block.block, tuple(model_point), fusion)
     maps = views.token_maps(trace, block.stage, block.block, fusion)
-    top = np.argsort(-reads)[:TOP_TOKENS]
-    vrange = views.shared_range([maps[index] for index in top])
-    top_tokens = [(draw(analysis, maps[index], style, vrange, small=True), f"token {index}: {reads[index]:.2f}")
-                  for index in top]
+    top = [int(index) for index in np.argsort(-reads, kind="stable")[:TOP_TOKENS]]
+    top_tokens = token_tiles(analysis, [maps[index] for index in top], style,
+                             [f"token {index}: reads {reads[index]:.2f}" for index in top], top)
     owner, confidence = views.ownership(trace, block.stage, block.block, fusion)
+    ownership = Picture(overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
+                                                  opacity=style.opacity), ownership_key(owner, style))
     return PixelView(
         marked=overlay.mark_point(analysis.display, point),
         reads=reads,
         reads_figure=figures.pixel_reads_figure(reads, top_k=TOP_TOKENS),
         top_tokens=top_tokens,
-        ownership=overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
-                                            opacity=style.opacity),
+        ownership=ownership,
+        owner=owner,
     )
 
 
 def stages_view(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style,
                 token: int | None) -> StagesView:
     trace = analysis.trace
-    stages = draw_series(analysis, views.stage_overview(trace, token, fusion), style)
+    stages = series_tiles(analysis, views.stage_overview(trace, token, fusion), style)
     class_fusion = fusion if fusion in views.FUSIONS else "mean"  # the class block's heads are its own
-    class_attention = draw(analysis, views.class_attention_map(trace, class_fusion), style)
+    class_attention = draw_one(analysis, views.class_attention_map(trace, class_fusion), style)
     dual_block = block if block.kind == "dual" else views.blocks(trace)[0]
     matrix = views.semantic_self_matrix(trace, dual_block.stage, dual_block.block,
                                         views.fusion_in(trace, dual_block, fusion))
@@ -124,26 +208,161 @@ def stages_view(analysis: Analysis, block: views.BlockRef, fusion: str, style: S
 
 @dataclass(frozen=True)
 class ExplanationView:
-    image: np.ndarray | None
-    tokens: Captioned
+    picture: Picture
+    tokens: Tiles | None
     figure: go.Figure | None
+    message: str = ""
 
 
-TOP_IMPORTANT_TOKENS = 8
+# Spread of the ablation drops, robust to the few tokens that matter: a token stands out when its
+# drop lies this many scaled median absolute deviations from the median drop.
+SIGNIFICANT_DEVIATIONS = 3.0
+MAD_TO_SIGMA = 1.4826
 
 
-def explanation_view(analysis: Analysis, method: str, result: np.ndarray, style: Style, stage: int) -> ExplanationView:
-    """An attribution map drawn on the image, or, for token importance, the most important tokens."""
+def standing_out(importance: np.ndarray) -> np.ndarray:
+    """(M,) how many robust standard deviations each token's drop lies above the median drop."""
+    values = np.asarray(importance, dtype=np.float64)
+    centre = np.median(values)
+    spread = MAD_TO_SIGMA * np.median(np.abs(values - centre))
+    if spread <= 0:
+        spread = float(np.abs(values - centre).max()) or 1.0
+    return ((values - centre) / spread).astype(np.float32)
+
+
+def blank_reason(result: np.ndarray) -> str:
+    """Why a map is not worth drawing ("" when it is): all zero, constant, or not finite."""
+    values = np.asarray(result, dtype=np.float64)
+    if not np.isfinite(values).all():
+        return "The map holds values that are not finite, so it cannot be drawn."
+    if np.all(values == 0):
+        return "The map is zero everywhere: this method finds no evidence for the class in this image."
+    if np.ptp(values) <= 1e-12 * max(1.0, float(np.abs(values).max())):
+        return f"The map is constant ({values.flat[0]:.3g} everywhere): it says nothing about where."
+    return ""
+
+
+def explanation_view(analysis: Analysis, method: str, result: np.ndarray, style: Style, stage: int,
+                     unit: str = "attribution") -> ExplanationView:
+    """An attribution map drawn on the image, or, for token importance, the tokens that stand out."""
+    reason = blank_reason(result)
+    if reason:
+        return ExplanationView(Picture(None, None, reason), None, None, reason)
     if method != "token_importance":
-        return ExplanationView(draw(analysis, result, style), [], None)
+        # Signed or unbounded maps: always their own range, never mass regions.
+        map_style = Style(style.colormap, style.opacity, "shared" if style.scale == "shared" else "per map")
+        return ExplanationView(draw_one(analysis, result, map_style, unit), None, None)
     trace = analysis.trace
     last_block = [ref for ref in views.blocks(trace) if ref.stage == stage][-1]
     maps = views.token_maps(trace, stage, last_block.block, "mean")
-    ranked = [int(index) for index in np.argsort(-result)[:TOP_IMPORTANT_TOKENS]]
-    vrange = views.shared_range([maps[index] for index in ranked])
-    tokens = [(draw(analysis, maps[index], style, vrange, small=True), f"token {index}: {result[index]:+.3f}")
-              for index in ranked]
-    return ExplanationView(None, tokens, figures.token_importance_figure(result))
+    deviations = standing_out(result)
+    ranked = [int(index) for index in np.argsort(-deviations, kind="stable")[:TOP_IMPORTANT_TOKENS]
+              if deviations[index] >= SIGNIFICANT_DEVIATIONS]
+    figure = figures.token_importance_figure(result, top_k=len(ranked))
+    if not ranked:
+        message = (f"No token stands out: every token's logit drop lies within {SIGNIFICANT_DEVIATIONS:g} "
+                   "robust standard deviations of the median drop, so no ranking is shown.")
+        return ExplanationView(Picture(None, None, message), None, figure, message)
+    tokens = token_tiles(analysis, [maps[index] for index in ranked], style,
+                         [f"token {index}: {result[index]:+.3f} ({deviations[index]:.0f}σ)" for index in ranked],
+                         ranked)
+    message = (f"{len(ranked)} token(s) stand out: their logit drop lies at least {SIGNIFICANT_DEVIATIONS:g} "
+               "robust standard deviations (σ, from the median absolute deviation over all tokens) above "
+               "the median drop.")
+    return ExplanationView(Picture(None, None, message), tokens, figure, message)
+
+
+# The tab holding the full view of each tour step, in order.
+TOUR_VIEWS = ("tokens", "tokens", "tokens", "stages", "pixels", "stages", "stages")
+TOUR_STEPS = len(TOUR_VIEWS)
+
+
+@dataclass(frozen=True)
+class TourStep:
+    title: str
+    picture: Picture
+    text: str
+
+
+def share(value: float) -> str:
+    return f"{value:.0%}" if value >= 0.01 else f"{value:.1%}" if value >= 0.001 else f"{value:.2%}"
+
+
+def cells(area: float, total: int) -> str:
+    """An area (share of a grid's cells) as a count of cells, e.g. "3 of 3,136 pixel tokens (0.10%)"."""
+    count = round(area * total)
+    return f"{count:,} of {total:,} pixel tokens ({share(area)})"
+
+
+def tour(analysis: Analysis, style: Style) -> list[TourStep]:
+    """The Dual-ViT story on this image in :data:`TOUR_STEPS` pictures, each from the trace."""
+    trace = analysis.trace
+    refs = [ref for ref in views.blocks(trace) if views.has_token_maps(trace, ref)]
+    duals = [ref for ref in refs if ref.kind == "dual"]
+    merges = [ref for ref in refs if ref.kind == "merge"]
+    if not duals or not merges or views.SEMANTIC_INIT not in trace.maps or views.CLASS_ATTENTION not in trace.maps:
+        raise KeyError("the tour needs a full trace: semantic_init, Dual and Merge blocks and the class attention")
+    first, last_dual, last_merge = duals[0], duals[-1], merges[-1]
+    lead = views.lead_token(trace, last_dual)
+    home_row, home_col = views.home_cell(trace, lead)
+    stage1, semantic = trace.grid(1), trace.semantic_grid
+    tokens = trace.num_semantic
+
+    grid_picture = Picture(overlay.grid_lines(analysis.display, trace, analysis.geometry), ColourKey(
+        "grid", swatches=(("one pixel token (stage 1)", overlay.GRID_LINE), ("home cell of one semantic token",
+                                                                             (255, 255, 255)))))
+    init = views.semantic_init_row(trace, lead)
+    init_picture = draw_one(analysis, views.on_stage1(trace, init), style)
+    reach = views.token_maps(trace, first.stage, first.block)[lead]
+    reach_picture = draw_one(analysis, reach, style)
+    talk = views.semantic_self_row(trace, first, lead)
+    talk_picture = draw_one(analysis, views.on_stage1(trace, talk), style)
+    owner, confidence = views.ownership(trace, last_dual.stage, last_dual.block)
+    owners = np.bincount(owner.ravel(), minlength=tokens)
+    ownership = Picture(overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
+                                                  opacity=style.opacity), ownership_key(owner, style))
+    merged = views.token_maps(trace, last_merge.stage, last_merge.block)[lead]
+    merged_picture = draw_one(analysis, merged, style)
+    quadrants = dict(views.merge_quadrants(trace))[last_merge]
+    class_map = views.class_attention_map(trace)
+    class_picture = draw_one(analysis, class_map, style)
+    (top_name, top_probability), = trace.top_classes(1)
+
+    return [
+        TourStep("Pixels and the home grid", grid_picture,
+                 f"The image is cut into a {stage1.height}×{stage1.width} grid of **pixel tokens** (faint lines). "
+                 f"Beside them Dual-ViT keeps **{tokens} semantic tokens**, one per cell of a "
+                 f"{semantic.height}×{semantic.width} *home grid* (bold boxes, {views.POOL_SIZE}×{views.POOL_SIZE} "
+                 f"pixel tokens each). The tour follows **token {lead}** (home: row {home_row}, column "
+                 f"{home_col}), the token that owns the most pixels at {last_dual.label}."),
+        TourStep("Tokens start from pooled patches (semantic_init)", init_picture,
+                 f"Before stage 1, {tokens} learned queries attend over the pooled home cells, and each result is "
+                 f"mixed with its own home cell. Token {lead}'s query puts {share(float(init[home_row, home_col]))} "
+                 f"of its weight on its own home cell; the picture shows where the rest goes."),
+        TourStep("Tokens gather from every pixel (semantic_to_pixel)", reach_picture,
+                 f"In each Dual block (stages 1–2) every token attends over **all** {stage1.size:,} pixel tokens of "
+                 f"stage 1: global from the first block. At {first.label}, token {lead} puts half of its "
+                 f"attention on {cells(views.area_holding(reach, 0.5), reach.size)} (outlined)."),
+        TourStep("Tokens talk to each other (semantic_self)", talk_picture,
+                 f"The tokens also attend to each other. Each home cell here is coloured by how much token {lead} "
+                 f"reads from the token living there, at {first.label}; it reads "
+                 f"{share(float(talk[home_row, home_col]))} from itself."),
+        TourStep("Pixels read the tokens back (pixel_to_semantic)", ownership,
+                 f"Each pixel then attends over the {tokens} tokens only, instead of all other pixels: N×M instead "
+                 f"of N×N. Colouring each pixel by the token it reads most splits the image into regions: at "
+                 f"{last_dual.label}, {int((owners > 0).sum())} tokens own pixels, token {int(np.argmax(owners))} "
+                 f"the most ({share(float(owners.max() / owner.size))}). Hover to name a region."),
+        TourStep("Merge blocks join both (stages 3–4)", merged_picture,
+                 f"In stages 3–4 pixels and tokens are concatenated and share one self-attention. At "
+                 f"{last_merge.label}, pixels give {share(quadrants['pixel→semantic'])} of their attention to tokens, "
+                 f"tokens give {share(quadrants['semantic→pixel'])} of theirs to pixels. The picture: token {lead} "
+                 f"on the coarse {trace.grid(last_merge.stage).height}×{trace.grid(last_merge.stage).width} grid.",
+                 ),
+        TourStep("The class token decides", class_picture,
+                 f"A class token attends over the final pixel and semantic tokens and feeds the classifier; this is "
+                 f"its attention over the stage-4 pixels. Top class: {top_name.replace('_', ' ')} "
+                 f"({share(top_probability)}); see the Prediction panel for how far to trust it."),
+    ]
 
 
 def statistics_markdown(token: int, block: views.BlockRef, stats: views.TokenStatistics) -> str:
@@ -153,8 +372,18 @@ def statistics_markdown(token: int, block: views.BlockRef, stats: views.TokenSta
             f"half of its mass lies on {stats.area_50:.0%} of the pixels · total mass on pixels {stats.mass:.2f}")
 
 
-def contact_sheet(detail: TokenDetail, pixels: PixelView, stages: StagesView, size: int = 320) -> np.ndarray:
-    """One PNG-ready image of the main views, labelled."""
-    images = [detail.image, pixels.ownership, stages.class_attention] + [image for image, _ in stages.stages]
-    labels = ["selected token", "ownership", "class attention"] + [label for _, label in stages.stages]
-    return overlay.tile(images, columns=4, labels=labels, size=size)
+def contact_sheet(detail: TokenDetail, pixels: PixelView, stages: StagesView, token: int, block: views.BlockRef,
+                  explanation: tuple[str, Picture] | None = None, size: int = 360) -> np.ndarray:
+    """One PNG-ready image of the main views, each labelled and keyed."""
+    panels = [(f"token {token}, {block.label}", detail.picture), ("ownership, " + block.label, pixels.ownership),
+              ("class attention", stages.class_attention)]
+    if explanation is not None and explanation[1].image is not None:
+        panels.append(explanation)
+    images = [keys.with_key(overlay.fit_tile(picture.image, size), picture.key) for _, picture in panels]
+    stage_images = [overlay.fit_tile(tile.image, size // 2) for tile in stages.stages.tiles]
+    strip = overlay.tile(stage_images, columns=len(stage_images), size=size // 2,
+                         labels=[tile.caption for tile in stages.stages.tiles])
+    strip = keys.with_key(strip, stages.stages.key)
+    sheet = overlay.tile(images, columns=len(images), labels=[label for label, _ in panels], size=max(
+        size + keys.STRIP_HEIGHT, 1))
+    return overlay.stack([sheet, strip])

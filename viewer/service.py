@@ -37,6 +37,8 @@ except ImportError:
 # Overlays are drawn on a copy of the original no larger than this, so a view change stays fast
 # whatever the upload's size.
 DISPLAY_SIDE = 768
+# Smaller originals are enlarged to this for drawing, so cell borders and outlines stay crisp.
+MIN_DISPLAY_SIDE = 512
 THUMBNAIL_SIDE = 160
 
 
@@ -110,7 +112,7 @@ class Explorer:
         with self._model_lock:
             self.forward_passes += 1
             trace = run_capture(self.bundle, images, geometry)
-        display, thumbnail = display_copy(image, DISPLAY_SIDE), display_copy(image, THUMBNAIL_SIDE)
+        display, thumbnail = display_copy(image, DISPLAY_SIDE, MIN_DISPLAY_SIDE), display_copy(image, THUMBNAIL_SIDE)
         analysis = Analysis(trace, images, np.asarray(display), geometry.for_display(display.size),
                             np.asarray(thumbnail), geometry.for_display(thumbnail.size), resolution, notes)
         return self.cache.put(analysis)
@@ -186,10 +188,11 @@ def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target
     return explain.token_importance(network, images, target, stage)
 
 
-def display_copy(image: Image.Image, side: int) -> Image.Image:
-    """``image`` downscaled so that its longer side is at most ``side``."""
-    if max(image.size) <= side:
+def display_copy(image: Image.Image, side: int, min_side: int = 0) -> Image.Image:
+    """``image`` scaled so that its longer side is at most ``side`` (and, with ``min_side``, at least that)."""
+    longest = max(image.size)
+    if min_side <= longest <= side:
         return image
-    scale = side / max(image.size)
+    scale = (side if longest > side else min_side) / longest
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.BILINEAR)
+    return image.resize(size, Image.BILINEAR if scale < 1 else Image.BICUBIC)

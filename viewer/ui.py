@@ -11,9 +11,9 @@ from typing import Any
 import gradio as gr
 
 from model.bundle import ASSETS
-from viewer import overlay, render, views
-from viewer.explanations import EXPLANATIONS
+from viewer import help_texts, markup, overlay, render, views
 from viewer.export import Settings, write_bundle
+from viewer.help_texts import EXPLANATIONS
 from viewer.inputs import ImageRejected, open_image
 from viewer.service import EXPLANATION_METHODS, RESOLUTIONS, Analysis, Explorer
 
@@ -50,8 +50,19 @@ def explanation(view: str) -> gr.Markdown:
     return gr.Markdown(EXPLANATIONS[view], elem_classes=["explanation"])
 
 
+def view_html(elem_id: str, js_on_load: str | None = None, **kwargs) -> gr.HTML:
+    """A picture of the page: an HTML value holding its image(s) and colour key."""
+    return gr.HTML(elem_id=elem_id, elem_classes=["view"], js_on_load=js_on_load, **kwargs)
+
+
 def user_error(error: Exception) -> gr.Error:
     return gr.Error(str(error), print_exception=False)
+
+
+TAB_TITLES = {"tour": "Tour", "tokens": "Semantic tokens", "pixels": "Pixels", "stages": "Stages",
+              "explanations": "Explanations", "export": "Export"}
+CLASS_AGNOSTIC = {"dual_rollout"}  # methods whose map is the same whatever the class
+STAGE_METHODS = {"token_importance"}  # methods that ask for a stage
 
 
 class Page:
@@ -79,13 +90,20 @@ class Page:
     def token(analysis: Analysis, token: Any) -> int:
         count = analysis.trace.num_semantic
         try:
-            index = int(token)
+            number = float(token)
         except (TypeError, ValueError):
-            raise gr.Error(f"Token must be a whole number from 0 to {count - 1}.", print_exception=False) from None
+            number = float("nan")
+        if not number.is_integer():
+            raise gr.Error(f"Token must be a whole number from 0 to {count - 1}.", print_exception=False)
+        index = int(number)
         if not 0 <= index < count:
             raise gr.Error(f"Token {index} does not exist: this image has tokens 0 to {count - 1}.",
                            print_exception=False)
         return index
+
+    @staticmethod
+    def style(scale: str, colormap: str, opacity: float) -> render.Style:
+        return render.Style(colormap, float(opacity), scale)
 
     @staticmethod
     def guarded(function, *arguments):
@@ -94,6 +112,12 @@ class Page:
             return function(*arguments)
         except (KeyError, ValueError, IndexError) as error:
             raise user_error(error) from None
+
+    @staticmethod
+    def head_choices(analysis: Analysis, block: views.BlockRef, fusion: str | None):
+        """Only the heads this block has; the current choice kept where the block has it."""
+        choices = views.fusion_choices(analysis.trace, block.stage)
+        return gr.update(choices=choices, value=fusion if fusion in choices else "mean")
 
     # -- analyse -----------------------------------------------------------------------------
     def analyse(self, upload: Any, resolution: str, progress: gr.Progress = gr.Progress()):
@@ -110,75 +134,115 @@ class Page:
             key = self.explorer.analyse(loaded.image, resolution, tuple(loaded.notes))
         except ValueError as error:
             raise user_error(error) from None
-        trace = self.explorer.get(key).trace
+        analysis = self.explorer.get(key)
+        trace = analysis.trace
         labels = [block.label for block in views.blocks(trace)]
-        # Every head of the widest stage; a block with fewer heads says so when asked for a missing one.
-        fusions = max((views.fusion_choices(trace, block.stage) for block in views.blocks(trace)), key=len)
+        opening = views.default_block(trace)
         status = f"Analysed at {RESOLUTIONS[resolution]}: {trace.num_semantic} semantic tokens " \
-                 f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid)."
+                 f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid). Opened on " \
+                 f"{opening.label}, the block whose tokens spread most."
         if loaded.notes:
             status += " Note: " + "; ".join(loaded.notes) + "."
         top_classes = trace.top_classes(5)
+        tokens = [str(index) for index in range(trace.num_semantic)]
         return (
             key,
             dict(top_classes),
+            help_texts.prediction_verdict(trace, self.explorer.bundle),
             status,
-            gr.update(choices=labels, value=labels[0]),
-            gr.update(choices=fusions, value="mean"),
+            gr.update(choices=labels, value=opening.label),
+            self.head_choices(analysis, opening, "mean"),
             gr.update(maximum=trace.num_semantic - 1, value=0),
             gr.update(choices=[name for name, _ in top_classes], value=top_classes[0][0]),
+            gr.update(choices=[MEAN_OF_TOKENS] + tokens, value=MEAN_OF_TOKENS),
         )
 
-    # -- views -------------------------------------------------------------------------------
-    def token_gallery(self, key, block_label, fusion, colormap, opacity):
+    def block_heads(self, key, block_label, fusion):
         analysis = self.analysis(key)
-        return self.guarded(render.token_gallery, analysis, self.block(analysis, block_label), fusion,
-                           render.Style(colormap, opacity))
+        return self.head_choices(analysis, self.block(analysis, block_label), fusion)
 
-    def token_detail(self, key, block_label, fusion, colormap, opacity, token):
+    # -- views -------------------------------------------------------------------------------
+    def token_gallery(self, key, block_label, fusion, scale, colormap, opacity):
+        analysis = self.analysis(key)
+        tiles = self.guarded(render.token_gallery, analysis, self.block(analysis, block_label), fusion,
+                             self.style(scale, colormap, opacity))
+        return markup.tiles_html(tiles, selectable=True)
+
+    def token_detail(self, key, block_label, fusion, scale, colormap, opacity, token):
         analysis = self.analysis(key)
         block, token = self.block(analysis, block_label), self.token(analysis, token)
-        detail = self.guarded(render.token_detail, analysis, block, fusion, render.Style(colormap, opacity), token)
-        return detail.image, render.statistics_markdown(token, block, detail.statistics), detail.filmstrip
+        detail = self.guarded(render.token_detail, analysis, block, fusion, self.style(scale, colormap, opacity),
+                              token)
+        return (markup.picture_html(detail.picture, f"token {token}, {block.label}"),
+                render.statistics_markdown(token, block, detail.statistics),
+                markup.tiles_html(detail.filmstrip, wide=True), markup.selection_css(token))
 
-    def pixel_view(self, key, block_label, fusion, colormap, opacity, point):
+    def pixel_view(self, key, block_label, fusion, scale, colormap, opacity, point):
         analysis = self.analysis(key)
         view = self.guarded(render.pixel_view, analysis, self.block(analysis, block_label), fusion,
-                           render.Style(colormap, opacity), point)
-        return view.marked, view.reads_figure, view.top_tokens, view.ownership
+                            self.style(scale, colormap, opacity), point)
+        owners = markup.owner_lookup(overlay.to_original(view.owner.astype("float32"), analysis.geometry))
+        return (view.marked, view.reads_figure, markup.tiles_html(view.top_tokens, selectable=True, wide=True),
+                markup.picture_html(view.ownership, "ownership map", owners=owners))
 
-    def stages_view(self, key, block_label, fusion, colormap, opacity, token_choice):
+    def stages_view(self, key, block_label, fusion, scale, colormap, opacity, token_choice):
         analysis = self.analysis(key)
         token = None if token_choice in (None, "", MEAN_OF_TOKENS) else self.token(analysis, token_choice)
         view = self.guarded(render.stages_view, analysis, self.block(analysis, block_label), fusion,
-                           render.Style(colormap, opacity), token)
-        return view.stages, view.class_attention, view.semantic_self_figure, view.merge_quadrants_figure
+                            self.style(scale, colormap, opacity), token)
+        return (markup.tiles_html(view.stages, wide=True), markup.picture_html(view.class_attention, "class attention"),
+                view.semantic_self_figure, view.merge_quadrants_figure)
 
-    def explain(self, key, method, class_name, stage, colormap, opacity, progress: gr.Progress = gr.Progress()):
+    def explain(self, key, method, class_name, stage, scale, colormap, opacity, progress: gr.Progress = gr.Progress()):
         analysis = self.analysis(key)
         class_names = self.explorer.bundle.class_names
-        if class_name not in class_names:
+        if method not in EXPLANATION_METHODS:
+            raise gr.Error(f"Unknown method {method!r}; choose one of {', '.join(EXPLANATION_METHODS)}.",
+                           print_exception=False)
+        if method in CLASS_AGNOSTIC:
+            target = 0  # the map does not depend on the class
+        elif class_name in class_names:
+            target = class_names.index(class_name)
+        else:
             raise gr.Error(f"Unknown class {class_name!r} for these weights.", print_exception=False)
-        progress(0.2, desc=f"computing: {EXPLANATION_METHODS.get(method, method)}")
         try:
-            result = self.explorer.explain(key, method, class_names.index(class_name), int(stage))
+            stage = int(stage) if method in STAGE_METHODS else 2
+        except (TypeError, ValueError):
+            raise gr.Error("Stage must be 1, 2, 3 or 4.", print_exception=False) from None
+        progress(0.2, desc=f"computing: {EXPLANATION_METHODS[method]}")
+        try:
+            result = self.explorer.explain(key, method, target, stage)
         except (KeyError, ValueError) as error:
             raise user_error(error) from None
-        view = self.guarded(render.explanation_view, analysis, method, result, render.Style(colormap, opacity),
-                           int(stage))
-        return view.image, EXPLANATIONS[f"explain_{method}"], view.tokens, view.figure
+        view = self.guarded(render.explanation_view, analysis, method, result, self.style(scale, colormap, opacity),
+                            stage)
+        tokens = markup.tiles_html(view.tokens, selectable=True, wide=True) if view.tokens else ""
+        return (markup.picture_html(view.picture, EXPLANATION_METHODS[method]), EXPLANATIONS[f"explain_{method}"],
+                tokens, view.figure)
 
-    def export(self, key, block_label, fusion, colormap, opacity, token, point):
+    def tour(self, key, scale, colormap, opacity):
+        analysis = self.analysis(key)
+        steps = self.guarded(render.tour, analysis, self.style(scale, colormap, opacity))
+        return [markup.picture_html(step.picture, step.title) for step in steps] + \
+               [f"### {index}. {step.title}\n{step.text}" for index, step in enumerate(steps, 1)]
+
+    def export(self, key, block_label, fusion, scale, colormap, opacity, token, point):
         analysis = self.analysis(key)
         block, token = self.block(analysis, block_label), self.token(analysis, token)
-        settings = Settings(block_label, fusion, colormap, float(opacity), token, tuple(point) if point else None)
+        settings = Settings(block_label, fusion, colormap, float(opacity), token, tuple(point) if point else None,
+                            scale)
         EXPORTS.mkdir(parents=True, exist_ok=True)
         prune_exports()
         folder = Path(tempfile.mkdtemp(dir=EXPORTS))
         return str(self.guarded(write_bundle, analysis, self.explorer.bundle, block, settings, folder))
 
 
-CSS = ".explanation p {color: var(--body-text-color-subdued); font-size: 0.95em;}"
+CSS = markup.PAGE_CSS + """
+.explanation p {color: var(--body-text-color); font-size: 0.95em;}
+#definition {border-left: 4px solid var(--color-accent); padding-left: 12px;}
+#model-banner {background: #fff4e5; color: #4a2b00; border: 1px solid #f0b35a; border-radius: 6px; padding: 4px 12px;}
+#model-banner p, #model-banner strong, #model-banner code {color: #4a2b00;}
+"""
 
 
 def build_demo(explorer: Explorer) -> gr.Blocks:
@@ -187,10 +251,12 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
     examples = sorted(str(path) for path in EXAMPLES.glob("*") if path.suffix.lower() in (".png", ".jpg", ".jpeg"))
     with gr.Blocks(title="Dual-ViT Explorer") as demo:
         gr.Markdown("# Dual-ViT Explorer\n"
-                    "What the global **semantic tokens** of the Dual Vision Transformer look at, how every pixel "
-                    "reads from them, and how this changes block by block and stage by stage.")
-        gr.Markdown(f"Weights: **{bundle.weights}** ({bundle.architecture}), trained on: {bundle.domain}.",
-                    elem_id="weights-info")
+                    "What the global **semantic tokens** of the Dual Vision Transformer (Yao et al., TPAMI 2023) "
+                    "look at, how every pixel reads from them, and how this changes block by block and stage by "
+                    "stage.")
+        gr.Markdown(help_texts.SEMANTIC_TOKENS, elem_id="definition")
+        banner = help_texts.model_banner(bundle)
+        gr.Markdown(banner, elem_id="model-banner", visible=bool(banner))
         key = gr.State(None)
         point = gr.State(None)
         with gr.Row():
@@ -203,79 +269,99 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                 if examples:
                     gr.Examples(examples, inputs=upload, label="Examples")
             with gr.Column(scale=1):
+                gr.Markdown(help_texts.model_statement(bundle), elem_id="weights-info")
                 prediction = gr.Label(num_top_classes=5, label="Prediction", elem_id="prediction")
+                verdict = gr.Markdown(elem_id="verdict")
                 explanation("prediction")
                 status = gr.Markdown(elem_id="status")
         with gr.Row():
             # Custom values reach our own check, which names the blocks this image has.
             block = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True)
-            fusion = gr.Dropdown(choices=list(views.FUSIONS), value="mean", label="Heads")
+            fusion = gr.Dropdown(choices=list(views.FUSIONS), value="mean", label="Heads", elem_id="heads")
+            scale = gr.Dropdown(choices=[(f"{name}: {text}", name) for name, text in render.SCALES.items()],
+                                value=render.DEFAULT_SCALE, label="Colour scale", elem_id="scale")
             colormap = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")
             opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Opacity")
         explanation("overlay_controls")
-        with gr.Tabs():
-            with gr.Tab("Semantic tokens", id="tokens"):
+        selection = gr.HTML(elem_id="selection-style")
+        with gr.Tabs() as tabs:
+            with gr.Tab(TAB_TITLES["tour"], id="tour"):
+                gr.Markdown("The Dual-ViT story on this image, in seven pictures. Each step names the full view "
+                            "it summarises.", elem_classes=["explanation"])
+                tour_pictures, tour_texts, tour_links = [], [], []
+                for step in range(render.TOUR_STEPS):
+                    with gr.Row(equal_height=False):
+                        with gr.Column(scale=1, min_width=280):
+                            tour_pictures.append(view_html(f"tour-picture-{step}"))
+                        with gr.Column(scale=1, min_width=280):
+                            tour_texts.append(gr.Markdown(elem_id=f"tour-text-{step}"))
+                            tour_links.append((gr.Button(f"Open the full view: {TAB_TITLES[render.TOUR_VIEWS[step]]}",
+                                                         size="sm"), render.TOUR_VIEWS[step]))
+            with gr.Tab(TAB_TITLES["tokens"], id="tokens"):
                 explanation("token_gallery")
-                gallery = gr.Gallery(label="Every token's attention over the pixels", columns=8, height="auto",
-                                     allow_preview=False, elem_id="token-gallery")
-                token = gr.Slider(0, 63, value=0, step=1, label="Token", elem_id="token")
+                gallery = view_html("token-gallery", markup.PICK_TILE_JS)
+                token = gr.Number(0, minimum=0, maximum=63, step=1, label="Token (type a number and "
+                                  "press Enter, or click a tile)", elem_id="token")
                 with gr.Row():
-                    with gr.Column():
-                        token_image = gr.Image(label="Selected token", interactive=False, elem_id="token-image")
+                    with gr.Column(scale=3):
+                        token_image = view_html("token-image")
                         explanation("token_detail")
-                    with gr.Column():
+                    with gr.Column(scale=2):
                         token_stats = gr.Markdown(elem_id="token-stats")
-                filmstrip = gr.Gallery(label="The token through every block", columns=6, height="auto",
-                                       allow_preview=False, elem_id="filmstrip")
+                gr.Markdown("**The token through every block**")
+                filmstrip = view_html("filmstrip")
                 explanation("filmstrip")
-            with gr.Tab("Pixels", id="pixels"):
+            with gr.Tab(TAB_TITLES["pixels"], id="pixels"):
                 explanation("pixel_reads")
                 with gr.Row():
                     pixel_image = gr.Image(label="Click a point", interactive=False, elem_id="pixel-image")
                     reads_plot = gr.Plot(label="What this pixel reads from each token", elem_id="pixel-reads")
-                top_tokens = gr.Gallery(label="Its top tokens", columns=render.TOP_TOKENS, height=220, allow_preview=False,
-                                        object_fit="contain", elem_id="top-tokens")
-                ownership_image = gr.Image(label="Ownership", interactive=False, elem_id="ownership")
+                gr.Markdown("**Its top tokens** (click one to open it in the Semantic tokens tab)")
+                top_tokens = view_html("top-tokens", markup.PICK_TILE_JS)
+                gr.Markdown("**Ownership**: each pixel coloured by the token it reads most")
+                ownership_image = view_html("ownership", markup.NAME_OWNER_JS)
                 explanation("ownership")
-            with gr.Tab("Stages", id="stages"):
+            with gr.Tab(TAB_TITLES["stages"], id="stages"):
                 explanation("stages")
-                stage_token = gr.Dropdown(choices=[MEAN_OF_TOKENS] + [str(i) for i in range(64)], value=MEAN_OF_TOKENS,
+                stage_token = gr.Dropdown(choices=[MEAN_OF_TOKENS], value=MEAN_OF_TOKENS, elem_id="stage-token",
                                           label="Token (or the mean over tokens)", allow_custom_value=True)
-                stages = gr.Gallery(label="Last block of each stage, one colour scale", columns=4, height="auto",
-                                    allow_preview=False, elem_id="stages")
+                stages = view_html("stages")
                 with gr.Row():
                     with gr.Column():
-                        class_image = gr.Image(label="Class attention", interactive=False)
+                        gr.Markdown("**Class attention**")
+                        class_image = view_html("class-attention")
                         explanation("class_attention")
                     with gr.Column():
                         self_plot = gr.Plot(label="Semantic self-attention")
                         explanation("semantic_self")
                 quadrant_plot = gr.Plot(label="Merge blocks: where attention goes")
                 explanation("merge_quadrants")
-            with gr.Tab("Explanations", id="explanations"):
+            with gr.Tab(TAB_TITLES["explanations"], id="explanations"):
                 explanation("explanations")
+                method = gr.Dropdown([(label, name) for name, label in EXPLANATION_METHODS.items()],
+                                     value=default_method(bundle), label="Method", elem_id="explain-method")
                 with gr.Row():
-                    method = gr.Dropdown([(label, name) for name, label in EXPLANATION_METHODS.items()],
-                                         value="grad_cam", label="Method", elem_id="explain-method")
                     target_class = gr.Dropdown(choices=[], label="Class to explain", elem_id="explain-class")
-                    stage_choice = gr.Radio([1, 2, 3, 4], value=2, label="Stage (token importance)")
+                    stage_choice = gr.Radio([1, 2, 3, 4], value=2, label="Stage whose tokens are removed",
+                                            visible=False, elem_id="explain-stage")
                     explain_button = gr.Button("Explain", variant="primary", elem_id="explain")
                 with gr.Row():
-                    explain_image = gr.Image(label="Attribution on the image", interactive=False,
-                                             elem_id="explain-image")
+                    explain_image = view_html("explain-image")
                     explain_text = gr.Markdown(elem_id="explain-text")
-                important_tokens = gr.Gallery(label="Most important semantic tokens (logit drop)", columns=8,
-                                              height="auto", allow_preview=False, elem_id="important-tokens")
-                importance_plot = gr.Plot(label="Token importance")
-            with gr.Tab("Export", id="export"):
-                gr.Markdown("One download: a PNG of the current views, the trace (`.safetensors`, every attention "
-                            "map) and the settings as JSON. `python -m viewer.export IMAGE --out DIR` renders the "
-                            "standard figures without the page.")
+                important_tokens = view_html("important-tokens", markup.PICK_TILE_JS)
+                importance_plot = gr.Plot(label="Token importance", visible=False)
+                with gr.Accordion("Evidence: how well each method finds the objects", open=False):
+                    gr.Markdown(help_texts.evidence_markdown())
+            with gr.Tab(TAB_TITLES["export"], id="export"):
+                gr.Markdown("One download: a PNG of the current views (each with its colour key), the trace "
+                            "(`.safetensors`, every attention map) and the settings as JSON. "
+                            "`python -m viewer.export IMAGE --out DIR` renders the standard figures without the "
+                            "page.")
                 export_button = gr.Button("Prepare download")
                 export_file = gr.File(label="Download", elem_id="export-file")
 
-        view_inputs = [key, block, fusion, colormap, opacity]
-        token_outputs = [token_image, token_stats, filmstrip]
+        view_inputs = [key, block, fusion, scale, colormap, opacity]
+        token_outputs = [token_image, token_stats, filmstrip, selection]
         pixel_outputs = [pixel_image, reads_plot, top_tokens, ownership_image]
         stage_outputs = [stages, class_image, self_plot, quadrant_plot]
 
@@ -286,26 +372,49 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
             return (event.then(page.token_gallery, view_inputs, gallery, api_name=name("token_gallery"))
                     .then(page.token_detail, view_inputs + [token], token_outputs, api_name=name("token_detail"))
                     .then(page.pixel_view, view_inputs + [point], pixel_outputs, api_name=name("pixel_view"))
-                    .then(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=name("stages_view")))
+                    .then(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=name("stages_view"))
+                    .then(page.tour, [key, scale, colormap, opacity], tour_pictures + tour_texts,
+                          api_name=name("tour")))
 
         analysed = run.click(page.analyse, [upload, resolution],
-                             [key, prediction, status, block, fusion, token, target_class],
+                             [key, prediction, verdict, status, block, fusion, token, target_class, stage_token],
                              api_name="analyse", concurrency_limit=2)
         redraw_views(analysed.success(lambda: None, None, point, api_name=False), named=True)
-        controls_changed = gr.on([block.input, fusion.input, colormap.input, opacity.release], lambda: None,
+        block_changed = block.input(page.block_heads, [key, block, fusion], fusion, api_name="block_heads")
+        redraw_views(block_changed.success(lambda: None, None, None, api_name=False))
+        controls_changed = gr.on([fusion.input, scale.input, colormap.input, opacity.release], lambda: None,
                                  None, None, api_name=False)
         redraw_views(controls_changed)
-        token.release(page.token_detail, view_inputs + [token], token_outputs, api_name=False)
-        gallery.select(select_token, None, token, api_name=False).then(
-            page.token_detail, view_inputs + [token], token_outputs, api_name=False)
+        gr.on([token.submit, token.blur], page.token_detail, view_inputs + [token], token_outputs, api_name=False)
+        for tiles in (gallery, top_tokens, important_tokens):
+            picked = tiles.select(select_token, None, token, api_name=False)
+            picked.then(page.token_detail, view_inputs + [token], token_outputs, api_name=False)
+            if tiles is not gallery:
+                picked.then(lambda: gr.Tabs(selected="tokens"), None, tabs, api_name=False)
         pixel_image.select(select_point, None, point, api_name=False).then(
             page.pixel_view, view_inputs + [point], pixel_outputs, api_name=False)
         stage_token.input(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=False)
-        explain_button.click(page.explain, [key, method, target_class, stage_choice, colormap, opacity],
+        for link, tab in tour_links:
+            link.click(lambda tab=tab: gr.Tabs(selected=tab), None, tabs, api_name=False)
+        method.change(method_controls, method, [target_class, stage_choice, importance_plot], api_name=False)
+        explain_button.click(page.explain, [key, method, target_class, stage_choice, scale, colormap, opacity],
                              [explain_image, explain_text, important_tokens, importance_plot], api_name="explain",
                              concurrency_limit=1)
         export_button.click(page.export, view_inputs + [token, point], export_file, api_name="export")
     return demo
+
+
+def default_method(bundle) -> str:
+    """The token-labeling head's class map where there is one: fast, and the best localiser measured."""
+    return "aux_head" if getattr(bundle.network, "token_label", False) else "grad_cam"
+
+
+def method_controls(method: str):
+    """Ask for a class only where the map depends on it, for a stage only where the method has one,
+    and show the token chart only for the method that draws it."""
+    stage_method = method in STAGE_METHODS
+    return (gr.update(visible=method not in CLASS_AGNOSTIC), gr.update(visible=stage_method),
+            gr.update(visible=stage_method))
 
 
 def select_token(event: gr.SelectData) -> int:

@@ -18,7 +18,7 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
-from model.dualvit import Grid
+from model.dualvit import POOL_SIZE, Grid
 from model.trace import STAGES, Trace
 
 FUSIONS: tuple[str, ...] = ("mean", "max", "min")
@@ -226,6 +226,44 @@ def map_entropy(values: np.ndarray) -> float:
     return float(max(0.0, -(p * np.log(p)).sum()))
 
 
+MASS_SHARES: tuple[float, ...] = (0.5, 0.8, 0.95)
+
+
+def mass_ranks(values: np.ndarray) -> np.ndarray:
+    """Per cell (same shape): the share of the map's mass held by this cell and every larger one.
+
+    A cell belongs to the smallest region holding ``share`` of the mass exactly when its rank is
+    below ``share`` (see :func:`mass_region`); the largest cell's rank is its own share. Ties are
+    broken by position, so the regions nest and have the sizes :func:`area_holding` reports.
+    """
+    # Only positive values carry mass (attention has no other; a signed attribution keeps its positive part).
+    values = np.clip(np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0), 0.0, None)
+    mass = values.sum()
+    if not mass > 0:
+        return np.full(values.shape, np.inf)
+    order = np.argsort(-values.ravel(), kind="stable")
+    cumulative = np.cumsum(values.ravel()[order]) / mass
+    # Cell k of the order is inside the share-s region when the mass before it is below s.
+    before = np.concatenate([[0.0], cumulative[:-1]])
+    ranks = np.empty(values.size)
+    ranks[order] = before
+    return ranks.reshape(values.shape)
+
+
+def mass_region(values: np.ndarray, share: float) -> np.ndarray:
+    """(same shape) bool: the fewest cells (largest first) that hold ``share`` of the map's mass."""
+    # The tolerance keeps a uniform map's half at exactly half of its cells, despite rounding.
+    return mass_ranks(values) < share - 1e-6
+
+
+def mass_levels(values: np.ndarray, shares: Sequence[float] = MASS_SHARES) -> np.ndarray:
+    """(same shape) int: for each cell, how many of the nested regions holding ``shares`` of the mass
+    (ascending) it lies in; 0 outside the largest. A cell of the 50% region is in all three of
+    (0.5, 0.8, 0.95), so it scores 3."""
+    ranks = mass_ranks(values)
+    return sum((ranks < share - 1e-6).astype(np.int64) for share in shares)
+
+
 def area_holding(values: np.ndarray, share: float) -> float:
     """Smallest share of cells (largest first) whose values add up to ``share`` of the total."""
     mass = values.sum()
@@ -235,6 +273,65 @@ def area_holding(values: np.ndarray, share: float) -> float:
     # The tolerance keeps a uniform map at exactly 0.5, despite rounding in the cumulative sum.
     cells = int(np.searchsorted(cumulative, share - 1e-6)) + 1
     return min(cells, values.size) / values.size
+
+
+def default_block(trace: Trace, item: int = 0) -> BlockRef:
+    """The block to open on: the one whose token maps are least peaked (the largest median area
+    holding half a token's mass, relative to the stage grid), earliest on a tie.
+
+    Peaked maps read as a few dots on a photo; the block where the tokens spread most shows their
+    roles best. Chosen per trace, so a model whose tokens outline objects early opens early.
+    """
+    candidates = [ref for ref in blocks(trace) if has_token_maps(trace, ref)]
+    if not candidates:
+        raise KeyError("this trace holds no semantic_to_pixel or merged map to show")
+
+    def spread(ref: BlockRef) -> float:
+        maps = token_maps(trace, ref.stage, ref.block, "mean", item)
+        return float(np.nanmedian([area_holding(token_map, 0.5) for token_map in maps]))
+
+    spreads = [spread(ref) for ref in candidates]
+    return candidates[int(np.argmax(spreads))]
+
+
+SEMANTIC_INIT = "semantic_init"
+
+
+def on_stage1(trace: Trace, values: np.ndarray) -> np.ndarray:
+    """(Hs, Ws) values on the semantic (home) grid -> (H1, W1) on the stage-1 grid.
+
+    Each home cell covers exactly POOL_SIZE x POOL_SIZE stage-1 cells (floor pooling): cells past
+    the last whole window hold 0, as no home cell covers them.
+    """
+    values = np.asarray(values, dtype=np.float32)
+    if values.shape != tuple(trace.semantic_grid):
+        raise ValueError(f"expected a map on the {tuple(trace.semantic_grid)} home grid, got {values.shape}")
+    grid = trace.grid(1)
+    covered = np.kron(values, np.ones((POOL_SIZE, POOL_SIZE), np.float32))
+    result = np.zeros((grid.height, grid.width), np.float32)
+    result[:covered.shape[0], :covered.shape[1]] = covered
+    return result
+
+
+def semantic_init_row(trace: Trace, token: int, item: int = 0) -> np.ndarray:
+    """(Hs, Ws): how the learned query of token ``token`` spreads over the pooled home cells."""
+    check_token(trace, token)
+    row = fused(trace, SEMANTIC_INIT, "mean", item, rows=slice(token, token + 1))[0]
+    return row.reshape(trace.semantic_grid.height, trace.semantic_grid.width)
+
+
+def semantic_self_row(trace: Trace, ref: BlockRef, token: int, item: int = 0) -> np.ndarray:
+    """(Hs, Ws): what token ``token`` reads from each token in block ``ref``, laid out on the home grid."""
+    check_token(trace, token)
+    row = semantic_self_matrix(trace, ref.stage, ref.block, "mean", item)[token]
+    return row.reshape(trace.semantic_grid.height, trace.semantic_grid.width)
+
+
+def lead_token(trace: Trace, ref: BlockRef, item: int = 0) -> int:
+    """The token that owns the most pixels in block ``ref`` (lowest index on a tie): the one to follow."""
+    owner, _ = ownership(trace, ref.stage, ref.block, "mean", item)
+    counts = np.bincount(owner.ravel(), minlength=trace.num_semantic)
+    return int(np.argmax(counts))
 
 
 def token_filmstrip(trace: Trace, token: int, fusion: str = "mean", item: int = 0) -> list[tuple[BlockRef, np.ndarray]]:

@@ -1,5 +1,23 @@
-"""Short texts shown next to each view, for a reader who knows only the paper's abstract."""
+"""The page's words: short texts next to each view, for a reader who knows only the paper's abstract,
+and plain statements of what the loaded model knows and what its prediction means."""
 from __future__ import annotations
+
+from model.bundle import ASSETS, ModelBundle
+from model.trace import Trace
+
+EVIDENCE_FILE = ASSETS / "EXPLANATIONS.md"
+# A multi-label model that gives no class more than this is taken to see none of its classes.
+PRESENT = 0.5
+IMAGENET_CLASSES = 1000
+
+SEMANTIC_TOKENS = (
+    "**Semantic tokens**, in one paragraph: besides the grid of pixel tokens (one per image patch), Dual-ViT "
+    "keeps a small set of *global semantic tokens*, 64 for a 224-pixel image, each starting from one cell of "
+    "an 8×8 grid over the image (its *home*). In every block each token gathers information from **all** "
+    "pixels (a weighted average; the weights are its attention map), and each pixel reads the tokens back, "
+    "instead of every pixel reading every other pixel. The maps below show those weights: where each token "
+    "looks, and which token each pixel listens to."
+)
 
 EXPLANATIONS: dict[str, str] = {
     "prediction": (
@@ -59,7 +77,7 @@ EXPLANATIONS: dict[str, str] = {
     ),
     "explanations": (
         "Attention shows where tokens look, not what drives the prediction. These methods ask the second question "
-        "for one class, each in its own way; the evidence table in assets/EXPLANATIONS.md measures how well each "
+        "for one class, each in its own way; the evidence table at the foot of this tab measures how well each "
         "finds the objects in generated scenes and how faithful it is to the model."
     ),
     "explain_integrated_gradients": (
@@ -92,3 +110,50 @@ EXPLANATIONS: dict[str, str] = {
         "the drop of the class score is recorded: the tokens the prediction depends on most, with their maps."
     ),
 }
+
+
+def model_banner(bundle: ModelBundle) -> str:
+    """A warning for weights whose maps and classes mean nothing ("" for trained weights)."""
+    if bundle.trained:
+        return ""
+    return (f"⚠️ **Untrained weights.** `{bundle.weights}` ({bundle.architecture}) is randomly initialised: its "
+            "attention maps show the architecture's wiring on noise, and its predictions mean nothing. "
+            "Start the app with `--weights` and a trained checkpoint (the paper's ImageNet weights, for "
+            "instance) to see learned semantic tokens.")
+
+
+def model_statement(bundle: ModelBundle) -> str:
+    """What the loaded weights know, in plain words, shown next to the prediction."""
+    classes = len(bundle.class_names)
+    if not bundle.trained:
+        return (f"Weights: **{bundle.weights}** ({bundle.architecture}), **not trained**: its {classes} class "
+                "names are placeholders and every score below is noise.")
+    if classes == IMAGENET_CLASSES and bundle.domain.startswith("ImageNet"):
+        return (f"Weights: **{bundle.weights}** ({bundle.architecture}), trained on ImageNet-1k: it knows 1,000 "
+                "everyday object and animal classes and gives any image one of them, even when none is there.")
+    names = ", ".join(name.replace("_", " ") for name in bundle.class_names[:12])
+    more = f" and {classes - 12} more" if classes > 12 else ""
+    return (f"Weights: **{bundle.weights}** ({bundle.architecture}), trained on {bundle.domain}. It knows "
+            f"{classes} classes ({names}{more}); on other images its classes mean nothing.")
+
+
+def prediction_verdict(trace: Trace, bundle: ModelBundle) -> str:
+    """One sentence that says how far to trust the top classes shown."""
+    (name, probability), = trace.top_classes(1)
+    if not bundle.trained:
+        return "Untrained weights: these scores are noise, not a prediction."
+    if trace.multi_label:
+        if probability < PRESENT:
+            return (f"**None of its classes**: no class passes {PRESENT:.0%} (the highest, "
+                    f"{name.replace('_', ' ')}, has {probability:.0%}), so the model sees none of the things it "
+                    "knows in this image.")
+        present = [n.replace("_", " ") for n, p in trace.top_classes(len(trace.class_names)) if p >= PRESENT]
+        return (f"Classes above {PRESENT:.0%}: **{', '.join(present)}** (each class is scored on its own). On an "
+                "image unlike its training scenes these scores mean nothing, however high.")
+    return (f"Top class: **{name.replace('_', ' ')}** ({probability:.0%}). The scores always add up to 100% over its "
+            "classes, so a high score does not mean the object is really there.")
+
+
+def evidence_markdown() -> str:
+    """The evidence table for the attribution methods, for the page (the file is not reachable from a browser)."""
+    return EVIDENCE_FILE.read_text(encoding="utf-8") if EVIDENCE_FILE.exists() else "No evidence file in this copy."

@@ -1,0 +1,124 @@
+"""HTML for the page's pictures: each image inline with its colour key, tiles in a grid that reflows.
+
+Pure strings, no Gradio. One payload per view: a gallery of 64 tiles arrives as one HTML value
+instead of 64 image requests, and CSS lays the tiles out to the width of the screen.
+"""
+from __future__ import annotations
+
+import base64
+import html
+
+import cv2
+import numpy as np
+
+from viewer.keys import KEY_CSS, key_html
+from viewer.render import Picture, Tiles
+
+JPEG_QUALITY = 90
+# Owners sent for hovering over an ownership map: at most this many cells a side.
+OWNER_LOOKUP_SIDE = 96
+
+
+def image_uri(image: np.ndarray) -> str:
+    """An RGB uint8 image as a JPEG data URI."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise ValueError("could not encode the picture")
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
+def message_html(text: str) -> str:
+    return f'<p class="view-message">{html.escape(text)}</p>' if text else ""
+
+
+def picture_html(picture: Picture, alt: str, owners: np.ndarray | None = None) -> str:
+    """The picture with its key under it; a picture without an image shows its message instead.
+
+    ``owners`` (rows, columns) int, aligned with the image: hovering or tapping names the token
+    owning the spot.
+    """
+    if picture.image is None:
+        return f'<figure class="view-picture">{message_html(picture.message or "Nothing to draw.")}</figure>'
+    lookup = ""
+    if owners is not None:
+        rows, columns = owners.shape
+        lookup = (f' data-owner-rows="{rows}" data-owner-columns="{columns}"'
+                  f' data-owners="{",".join(str(int(v)) for v in owners.ravel())}"')
+    key = key_html(picture.key) if picture.key is not None else ""
+    readout = '<span class="owner-readout">hover or tap a region to name its token</span>' if owners is not None else ""
+    return (f'<figure class="view-picture"{lookup}><img src="{image_uri(picture.image)}" alt="{html.escape(alt)}">'
+            f'{readout}{key}{message_html(picture.message)}</figure>')
+
+
+def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False) -> str:
+    """Tiles in a grid that fits the screen's width, keeping each image's aspect, then their key.
+
+    ``wide``: fewer, larger tiles (a handful of maps with longer captions)."""
+    cells = []
+    for tile in tiles.tiles:
+        token = f' data-token="{tile.token}"' if tile.token is not None else ""
+        tag = "button" if selectable and tile.token is not None else "div"
+        kind = ' type="button"' if tag == "button" else ""
+        cells.append(f'<{tag}{kind} class="tile"{token} title="{html.escape(tile.caption)}">'
+                     f'<img src="{image_uri(tile.image)}" alt="{html.escape(tile.caption)}">'
+                     f'<span class="tile-caption">{html.escape(tile.caption)}</span></{tag}>')
+    grid_class = "tile-grid wide" if wide else "tile-grid"
+    return f'<div class="{grid_class}">{"".join(cells)}</div>{key_html(tiles.key)}'
+
+
+def owner_lookup(owner_on_display: np.ndarray) -> np.ndarray:
+    """A coarse copy of a per-display-pixel owner map, small enough to send with the page."""
+    height, width = owner_on_display.shape
+    scale = min(1.0, OWNER_LOOKUP_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(owner_on_display.astype(np.float32), size, interpolation=cv2.INTER_NEAREST).astype(np.int64)
+
+
+def selection_css(token: int | None) -> str:
+    """Marks the selected token's tile wherever a tile of it is shown."""
+    if token is None:
+        return ""
+    return (f"<style>.tile[data-token=\"{int(token)}\"] {{outline: 3px solid var(--color-accent); "
+            f"outline-offset: 1px;}}</style>")
+
+
+# Clicking a tile picks its token (one listener for the whole grid, so it survives redraws).
+PICK_TILE_JS = """
+element.addEventListener('click', (event) => {
+  const tile = event.target.closest('.tile[data-token]');
+  if (tile) { trigger('select', {index: Number(tile.dataset.token), value: tile.dataset.token}); }
+});
+"""
+# Hovering or tapping an ownership map names the token that owns the spot.
+NAME_OWNER_JS = """
+const name = (event) => {
+  const figure = event.target.closest('figure[data-owners]');
+  if (!figure || event.target.tagName !== 'IMG') return;
+  const box = event.target.getBoundingClientRect();
+  const rows = Number(figure.dataset.ownerRows), columns = Number(figure.dataset.ownerColumns);
+  const column = Math.min(columns - 1, Math.floor((event.clientX - box.left) / box.width * columns));
+  const row = Math.min(rows - 1, Math.floor((event.clientY - box.top) / box.height * rows));
+  const owners = figure.dataset.owners.split(',');
+  const owner = owners[row * columns + column];
+  figure.querySelector('.owner-readout').textContent = owner < 0 ? 'outside what the model saw' : 'token ' + owner + ' owns this spot';
+};
+element.addEventListener('mousemove', name);
+element.addEventListener('click', name);
+"""
+
+PAGE_CSS = KEY_CSS + """
+.tile-grid {display: grid; grid-template-columns: repeat(auto-fill, minmax(72px, 1fr)); gap: 4px; width: 100%;}
+.tile-grid.wide {grid-template-columns: repeat(auto-fill, minmax(150px, 1fr));}
+.tile {display: flex; flex-direction: column; padding: 0; margin: 0; border: 0; background: none;
+  color: var(--body-text-color); cursor: default; min-width: 0;}
+button.tile {cursor: pointer;}
+.tile img {width: 100%; height: auto; display: block;}
+.tile-caption {font-size: 0.75rem; text-align: center; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis;}
+.view-picture {margin: 0;}
+.view-picture img {width: 100%; max-width: 640px; height: auto; display: block;}
+.view-message {padding: 8px 12px; border-left: 4px solid var(--color-accent); background: var(--block-background-fill);
+  color: var(--body-text-color);}
+.owner-readout {display: block; font-size: 0.85rem; min-height: 1.3em; color: var(--body-text-color);}
+"""
