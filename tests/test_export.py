@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+
 from model.trace import Trace
+from viewer import keys, views
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "assets" / "examples"
@@ -24,8 +27,14 @@ def test_export_command_writes_the_standard_figures(small_weights, tmp_path):
                 "merge_quadrants.html", "trace.safetensors", "settings.json"}
     assert {path.name for path in folder.iterdir()} == expected
     settings = json.loads((folder / "settings.json").read_text())
-    assert settings["token"] == 9 and settings["resolution"] == "aspect" and settings["block"] == "stage 2 · block 0"
-    assert Trace.load(folder / "trace.safetensors").geometries[0].original_size == (600, 400)
+    trace = Trace.load(folder / "trace.safetensors")
+    assert settings["token"] == 9 and settings["resolution"] == "aspect"
+    assert settings["block"] == views.default_block(trace).label and settings["scale"] == "per map"  # as the page opens
+    assert trace.geometries[0].original_size == (600, 400)
+    # Every exported overlay carries its colour key below the picture: the 600 x 400 photo is drawn at 600 x 400.
+    for name in ("token_9.png", "ownership.png", "class_attention.png"):
+        height, width = cv2.imread(str(folder / name)).shape[:2]
+        assert (width, height) == (600, 400 + keys.STRIP_HEIGHT), name
 
 
 def test_export_command_reports_a_bad_image_and_goes_on(small_weights, tmp_path):

@@ -10,7 +10,7 @@ from gradio_client import handle_file
 EXAMPLES = sorted((Path(__file__).parents[1] / "assets" / "examples").glob("*"))
 CLIENTS = 8
 ANALYSES_PER_CLIENT = 10
-VIEW = ["stage 2 · block 0", "mean", "inferno", 0.6]
+VIEW = ["stage 2 · block 0", "mean", "per map", "inferno", 0.6]
 
 
 def resident_bytes() -> int:

@@ -14,7 +14,7 @@ from model.dualvit import Grid
 from model.preprocess import Geometry
 from model.trace import Trace
 from viewer import figures, overlay, views
-from viewer.explanations import EXPLANATIONS
+from viewer.help_texts import EXPLANATIONS
 
 # A 56x56 input: stage grids as the network would give them, four semantic tokens on a 2x2 grid.
 GRIDS = ((14, 14), (7, 7), (4, 4), (2, 2))
@@ -318,6 +318,74 @@ def test_overlay_keeps_the_size_and_only_dims_outside():
         overlay.overlay(image, np.zeros((4, 4)), CROP, opacity=1.5)
     with pytest.raises(ValueError, match="colormap"):
         overlay.overlay(image, np.zeros((4, 4)), CROP, colormap="nope")
+
+
+def test_low_attention_leaves_the_photo_as_it_is():
+    image = photo()
+    values = np.zeros((4, 4), np.float32)
+    values[1, 2] = 1.0
+    drawn = overlay.overlay(image, values, CROP, opacity=0.6)
+    inside = np.zeros((80, 100), bool)
+    inside[10:74, 20:84] = True
+    peak = np.zeros((80, 100), bool)
+    peak[26:42, 52:68] = True  # cell (1, 2): input rows 16..31, columns 32..47, shifted by the crop
+    np.testing.assert_array_equal(drawn[inside & ~peak], image[inside & ~peak])  # zero: untouched, not darkened
+    assert np.abs(drawn[peak].astype(int) - image[peak]).max() > 50
+
+
+def test_mass_regions_hold_their_share_with_the_fewest_cells():
+    values = np.array([[0.4, 0.1], [0.3, 0.2]])
+    np.testing.assert_array_equal(views.mass_region(values, 0.5), [[True, False], [True, False]])
+    np.testing.assert_array_equal(views.mass_region(values, 0.8), [[True, False], [True, True]])
+    # 0.95 needs all four cells: the mass before the smallest (0.9) is still short of it.
+    np.testing.assert_array_equal(views.mass_levels(values), [[3, 1], [3, 2]])
+    np.testing.assert_array_equal(views.mass_levels(values, (0.5, 0.7, 0.9)), [[3, 0], [3, 1]])
+    uniform_map = np.full((4, 4), 1 / 16)
+    assert views.mass_region(uniform_map, 0.5).sum() == 8 == views.area_holding(uniform_map, 0.5) * 16
+    assert not views.mass_region(np.zeros((2, 2)), 0.5).any()
+    # Negative values carry no mass: a signed map's regions are of its positive part.
+    np.testing.assert_array_equal(views.mass_region(np.array([[-5.0, 1.0], [3.0, 0.0]]), 0.5), [[False, False], [True, False]])
+
+
+def test_mass_overlay_fills_the_bands_and_outlines_the_half():
+    image = np.full((56, 56, 3), 128, np.uint8)
+    whole = Geometry((56, 56), (56, 56), (0, 0, 56, 56))
+    levels = np.zeros((4, 4), np.int64)
+    levels[0, 0], levels[3, 3] = 3, 1
+    drawn = overlay.mass_overlay(image, levels, whole, opacity=1.0)
+    np.testing.assert_array_equal(drawn[20:36, 20:36], image[20:36, 20:36])  # outside every region: the photo
+    centre_inner, centre_outer = drawn[7, 7], drawn[49, 49]
+    assert not np.array_equal(centre_inner, centre_outer) and (centre_inner != 128).any()
+    assert (drawn[0:14, 13] == 255).all() or (drawn[0:14, 12:16] == 255).any()  # the 50% region's outline
+
+
+def test_the_opening_block_is_the_least_peaked():
+    peaked = one_hot_rows(np.arange(M), size(1))
+    spread = uniform(M, size(2))
+    trace = make_trace({"stage1.block0.semantic_to_pixel": peaked, "stage2.block0.semantic_to_pixel": spread})
+    assert views.default_block(trace).label == "stage 2 · block 0"
+    trace = make_trace({"stage1.block0.semantic_to_pixel": uniform(M, size(1)),
+                        "stage2.block0.semantic_to_pixel": one_hot_rows(np.arange(M), size(2))})
+    assert views.default_block(trace).label == "stage 1 · block 0"
+
+
+def test_home_grid_maps_land_on_their_pooled_windows():
+    trace = full_trace()
+    values = np.array([[1.0, 2.0], [3.0, 4.0]])
+    on_stage1 = views.on_stage1(trace, values)
+    assert on_stage1.shape == (14, 14)
+    assert (on_stage1[:7, :7] == 1).all() and (on_stage1[7:, 7:] == 4).all() and (on_stage1[:7, 7:] == 2).all()
+    with pytest.raises(ValueError, match="home grid"):
+        views.on_stage1(trace, np.ones((3, 3)))
+
+
+def test_the_lead_token_owns_the_most_pixels():
+    owners = np.zeros(size(1), int)
+    owners[: size(1) // 2 + 1] = 2
+    owners[size(1) // 2 + 1:] = 1
+    trace = make_trace({"stage1.block0.pixel_to_semantic": one_hot_rows(owners, M),
+                        "stage1.block0.semantic_to_pixel": uniform(M, size(1))})
+    assert views.lead_token(trace, views.block_ref(trace, 1, 0)) == 2
 
 
 def test_ownership_overlay_gives_tokens_distinct_hues():

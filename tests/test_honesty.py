@@ -1,0 +1,75 @@
+"""The page never claims what it does not know: untrained weights, images without the model's classes,
+blank explanations and token rankings that are only noise are said in words."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from model.bundle import open_model
+from model.dualvit import Grid
+from model.trace import Trace
+from viewer import help_texts, render
+
+
+def trace_with(probabilities: list[float], multi_label: bool = True) -> Trace:
+    values = torch.tensor([probabilities])
+    return Trace(maps={}, stage_grids=(Grid(14, 14),), semantic_grid=Grid(2, 2), logits=values, probabilities=values,
+                 class_names=tuple(f"shape_{i}" for i in range(len(probabilities))), multi_label=multi_label)
+
+
+def test_the_shipped_model_states_its_domain_and_admits_when_nothing_it_knows_is_there():
+    bundle = open_model(None, device="cpu")
+    assert bundle.trained and help_texts.model_banner(bundle) == ""
+    statement = help_texts.model_statement(bundle)
+    assert "10 classes" in statement and "on other images its classes mean nothing" in statement
+    nothing = help_texts.prediction_verdict(trace_with([0.3, 0.45, 0.1]), bundle)
+    assert "None of its classes" in nothing and "45%" in nothing
+    present = help_texts.prediction_verdict(trace_with([0.9, 0.2, 0.7]), bundle)
+    assert "shape 0, shape 2" in present and "None" not in present
+
+
+def test_untrained_weights_get_a_banner_and_no_training_set(small_weights):
+    bundle = open_model(small_weights, device="cpu")
+    assert not bundle.trained
+    assert "Untrained weights" in help_texts.model_banner(bundle)
+    statement = help_texts.model_statement(bundle)
+    assert "not trained" in statement and "trained on" not in statement
+    assert "noise" in help_texts.prediction_verdict(trace_with([0.99, 0.01, 0.5]), bundle)
+
+
+def test_an_architecture_without_weights_starts_untrained_with_imagenet_placeholders():
+    bundle = open_model(None, "dualvit_nano", device="cpu")
+    assert bundle.trained  # the shipped model is dualvit_nano
+    # Any other architecture without weights is randomly initialised, and says so.
+    random_bundle = open_model(None, "dualvit_s", device="cpu")
+    assert not random_bundle.trained and random_bundle.weights == "random initialisation"
+    assert "Untrained" in help_texts.model_banner(random_bundle)
+    assert "ImageNet" not in help_texts.model_statement(random_bundle)
+
+
+def test_a_trained_imagenet_model_warns_that_it_always_answers():
+    bundle = dataclasses.replace(open_model(None, device="cpu"), class_names=tuple(str(i) for i in range(1000)),
+                                 domain="ImageNet-1k")
+    assert "even when none is there" in help_texts.model_statement(bundle)
+    verdict = help_texts.prediction_verdict(trace_with([0.9] + [0.1 / 999] * 999, multi_label=False), bundle)
+    assert "does not mean the object is really there" in verdict
+
+
+def test_blank_maps_say_why():
+    assert "zero everywhere" in render.blank_reason(np.zeros((7, 7)))
+    assert "constant" in render.blank_reason(np.full((7, 7), 0.25))
+    assert "not finite" in render.blank_reason(np.array([[1.0, np.nan]]))
+    assert render.blank_reason(np.eye(3)) == ""
+
+
+def test_only_tokens_far_above_the_spread_are_ranked():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0.0, 0.01, 64).astype(np.float32)
+    assert (render.standing_out(noise) < render.SIGNIFICANT_DEVIATIONS).all()
+    strong = noise.copy()
+    strong[[5, 40]] = [0.5, 0.3]
+    deviations = render.standing_out(strong)
+    assert set(np.flatnonzero(deviations >= render.SIGNIFICANT_DEVIATIONS)) == {5, 40}
+    assert deviations[5] > deviations[40]
