@@ -14,7 +14,7 @@ from model.allocator import keep_freed_memory
 from model.bundle import open_model
 from model.weights import CheckpointError
 from viewer.service import Explorer
-from viewer.ui import CSS, build_demo
+from viewer.ui import LAUNCH_OPTIONS, build_demo
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     demo = build_demo(Explorer(bundle))
     demo.queue(default_concurrency_limit=2, max_size=64)
-    demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, css=CSS)
+    demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, **LAUNCH_OPTIONS)
     return 0
 
 

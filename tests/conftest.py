@@ -96,13 +96,13 @@ def launch(weights) -> tuple:
     from model.allocator import keep_freed_memory
     from model.bundle import open_model
     from viewer.service import Explorer
-    from viewer.ui import CSS, build_demo
+    from viewer.ui import LAUNCH_OPTIONS, build_demo
 
     keep_freed_memory()
     explorer = Explorer(open_model(weights, device="cpu"))
     demo = build_demo(explorer)
     demo.queue(default_concurrency_limit=2, max_size=64)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, css=CSS, quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **LAUNCH_OPTIONS)
     return demo, RunningApp(demo.local_url, explorer)
 
 

@@ -46,12 +46,13 @@ def test_analyse_returns_prediction_and_block_choices(app_server):
 
 
 def test_a_block_offers_only_its_own_heads(session):
-    stage4 = session.predict("stage 4 · block 0", "mean", api_name="/block_heads")
-    assert len(stage4["choices"]) == 3 + 5  # dualvit_nano: 5 heads in stage 4
-    assert session.predict("stage 4 · block 0", "head 3", api_name="/block_heads")["value"] == "head 3"
-    stage1 = session.predict("stage 1 · block 0", "head 3", api_name="/block_heads")
+    drawing = ["per map", "inferno", 0.6]
+    stage4, gallery = session.predict("stage 4 · block 0", "mean", *drawing, api_name="/block_view")
+    assert len(stage4["choices"]) == 3 + 5 and gallery.count('class="tile"') == 64  # dualvit_nano: 5 heads in stage 4
+    assert session.predict("stage 4 · block 0", "head 3", *drawing, api_name="/block_view")[0]["value"] == "head 3"
+    stage1, gallery = session.predict("stage 1 · block 0", "head 3", *drawing, api_name="/block_view")
     assert [choice for choice, _ in stage1["choices"]] == ["mean", "max", "min", "head 0"]  # 1 head in stage 1
-    assert stage1["value"] == "mean"  # head 3 does not exist there
+    assert stage1["value"] == "mean" and gallery.count('class="tile"') == 64  # head 3 does not exist there: the mean
 
 
 @pytest.mark.parametrize("scale", ["per map", "shared", "mass"])

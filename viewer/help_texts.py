@@ -71,9 +71,12 @@ EXPLANATIONS: dict[str, str] = {
     ),
     "overlay_controls": (
         "Heads: a block has several attention heads; show their mean, their element-wise maximum or minimum, "
-        "or a single head (views that span stages use the mean where a block lacks that head). The colour map "
-        "and opacity only change the drawing; a shared scale makes maps comparable, and parts of the photo the "
-        "model did not see (cropped away) are dimmed."
+        "or a single head (only the heads the block has are offered; views that span stages use the mean where "
+        "a block lacks that head). Colour scale: *per map* colours each map from 0 to its own peak (to compare "
+        "where maps look), *shared* puts the maps shown together on one range (to compare how much), *mass* "
+        "fills the smallest regions holding 50%, 80% and 95% of each map's mass. Colour grows more opaque with "
+        "the value, so low attention leaves the photo as it is; the fewest cells holding half of a map's mass "
+        "are outlined. Parts of the photo the model did not see (cropped away) are dimmed."
     ),
     "explanations": (
         "Attention shows where tokens look, not what drives the prediction. These methods ask the second question "

@@ -51,10 +51,11 @@ def picture_html(picture: Picture, alt: str, owners: np.ndarray | None = None) -
             f'{readout}{key}{message_html(picture.message)}</figure>')
 
 
-def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False) -> str:
+def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False, label: str = "") -> str:
     """Tiles in a grid that fits the screen's width, keeping each image's aspect, then their key.
 
-    ``wide``: fewer, larger tiles (a handful of maps with longer captions)."""
+    ``wide``: fewer, larger tiles (a handful of maps with longer captions); ``label`` names what
+    the grid shows (e.g. its block), for readers and for scripts that wait for it."""
     cells = []
     for tile in tiles.tiles:
         token = f' data-token="{tile.token}"' if tile.token is not None else ""
@@ -64,7 +65,8 @@ def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False) -> st
                      f'<img src="{image_uri(tile.image)}" alt="{html.escape(tile.caption)}">'
                      f'<span class="tile-caption">{html.escape(tile.caption)}</span></{tag}>')
     grid_class = "tile-grid wide" if wide else "tile-grid"
-    return f'<div class="{grid_class}">{"".join(cells)}</div>{key_html(tiles.key)}'
+    named = f' aria-label="{html.escape(label)}"' if label else ""
+    return f'<div class="{grid_class}"{named}>{"".join(cells)}</div>{key_html(tiles.key)}'
 
 
 def owner_lookup(owner_on_display: np.ndarray) -> np.ndarray:
@@ -72,7 +74,8 @@ def owner_lookup(owner_on_display: np.ndarray) -> np.ndarray:
     height, width = owner_on_display.shape
     scale = min(1.0, OWNER_LOOKUP_SIDE / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(owner_on_display.astype(np.float32), size, interpolation=cv2.INTER_NEAREST).astype(np.int64)
+    owners = np.nan_to_num(np.asarray(owner_on_display, np.float32), nan=-1.0)  # -1: outside what the model saw
+    return cv2.resize(owners, size, interpolation=cv2.INTER_NEAREST).astype(np.int64)
 
 
 def selection_css(token: int | None) -> str:
@@ -83,6 +86,12 @@ def selection_css(token: int | None) -> str:
             f"outline-offset: 1px;}}</style>")
 
 
+MOUNT_TEMPLATE = '<div class="view-mount"></div>'
+MOUNT_JS = """
+const place = () => { element.querySelector('.view-mount').innerHTML = props.value || ''; };
+place();
+watch('value', place);
+"""
 # Clicking a tile picks its token (one listener for the whole grid, so it survives redraws).
 PICK_TILE_JS = """
 element.addEventListener('click', (event) => {

@@ -39,7 +39,7 @@ except ImportError:
 DISPLAY_SIDE = 768
 # Smaller originals are enlarged to this for drawing, so cell borders and outlines stay crisp.
 MIN_DISPLAY_SIDE = 512
-THUMBNAIL_SIDE = 160
+THUMBNAIL_SIDE = 128
 
 
 @dataclass(frozen=True)

@@ -50,9 +50,14 @@ def explanation(view: str) -> gr.Markdown:
     return gr.Markdown(EXPLANATIONS[view], elem_classes=["explanation"])
 
 
-def view_html(elem_id: str, js_on_load: str | None = None, **kwargs) -> gr.HTML:
-    """A picture of the page: an HTML value holding its image(s) and colour key."""
-    return gr.HTML(elem_id=elem_id, elem_classes=["view"], js_on_load=js_on_load, **kwargs)
+def view_html(elem_id: str, js_on_load: str = "", **kwargs) -> gr.HTML:
+    """A picture of the page: an HTML value holding its image(s) and colour key.
+
+    The value is placed by script rather than through the component's template: templates are
+    compiled on every update, which took most of a second for a gallery of inline images.
+    """
+    return gr.HTML(elem_id=elem_id, elem_classes=["view"], html_template=markup.MOUNT_TEMPLATE,
+                   js_on_load=markup.MOUNT_JS + js_on_load, **kwargs)
 
 
 def user_error(error: Exception) -> gr.Error:
@@ -155,18 +160,26 @@ class Page:
             gr.update(maximum=trace.num_semantic - 1, value=0),
             gr.update(choices=[name for name, _ in top_classes], value=top_classes[0][0]),
             gr.update(choices=[MEAN_OF_TOKENS] + tokens, value=MEAN_OF_TOKENS),
+            None,  # no point clicked yet on this image: the pixel view starts at the centre
         )
 
-    def block_heads(self, key, block_label, fusion):
+    def block_view(self, key, block_label, fusion, scale, colormap, opacity):
+        """A new block: only its heads offered (the current one kept where it has it), and its gallery."""
         analysis = self.analysis(key)
-        return self.head_choices(analysis, self.block(analysis, block_label), fusion)
+        heads = self.head_choices(analysis, self.block(analysis, block_label), fusion)
+        return heads, self.token_gallery(key, block_label, heads["value"], scale, colormap, opacity)
 
     # -- views -------------------------------------------------------------------------------
     def token_gallery(self, key, block_label, fusion, scale, colormap, opacity):
         analysis = self.analysis(key)
-        tiles = self.guarded(render.token_gallery, analysis, self.block(analysis, block_label), fusion,
-                             self.style(scale, colormap, opacity))
-        return markup.tiles_html(tiles, selectable=True)
+        block = self.block(analysis, block_label)
+        tiles = self.guarded(render.token_gallery, analysis, block, fusion, self.style(scale, colormap, opacity))
+        return markup.tiles_html(tiles, selectable=True, label=f"every token's map, {block.label}")
+
+    def pick_token(self, key, block_label, fusion, scale, colormap, opacity, event: gr.SelectData):
+        """A tile clicked: its token in the token box, and drawn, in one round trip."""
+        token = int(event.index)
+        return (token, *self.token_detail(key, block_label, fusion, scale, colormap, opacity, token))
 
     def token_detail(self, key, block_label, fusion, scale, colormap, opacity, token):
         analysis = self.analysis(key)
@@ -239,10 +252,17 @@ class Page:
 
 CSS = markup.PAGE_CSS + """
 .explanation p {color: var(--body-text-color); font-size: 0.95em;}
+[id^="tour-picture"] .view-picture img {max-width: 440px;}
 #definition {border-left: 4px solid var(--color-accent); padding-left: 12px;}
 #model-banner {background: #fff4e5; color: #4a2b00; border: 1px solid #f0b35a; border-radius: 6px; padding: 4px 12px;}
 #model-banner p, #model-banner strong, #model-banner code {color: #4a2b00;}
 """
+
+
+# How every server of the page is launched (app, tests, benches). No run history: the browser would
+# otherwise store every view's images in its local storage after every event, which cost more than
+# drawing them.
+LAUNCH_OPTIONS = {"css": CSS, "run_history": False}
 
 
 def build_demo(explorer: Explorer) -> gr.Blocks:
@@ -278,8 +298,8 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
             # Custom values reach our own check, which names the blocks this image has.
             block = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True)
             fusion = gr.Dropdown(choices=list(views.FUSIONS), value="mean", label="Heads", elem_id="heads")
-            scale = gr.Dropdown(choices=[(f"{name}: {text}", name) for name, text in render.SCALES.items()],
-                                value=render.DEFAULT_SCALE, label="Colour scale", elem_id="scale")
+            scale = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE, label="Colour scale",
+                                elem_id="scale")
             colormap = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")
             opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Opacity")
         explanation("overlay_controls")
@@ -365,30 +385,34 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
         pixel_outputs = [pixel_image, reads_plot, top_tokens, ownership_image]
         stage_outputs = [stages, class_image, self_plot, quadrant_plot]
 
-        def redraw_views(event, named: bool = False):
-            """Chain every view after ``event``; ``named`` gives them API names (once per page)."""
+        def redraw_after_gallery(event, named: bool = False, tour: bool = True):
+            """Chain every view but the gallery (which ``event`` drew) after it; ``named`` gives them API names.
+            The tour shows fixed blocks, so only a change of drawing (``tour``) redraws it."""
             def name(endpoint: str):
                 return endpoint if named else False
-            return (event.then(page.token_gallery, view_inputs, gallery, api_name=name("token_gallery"))
-                    .then(page.token_detail, view_inputs + [token], token_outputs, api_name=name("token_detail"))
-                    .then(page.pixel_view, view_inputs + [point], pixel_outputs, api_name=name("pixel_view"))
-                    .then(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=name("stages_view"))
-                    .then(page.tour, [key, scale, colormap, opacity], tour_pictures + tour_texts,
-                          api_name=name("tour")))
+            chain = (event.then(page.token_detail, view_inputs + [token], token_outputs, api_name=name("token_detail"))
+                     .then(page.pixel_view, view_inputs + [point], pixel_outputs, api_name=name("pixel_view"))
+                     .then(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=name("stages_view")))
+            if tour:
+                chain = chain.then(page.tour, [key, scale, colormap, opacity], tour_pictures + tour_texts,
+                                   api_name=name("tour"))
+            return chain
 
+        # Each step of a chain is a round trip to the server: the gallery, which the reader is looking
+        # at, is drawn by the first one.
         analysed = run.click(page.analyse, [upload, resolution],
-                             [key, prediction, verdict, status, block, fusion, token, target_class, stage_token],
-                             api_name="analyse", concurrency_limit=2)
-        redraw_views(analysed.success(lambda: None, None, point, api_name=False), named=True)
-        block_changed = block.input(page.block_heads, [key, block, fusion], fusion, api_name="block_heads")
-        redraw_views(block_changed.success(lambda: None, None, None, api_name=False))
-        controls_changed = gr.on([fusion.input, scale.input, colormap.input, opacity.release], lambda: None,
-                                 None, None, api_name=False)
-        redraw_views(controls_changed)
+                             [key, prediction, verdict, status, block, fusion, token, target_class, stage_token,
+                              point], api_name="analyse", concurrency_limit=2)
+        redraw_after_gallery(analysed.success(page.token_gallery, view_inputs, gallery, api_name="token_gallery"),
+                             named=True)
+        redraw_after_gallery(block.select(page.block_view, view_inputs, [fusion, gallery], api_name="block_view"),
+                             tour=False)
+        redraw_after_gallery(fusion.input(page.token_gallery, view_inputs, gallery, api_name=False), tour=False)
+        redraw_after_gallery(gr.on([scale.input, colormap.input, opacity.release], page.token_gallery,
+                                   view_inputs, gallery, api_name=False))
         gr.on([token.submit, token.blur], page.token_detail, view_inputs + [token], token_outputs, api_name=False)
         for tiles in (gallery, top_tokens, important_tokens):
-            picked = tiles.select(select_token, None, token, api_name=False)
-            picked.then(page.token_detail, view_inputs + [token], token_outputs, api_name=False)
+            picked = tiles.select(page.pick_token, view_inputs, [token] + token_outputs, api_name=False)
             if tiles is not gallery:
                 picked.then(lambda: gr.Tabs(selected="tokens"), None, tabs, api_name=False)
         pixel_image.select(select_point, None, point, api_name=False).then(
@@ -415,10 +439,6 @@ def method_controls(method: str):
     stage_method = method in STAGE_METHODS
     return (gr.update(visible=method not in CLASS_AGNOSTIC), gr.update(visible=stage_method),
             gr.update(visible=stage_method))
-
-
-def select_token(event: gr.SelectData) -> int:
-    return int(event.index)
 
 
 def select_point(event: gr.SelectData) -> tuple[float, float]:
