@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import app, browser, capture, forward
+from bench import app, browser, capture, explanation_time, forward
 from bench.timing import parse_bench_arguments, print_table
 
 
@@ -13,7 +13,8 @@ def main() -> None:
     parser.add_argument("--official", help="path of the official classification/dualvit.py, to time it too")
     arguments = parse_bench_arguments(parser)
     figures = forward.measure(arguments.repeats, arguments.official) + capture.measure(arguments.repeats) \
-        + app.measure(arguments.repeats) + browser.measure(max(3, arguments.repeats // 2))
+        + app.measure(arguments.repeats) + browser.measure(max(3, arguments.repeats // 2)) \
+        + explanation_time.measure(1)
     print_table("Dual-ViT Explorer performance", figures)
 
 

@@ -51,6 +51,31 @@ def evaluating(network: torch.nn.Module) -> Iterator[None]:
         network.train(was_training)
 
 
+@dataclass(frozen=True)
+class Pass:
+    """One evaluation of the network: its batch size and whether gradients were recorded."""
+
+    batch: int
+    with_grad: bool
+
+
+@contextmanager
+def recording_passes(network: torch.nn.Module, on_pass: Callable[[Pass, int], None]) -> Iterator[None]:
+    """Inside, ``on_pass(pass, count)`` is called as each forward pass of ``network`` starts."""
+    count = 0
+
+    def record(_module: torch.nn.Module, inputs: tuple) -> None:
+        nonlocal count
+        count += 1
+        on_pass(Pass(int(inputs[0].shape[0]), torch.is_grad_enabled()), count)
+
+    handle = network.register_forward_pre_hook(record)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def check_single_image(images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[0] != 1:
         raise ValueError(f"expected one image of shape (1, C, H, W), got {tuple(images.shape)}")
@@ -97,7 +122,16 @@ def integrated_gradients(network: DualViT, images: torch.Tensor, target: int, st
     return channel_magnitude(attributions)
 
 
-def occlusion(network: DualViT, images: torch.Tensor, target: int, window: int = 32, stride: int = 16) -> np.ndarray:
+OCCLUSION_WINDOW, OCCLUSION_STRIDE = 32, 16
+
+
+def occlusion_windows(size: tuple[int, int], window: int = OCCLUSION_WINDOW, stride: int = OCCLUSION_STRIDE) -> int:
+    """How many window positions :func:`occlusion` tries on an input of ``size`` (height, width)."""
+    return ((size[0] - window) // stride + 1) * ((size[1] - window) // stride + 1)
+
+
+def occlusion(network: DualViT, images: torch.Tensor, target: int, window: int = OCCLUSION_WINDOW,
+              stride: int = OCCLUSION_STRIDE) -> np.ndarray:
     """(H, W): Captum ``Occlusion``: logit ``target`` of the image minus that with a window set to 0.
 
     A ``window`` x ``window`` square (all channels) slides by ``stride``; each pixel gets the mean

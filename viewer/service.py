@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -124,8 +124,12 @@ class Explorer:
     def cached_explanations(self) -> int:
         return len(self._explanations)
 
-    def explain(self, key: str | None, method: str, target: int, stage: int = 2) -> np.ndarray:
-        """An attribution map (or token scores) for ``method``, computed once per image, method and class."""
+    def explain(self, key: str | None, method: str, target: int, stage: int = 2,
+                on_pass: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """An attribution map (or token scores) for ``method``, computed once per image, method and class.
+
+        ``on_pass(done, expected)`` is called as each of the method's forward passes starts.
+        """
         analysis = self.get(key)
         if method not in EXPLANATION_METHODS:
             raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(EXPLANATION_METHODS)}.")
@@ -137,7 +141,9 @@ class Explorer:
         with self._explanation_lock:
             if cache_key in self._explanations:
                 return self._explanations[cache_key]
-        with self._model_lock:
+        expected = expected_passes(method, analysis)
+        report = (lambda _pass, done: on_pass(done, expected)) if on_pass else (lambda _pass, done: None)
+        with self._model_lock, explain.recording_passes(self.bundle.network, report):
             result = run_explanation(self.bundle, analysis, method, target, stage)
         with self._explanation_lock:
             self._explanations[cache_key] = result
@@ -157,6 +163,9 @@ def run_capture(bundle: ModelBundle, images: torch.Tensor, geometry: Geometry) -
     return trace
 
 
+# The settings the page runs each method with.
+IG_STEPS = 32
+SMOOTH_STEPS, SMOOTH_SAMPLES = 16, 8
 EXPLANATION_METHODS: dict[str, str] = {
     "integrated_gradients": "Integrated Gradients",
     "smoothgrad": "Integrated Gradients + noise (SmoothGrad)",
@@ -176,9 +185,10 @@ def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target
         return explain.dual_rollout(analysis.trace)
     network, images = bundle.network, analysis.inputs.to(bundle.device)
     if method == "integrated_gradients":
-        return explain.integrated_gradients(network, images, target)
+        return explain.integrated_gradients(network, images, target, steps=IG_STEPS)
     if method == "smoothgrad":
-        return explain.integrated_gradients(network, images, target, steps=16, smooth=True, samples=8)
+        return explain.integrated_gradients(network, images, target, steps=SMOOTH_STEPS, smooth=True,
+                                            samples=SMOOTH_SAMPLES)
     if method == "grad_cam":
         return explain.grad_cam(network, images, target)
     if method == "occlusion":
@@ -186,6 +196,23 @@ def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target
     if method == "aux_head":
         return explain.aux_class_map(network, images, target)
     return explain.token_importance(network, images, target, stage)
+
+
+def expected_passes(method: str, analysis: Analysis) -> int:
+    """How many forward passes ``method`` makes on this analysis's input (for a progress bar)."""
+    height, width = analysis.inputs.shape[-2:]
+    if method in ("dual_rollout", "aux_head"):
+        return 0  # the rollout reads the trace; the aux head's one dense pass bypasses the module call
+    if method == "integrated_gradients":
+        return -(-IG_STEPS // explain.GRADIENT_BATCH)
+    if method == "smoothgrad":
+        return -(-SMOOTH_STEPS * SMOOTH_SAMPLES // max(explain.GRADIENT_BATCH, SMOOTH_SAMPLES))
+    if method == "occlusion":
+        windows = explain.occlusion_windows((height, width))
+        return 1 + -(-windows // explain.PERTURBATION_BATCH)
+    if method == "token_importance":
+        return len(explain.token_batches(analysis.trace.num_semantic))
+    return 1
 
 
 def display_copy(image: Image.Image, side: int, min_side: int = 0) -> Image.Image:

@@ -222,9 +222,15 @@ class Page:
             stage = int(stage) if method in STAGE_METHODS else 2
         except (TypeError, ValueError):
             raise gr.Error("Stage must be 1, 2, 3 or 4.", print_exception=False) from None
-        progress(0.2, desc=f"computing: {EXPLANATION_METHODS[method]}")
+        name = EXPLANATION_METHODS[method]
+        progress(0.0, desc=f"{name}: starting")
+
+        def on_pass(done: int, expected: int) -> None:
+            # Each pass's share is reported as it starts; the last one ends at the full bar.
+            progress(min(done - 1, expected) / max(expected, 1), desc=f"{name}: model pass {done} of {expected}")
+
         try:
-            result = self.explorer.explain(key, method, target, stage)
+            result = self.explorer.explain(key, method, target, stage, on_pass=on_pass)
         except (KeyError, ValueError) as error:
             raise user_error(error) from None
         view = self.guarded(render.explanation_view, analysis, method, result, self.style(scale, colormap, opacity),
@@ -402,7 +408,7 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
         # at, is drawn by the first one.
         analysed = run.click(page.analyse, [upload, resolution],
                              [key, prediction, verdict, status, block, fusion, token, target_class, stage_token,
-                              point], api_name="analyse", concurrency_limit=2)
+                              point], api_name="analyse", concurrency_limit=2, show_progress_on=[status])
         redraw_after_gallery(analysed.success(page.token_gallery, view_inputs, gallery, api_name="token_gallery"),
                              named=True)
         redraw_after_gallery(block.select(page.block_view, view_inputs, [fusion, gallery], api_name="block_view"),
@@ -410,7 +416,9 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
         redraw_after_gallery(fusion.input(page.token_gallery, view_inputs, gallery, api_name=False), tour=False)
         redraw_after_gallery(gr.on([scale.input, colormap.input, opacity.release], page.token_gallery,
                                    view_inputs, gallery, api_name=False))
-        gr.on([token.submit, token.blur], page.token_detail, view_inputs + [token], token_outputs, api_name=False)
+        # A wrong token number is the token box's fault: its error shows there, not on the views.
+        token.submit(page.token_detail, view_inputs + [token], token_outputs, api_name=False,
+                     show_progress_on=[token])
         for tiles in (gallery, top_tokens, important_tokens):
             picked = tiles.select(page.pick_token, view_inputs, [token] + token_outputs, api_name=False)
             if tiles is not gallery:

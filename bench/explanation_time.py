@@ -1,0 +1,87 @@
+"""Explanation time against the model passes each method needs.
+
+    python -m bench.explanation_time [--repeats 3] [--resolutions 224 384]
+
+Each method runs as the page runs it (dualvit_s, randomly initialised, one image), while a hook
+records every forward pass it makes (batch size, and whether gradients were on). The same passes
+are then replayed plainly: a forward of that batch, and, where gradients were on, a backward to
+the input. The figure is the method's time over the replay's time (target <= 1.5): what the method
+adds beyond the passes it cannot avoid. Grad-CAM's backward stops at the stage-4 tokens, so its
+replay (a backward to the input) is an upper bound and its ratio a lower one. The rollout makes no
+pass: its time is printed alone.
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+import model  # noqa: F401
+from bench.timing import Figure, median_seconds, parse_bench_arguments, print_table
+from model.bundle import ASSETS, open_model
+from model.registry import dualvit_s
+from model.weights import convert
+from viewer import explain
+from viewer.service import EXPLANATION_METHODS, Explorer, run_explanation
+
+EXAMPLE = ASSETS / "examples" / "coffee.jpg"
+TARGET = "≤ 1.5"
+
+
+def replay(network: torch.nn.Module, images: torch.Tensor, passes: list[explain.Pass]) -> None:
+    """The recorded passes, done plainly on copies of ``images``."""
+    for evaluation in passes:
+        batch = images.expand(evaluation.batch, -1, -1, -1).clone()
+        if evaluation.with_grad:
+            batch.requires_grad_(True)
+            with torch.enable_grad():
+                torch.autograd.grad(network(batch)[:, 0].sum(), batch)
+        else:
+            with torch.inference_mode():
+                network(batch)
+
+
+def measure(repeats: int = 3, resolutions: tuple[str, ...] = ("224",)) -> list[Figure]:
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder) / "dualvit_s_random.safetensors"
+        convert(dualvit_s(num_classes=1000).state_dict(), weights)
+        explorer = Explorer(open_model(weights, device="cpu"))
+    bundle, network = explorer.bundle, explorer.bundle.network
+    figures = []
+    for resolution in resolutions:
+        analysis = explorer.get(explorer.analyse(Image.open(EXAMPLE).convert("RGB"), resolution))
+        images = analysis.inputs.to(bundle.device)
+        for method in EXPLANATION_METHODS:
+            passes: list[explain.Pass] = []
+            with explain.recording_passes(network, lambda evaluation, _count: passes.append(evaluation)):
+                run_explanation(bundle, analysis, method, 0, 2)
+            if method == "aux_head":
+                passes = [explain.Pass(1, False)]  # its one dense forward bypasses the module call the hook sees
+
+            def method_run() -> None:
+                run_explanation(bundle, analysis, method, 0, 2)
+
+            seconds = median_seconds(method_run, repeats, warmup=0)
+            name = f"explanation, dualvit_s {resolution}, {EXPLANATION_METHODS[method]}"
+            if not passes:
+                figures.append(Figure(f"{name}: time (no model pass)", seconds * 1000, "ms"))
+                continue
+            reference = median_seconds(lambda: replay(network, images, passes), repeats, warmup=0)
+            figures.append(Figure(f"{name}: time / its {len(passes)} pass(es) replayed ({seconds:.2f} s / "
+                                  f"{reference:.2f} s)", seconds / reference, "×", TARGET))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--resolutions", nargs="+", default=["224"], choices=["224", "384"])
+    arguments = parse_bench_arguments(parser)
+    print_table("explanation time", measure(arguments.repeats, tuple(arguments.resolutions)))
+
+
+if __name__ == "__main__":
+    main()
