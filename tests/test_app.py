@@ -11,7 +11,7 @@ from gradio_client.exceptions import AppError
 
 from image_corpus import corpus
 from model.trace import Trace
-from viewer import views
+from viewer import catalogue, views
 
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
 VIEW = ["stage 2 · block 0", "mean", "per map", "inferno", 0.6]
@@ -55,22 +55,27 @@ def test_a_block_offers_only_its_own_heads(session):
     assert stage1["value"] == "mean" and gallery.count('class="tile"') == 64  # head 3 does not exist there: the mean
 
 
+ENDPOINT_ARGUMENTS = {"token_gallery": [], "token_detail": [17], "pixel_view": [None],
+                      "stages_view": ["mean over tokens"]}
+
+
 @pytest.mark.parametrize("scale", ["per map", "shared", "mass"])
 def test_every_drawn_view_carries_a_colour_key(session, scale):
     view = ["stage 2 · block 0", "mean", scale, "inferno", 0.6]
+    for endpoint, extra in ENDPOINT_ARGUMENTS.items():
+        values = session.predict(*view, *extra, api_name=f"/{endpoint}")
+        values = values if isinstance(values, (list, tuple)) else [values]
+        for declared, value in zip(catalogue.views_of(endpoint), values):
+            if declared.keyed:
+                assert value.count('class="colour-key"') == 1, declared.name
     gallery = session.predict(*view, api_name="/token_gallery")
-    assert gallery.count('class="tile"') == 64 and gallery.count('class="colour-key"') == 1
-    image, stats, filmstrip, selection = session.predict(*view, 17, api_name="/token_detail")
-    assert all(part.count('class="colour-key"') == 1 for part in (image, filmstrip))
-    _, _, top_tokens, ownership = session.predict(*view, None, api_name="/pixel_view")
-    assert all(part.count('class="colour-key"') == 1 for part in (top_tokens, ownership))
-    assert 'data-owners="' in ownership and "token " in ownership  # hovering names the owner; the key lists them
-    stages, class_map, _, _ = session.predict(*view, "mean over tokens", api_name="/stages_view")
-    assert all(part.count('class="colour-key"') == 1 for part in (stages, class_map))
+    assert gallery.count('class="tile"') == 64
     if scale == "mass":
         assert "50%" in gallery and "80%" in gallery and "95%" in gallery
     else:
         assert "attention weight" in gallery
+    ownership = session.predict(*view, None, api_name="/pixel_view")[3]
+    assert 'data-owners="' in ownership and "token " in ownership  # hovering names the owner; the key lists them
 
 
 def trace_tokens(status: str) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from viewer import overlay, views
+from viewer import catalogue, overlay, views
 
 EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "scene_3_cross_letter_A_triangle.png"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parent / "screenshots"))
@@ -20,6 +20,7 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
 TABS = ("Tour", "Semantic tokens", "Pixels", "Stages", "Explanations")
+TAB_IDS = {title: tab for tab, title in catalogue.TABS.items()}
 # A channel this far from the plain photo is a mark a reader sees (JPEG noise stays far below it).
 VISIBLE_DIFFERENCE = 40
 
@@ -121,7 +122,11 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
                 page.locator("#explain").click()
                 expect(page.locator("#explain-image .view-picture img")).to_be_visible(timeout=60_000)
                 wait_until_idle(page)
-            # Every drawn picture on the tab carries its colour key.
+            # Every chart of the tab is drawn...
+            for declared in catalogue.views_on(TAB_IDS[tab]):
+                if declared.form == "plot" and declared.name != "importance_plot":
+                    expect(page.locator(f"#{declared.elem_id} .js-plotly-plot")).to_be_visible(timeout=30_000)
+            # ...and every drawn picture carries its colour key.
             pictures = page.locator(".view:visible").filter(has=page.locator("img"))
             assert pictures.count() > 0, tab
             for index in range(pictures.count()):

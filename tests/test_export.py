@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 
 from model.trace import Trace
-from viewer import keys, views
+from viewer import catalogue, keys, views
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "assets" / "examples"
@@ -22,9 +22,10 @@ def test_export_command_writes_the_standard_figures(small_weights, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "coffee"
-    expected = {"token_gallery.png", "token_9.png", "token_9_filmstrip.png", "pixel_point.png", "ownership.png",
-                "stages.png", "class_attention.png", "contact_sheet.png", "pixel_reads.html", "semantic_self.html",
-                "merge_quadrants.html", "trace.safetensors", "settings.json"}
+    exported = [view for view in catalogue.VIEWS if view.exported]
+    expected = {f"{view.name}.{'html' if view.form == 'plot' else 'png'}" for view in exported} | \
+        {"contact_sheet.png", "trace.safetensors", "settings.json"}
+    assert {"token_gallery.png", "token_image.png", "ownership.png", "semantic_self.html"} <= expected
     assert {path.name for path in folder.iterdir()} == expected
     settings = json.loads((folder / "settings.json").read_text())
     trace = Trace.load(folder / "trace.safetensors")
@@ -32,7 +33,7 @@ def test_export_command_writes_the_standard_figures(small_weights, tmp_path):
     assert settings["block"] == views.default_block(trace).label and settings["scale"] == "per map"  # as the page opens
     assert trace.geometries[0].original_size == (600, 400)
     # Every exported overlay carries its colour key below the picture: the 600 x 400 photo is drawn at 600 x 400.
-    for name in ("token_9.png", "ownership.png", "class_attention.png"):
+    for name in ("token_image.png", "ownership.png", "class_attention.png"):
         height, width = cv2.imread(str(folder / name)).shape[:2]
         assert (width, height) == (600, 400 + keys.STRIP_HEIGHT), name
 

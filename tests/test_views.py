@@ -432,13 +432,15 @@ def test_figures():
     assert len(figures.merge_quadrants_figure([]).data) == 4
 
 
-def test_every_view_has_an_explanation():
-    views_named = {"prediction", "token_gallery", "token_detail", "filmstrip", "pixel_reads", "ownership", "stages",
-                   "class_attention", "semantic_self", "merge_quadrants", "overlay_controls"}
+def test_every_help_text_is_used_and_every_cited_one_exists():
+    from viewer import catalogue
     from viewer.service import EXPLANATION_METHODS
+    from viewer.ui import TAB_HELP
 
-    views_named |= {"explanations"} | {f"explain_{method}" for method in EXPLANATION_METHODS}
-    assert set(EXPLANATIONS) == views_named and all(text.strip() for text in EXPLANATIONS.values())
+    cited = {view.help for view in catalogue.VIEWS if view.help} | set(TAB_HELP.values()) | \
+        {"prediction", "overlay_controls"} | {f"explain_{method}" for method in EXPLANATION_METHODS}
+    assert set(EXPLANATIONS) == cited and all(text.strip() for text in EXPLANATIONS.values())
+    assert len({view.name for view in catalogue.VIEWS}) == len(catalogue.VIEWS)  # names are ids: unique
 
 
 # ----------------------------------------------------------------------------- a real trace

@@ -21,7 +21,7 @@ import numpy as np
 
 from model.bundle import ModelBundle, open_model
 from model.weights import CheckpointError
-from viewer import keys, overlay, render, views
+from viewer import catalogue, keys, overlay, render, views
 from viewer.inputs import ImageRejected, open_image
 from viewer.service import RESOLUTIONS, THUMBNAIL_SIDE, Analysis, Explorer
 
@@ -75,22 +75,33 @@ def keyed(picture: render.Picture) -> np.ndarray:
     return keys.with_key(picture.image, picture.key)
 
 
-def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settings) -> tuple[dict, dict]:
-    """PNG-ready images (each with its colour key) and plotly figures of every view, by file stem."""
+def drawn_views(analysis: Analysis, block: views.BlockRef, settings: Settings) -> dict[str, object]:
+    """Every view the export can write, by its catalogue name: PNG-ready images (maps with their colour
+    key) and plotly figures."""
     detail, pixels, stages = main_views(analysis, block, settings)
     gallery = render.token_gallery(analysis, block, settings.fusion, settings.style)
-    images = {
+    return {
         "token_gallery": sheet(gallery, GALLERY_COLUMNS),
-        f"token_{settings.token}": keyed(detail.picture),
-        f"token_{settings.token}_filmstrip": sheet(detail.filmstrip, len(detail.filmstrip.tiles)),
-        "pixel_point": pixels.marked,
+        "token_image": keyed(detail.picture),
+        "filmstrip": sheet(detail.filmstrip, len(detail.filmstrip.tiles)),
+        "pixel_image": pixels.marked,
+        "pixel_reads": pixels.reads_figure,
         "ownership": keyed(pixels.ownership),
         "stages": sheet(stages.stages, len(stages.stages.tiles)),
         "class_attention": keyed(stages.class_attention),
+        "semantic_self": stages.semantic_self_figure,
+        "merge_quadrants": stages.merge_quadrants_figure,
         "contact_sheet": render.contact_sheet(detail, pixels, stages, settings.token, block),
     }
-    plots = {"pixel_reads": pixels.reads_figure, "semantic_self": stages.semantic_self_figure,
-             "merge_quadrants": stages.merge_quadrants_figure}
+
+
+def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settings) -> tuple[dict, dict]:
+    """The views the catalogue marks as exported, plus the contact sheet: images and plots, by file stem."""
+    drawn = drawn_views(analysis, block, settings)
+    chosen = {view.name: drawn[view.name] for view in catalogue.VIEWS if view.exported}
+    chosen["contact_sheet"] = drawn["contact_sheet"]
+    images = {name: value for name, value in chosen.items() if isinstance(value, np.ndarray)}
+    plots = {name: value for name, value in chosen.items() if not isinstance(value, np.ndarray)}
     return images, plots
 
 

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import base64
+import functools
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
 from model.bundle import ASSETS
-from viewer import help_texts, markup, overlay, render, views
+from viewer import catalogue, help_texts, markup, overlay, render, views
 from viewer.export import Settings, write_bundle
 from viewer.help_texts import EXPLANATIONS
 from viewer.inputs import ImageRejected, open_image
@@ -64,8 +65,7 @@ def user_error(error: Exception) -> gr.Error:
     return gr.Error(str(error), print_exception=False)
 
 
-TAB_TITLES = {"tour": "Tour", "tokens": "Semantic tokens", "pixels": "Pixels", "stages": "Stages",
-              "explanations": "Explanations", "export": "Export"}
+TAB_TITLES = catalogue.TABS
 CLASS_AGNOSTIC = {"dual_rollout"}  # methods whose map is the same whatever the class
 STAGE_METHODS = {"token_importance"}  # methods that ask for a stage
 
@@ -125,7 +125,7 @@ class Page:
         return gr.update(choices=choices, value=fusion if fusion in choices else "mean")
 
     # -- analyse -----------------------------------------------------------------------------
-    def analyse(self, upload: Any, resolution: str, progress: gr.Progress = gr.Progress()):
+    def analyse(self, upload: Any, resolution: str, progress: gr.Progress = gr.Progress()) -> dict[str, Any]:
         if upload is None:
             raise gr.Error("Add an image first: upload, paste, use the webcam or pick an example.",
                            print_exception=False)
@@ -150,61 +150,64 @@ class Page:
             status += " Note: " + "; ".join(loaded.notes) + "."
         top_classes = trace.top_classes(5)
         tokens = [str(index) for index in range(trace.num_semantic)]
-        return (
-            key,
-            dict(top_classes),
-            help_texts.prediction_verdict(trace, self.explorer.bundle),
-            status,
-            gr.update(choices=labels, value=opening.label),
-            self.head_choices(analysis, opening, "mean"),
-            gr.update(maximum=trace.num_semantic - 1, value=0),
-            gr.update(choices=[name for name, _ in top_classes], value=top_classes[0][0]),
-            gr.update(choices=[MEAN_OF_TOKENS] + tokens, value=MEAN_OF_TOKENS),
-            None,  # no point clicked yet on this image: the pixel view starts at the centre
-        )
+        return {
+            "key": key,
+            "prediction": dict(top_classes),
+            "verdict": help_texts.prediction_verdict(trace, self.explorer.bundle),
+            "status": status,
+            "block": gr.update(choices=labels, value=opening.label),
+            "fusion": self.head_choices(analysis, opening, "mean"),
+            "token": gr.update(maximum=trace.num_semantic - 1, value=0),
+            "target_class": gr.update(choices=[name for name, _ in top_classes], value=top_classes[0][0]),
+            "stage_token": gr.update(choices=[MEAN_OF_TOKENS] + tokens, value=MEAN_OF_TOKENS),
+            "point": None,  # no point clicked yet on this image: the pixel view starts at the centre
+        }
 
-    def block_view(self, key, block_label, fusion, scale, colormap, opacity):
+    def block_view(self, key, block_label, fusion, scale, colormap, opacity) -> dict[str, Any]:
         """A new block: only its heads offered (the current one kept where it has it), and its gallery."""
         analysis = self.analysis(key)
         heads = self.head_choices(analysis, self.block(analysis, block_label), fusion)
-        return heads, self.token_gallery(key, block_label, heads["value"], scale, colormap, opacity)
+        return {"fusion": heads, **self.token_gallery(key, block_label, heads["value"], scale, colormap, opacity)}
 
-    # -- views -------------------------------------------------------------------------------
-    def token_gallery(self, key, block_label, fusion, scale, colormap, opacity):
+    # -- views: each returns its values by view name (see viewer.catalogue) -------------------
+    def token_gallery(self, key, block_label, fusion, scale, colormap, opacity) -> dict[str, Any]:
         analysis = self.analysis(key)
         block = self.block(analysis, block_label)
         tiles = self.guarded(render.token_gallery, analysis, block, fusion, self.style(scale, colormap, opacity))
-        return markup.tiles_html(tiles, selectable=True, label=f"every token's map, {block.label}")
+        return {"token_gallery": markup.tiles_html(tiles, selectable=True, label=f"every token's map, {block.label}")}
 
-    def pick_token(self, key, block_label, fusion, scale, colormap, opacity, event: gr.SelectData):
+    def pick_token(self, key, block_label, fusion, scale, colormap, opacity, event: gr.SelectData) -> dict[str, Any]:
         """A tile clicked: its token in the token box, and drawn, in one round trip."""
         token = int(event.index)
-        return (token, *self.token_detail(key, block_label, fusion, scale, colormap, opacity, token))
+        return {"token": token, **self.token_detail(key, block_label, fusion, scale, colormap, opacity, token)}
 
-    def token_detail(self, key, block_label, fusion, scale, colormap, opacity, token):
+    def token_detail(self, key, block_label, fusion, scale, colormap, opacity, token) -> dict[str, Any]:
         analysis = self.analysis(key)
         block, token = self.block(analysis, block_label), self.token(analysis, token)
         detail = self.guarded(render.token_detail, analysis, block, fusion, self.style(scale, colormap, opacity),
                               token)
-        return (markup.picture_html(detail.picture, f"token {token}, {block.label}"),
-                render.statistics_markdown(token, block, detail.statistics),
-                markup.tiles_html(detail.filmstrip, wide=True), markup.selection_css(token))
+        return {"token_image": markup.picture_html(detail.picture, f"token {token}, {block.label}"),
+                "token_stats": render.statistics_markdown(token, block, detail.statistics),
+                "filmstrip": markup.tiles_html(detail.filmstrip, wide=True),
+                "selection": markup.selection_css(token)}
 
-    def pixel_view(self, key, block_label, fusion, scale, colormap, opacity, point):
+    def pixel_view(self, key, block_label, fusion, scale, colormap, opacity, point) -> dict[str, Any]:
         analysis = self.analysis(key)
         view = self.guarded(render.pixel_view, analysis, self.block(analysis, block_label), fusion,
                             self.style(scale, colormap, opacity), point)
         owners = markup.owner_lookup(overlay.to_original(view.owner.astype("float32"), analysis.geometry))
-        return (view.marked, view.reads_figure, markup.tiles_html(view.top_tokens, selectable=True, wide=True),
-                markup.picture_html(view.ownership, "ownership map", owners=owners))
+        return {"pixel_image": view.marked, "pixel_reads": view.reads_figure,
+                "top_tokens": markup.tiles_html(view.top_tokens, selectable=True, wide=True),
+                "ownership": markup.picture_html(view.ownership, "ownership map", owners=owners)}
 
-    def stages_view(self, key, block_label, fusion, scale, colormap, opacity, token_choice):
+    def stages_view(self, key, block_label, fusion, scale, colormap, opacity, token_choice) -> dict[str, Any]:
         analysis = self.analysis(key)
         token = None if token_choice in (None, "", MEAN_OF_TOKENS) else self.token(analysis, token_choice)
         view = self.guarded(render.stages_view, analysis, self.block(analysis, block_label), fusion,
                             self.style(scale, colormap, opacity), token)
-        return (markup.tiles_html(view.stages, wide=True), markup.picture_html(view.class_attention, "class attention"),
-                view.semantic_self_figure, view.merge_quadrants_figure)
+        return {"stages": markup.tiles_html(view.stages, wide=True),
+                "class_attention": markup.picture_html(view.class_attention, "class attention"),
+                "semantic_self": view.semantic_self_figure, "merge_quadrants": view.merge_quadrants_figure}
 
     def explain(self, key, method, class_name, stage, scale, colormap, opacity, progress: gr.Progress = gr.Progress()):
         analysis = self.analysis(key)
@@ -235,15 +238,18 @@ class Page:
             raise user_error(error) from None
         view = self.guarded(render.explanation_view, analysis, method, result, self.style(scale, colormap, opacity),
                             stage)
-        tokens = markup.tiles_html(view.tokens, selectable=True, wide=True) if view.tokens else ""
-        return (markup.picture_html(view.picture, EXPLANATION_METHODS[method]), EXPLANATIONS[f"explain_{method}"],
-                tokens, view.figure)
+        return {"explain_image": markup.picture_html(view.picture, EXPLANATION_METHODS[method]),
+                "explain_text": EXPLANATIONS[f"explain_{method}"],
+                "important_tokens": markup.tiles_html(view.tokens, selectable=True, wide=True) if view.tokens else "",
+                "importance_plot": view.figure}
 
-    def tour(self, key, scale, colormap, opacity):
+    def tour(self, key, scale, colormap, opacity) -> dict[str, Any]:
         analysis = self.analysis(key)
         steps = self.guarded(render.tour, analysis, self.style(scale, colormap, opacity))
-        return [markup.picture_html(step.picture, step.title) for step in steps] + \
-               [f"### {index}. {step.title}\n{step.text}" for index, step in enumerate(steps, 1)]
+        pictures = {tour_picture(index): markup.picture_html(step.picture, step.title)
+                    for index, step in enumerate(steps)}
+        texts = {tour_text(index): f"### {index + 1}. {step.title}\n{step.text}" for index, step in enumerate(steps)}
+        return pictures | texts
 
     def export(self, key, block_label, fusion, scale, colormap, opacity, token, point):
         analysis = self.analysis(key)
@@ -271,6 +277,80 @@ CSS = markup.PAGE_CSS + """
 LAUNCH_OPTIONS = {"css": CSS, "run_history": False}
 
 
+def tour_picture(step: int) -> str:
+    return f"tour_picture_{step}"
+
+
+def tour_text(step: int) -> str:
+    return f"tour_text_{step}"
+
+
+TOUR_NAMES = [tour_picture(step) for step in range(render.TOUR_STEPS)] + \
+             [tour_text(step) for step in range(render.TOUR_STEPS)]
+# The help text above each tab's views.
+TAB_HELP = {"pixels": "pixel_reads", "explanations": "explanations"}
+
+
+def view_component(view: catalogue.View) -> gr.components.Component:
+    """The component that shows ``view``, by its form."""
+    if view.form == "tiles":
+        return view_html(view.elem_id, markup.PICK_TILE_JS if view.picks_token else "")
+    if view.form == "picture":
+        return view_html(view.elem_id, markup.NAME_OWNER_JS if view.name == "ownership" else "")
+    if view.form == "photo":
+        return gr.Image(label=view.title, interactive=False, elem_id=view.elem_id)
+    if view.form == "plot":
+        return gr.Plot(label=view.title, elem_id=view.elem_id, visible=view.name != "importance_plot")
+    return gr.Markdown(elem_id=view.elem_id)
+
+
+def render_views(tab: str, controls: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, Any]:
+    """The tab's views in catalogue order, a view marked ``beside`` next to the one before it, each
+    followed by its help text; ``controls[name]()`` renders controls right after view ``name``."""
+    components: dict[str, Any] = {}
+    views_here = catalogue.views_on(tab)
+    index = 0
+    while index < len(views_here):
+        group = [views_here[index]]
+        while index + len(group) < len(views_here) and views_here[index + len(group)].beside:
+            group.append(views_here[index + len(group)])
+        with gr.Row(equal_height=False) if len(group) > 1 else gr.Column():
+            for view in group:
+                with gr.Column(scale=3 if view is group[0] and len(group) > 1 else 2):
+                    titled = view.title and view.form in ("tiles", "picture")
+                    if titled:  # images and plots carry their title as a label
+                        gr.Markdown(f"**{view.title}**")
+                    components[view.name] = view_component(view)
+                    if view.help:
+                        explanation(view.help)
+                if view.name in controls:
+                    components.update(controls[view.name]())
+        index += len(group)
+    return components
+
+
+def token_box() -> dict[str, Any]:
+    return {"token": gr.Number(0, minimum=0, maximum=63, step=1, elem_id="token",
+                               label="Token (type a number and press Enter, or click a tile)")}
+
+
+def stage_token_box() -> dict[str, Any]:
+    return {"stage_token": gr.Dropdown(choices=[MEAN_OF_TOKENS], value=MEAN_OF_TOKENS, elem_id="stage-token",
+                                       label="Token (or the mean over tokens)", allow_custom_value=True)}
+
+
+def explanation_controls(bundle) -> dict[str, Any]:
+    method = gr.Dropdown([(label, name) for name, label in EXPLANATION_METHODS.items()],
+                         value=default_method(bundle), label="Method", elem_id="explain-method")
+    with gr.Row():
+        target_class = gr.Dropdown(choices=[], label="Class to explain", elem_id="explain-class")
+        stage_choice = gr.Radio([1, 2, 3, 4], value=2, label="Stage whose tokens are removed",
+                                visible=False, elem_id="explain-stage")
+        explain_button = gr.Button("Explain", variant="primary", elem_id="explain")
+    return {"method": method, "target_class": target_class, "stage_choice": stage_choice,
+            "explain_button": explain_button}
+
+
 def build_demo(explorer: Explorer) -> gr.Blocks:
     page = Page(explorer)
     bundle = explorer.bundle
@@ -283,101 +363,57 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
         gr.Markdown(help_texts.SEMANTIC_TOKENS, elem_id="definition")
         banner = help_texts.model_banner(bundle)
         gr.Markdown(banner, elem_id="model-banner", visible=bool(banner))
-        key = gr.State(None)
-        point = gr.State(None)
+        named: dict[str, Any] = {"key": gr.State(None), "point": gr.State(None)}
         with gr.Row():
             with gr.Column(scale=1):
-                upload = UploadedImage(label="Image", type="filepath", sources=["upload", "clipboard", "webcam"],
-                                       elem_id="upload")
-                resolution = gr.Radio(list(RESOLUTIONS), value="224", label="Input resolution",
-                                      info=" · ".join(f"{k}: {v}" for k, v in RESOLUTIONS.items()))
+                named["upload"] = UploadedImage(label="Image", type="filepath", elem_id="upload",
+                                                sources=["upload", "clipboard", "webcam"])
+                named["resolution"] = gr.Radio(list(RESOLUTIONS), value="224", label="Input resolution",
+                                               info=" · ".join(f"{k}: {v}" for k, v in RESOLUTIONS.items()))
                 run = gr.Button("Analyse", variant="primary", elem_id="analyse")
                 if examples:
-                    gr.Examples(examples, inputs=upload, label="Examples")
+                    gr.Examples(examples, inputs=named["upload"], label="Examples")
             with gr.Column(scale=1):
                 gr.Markdown(help_texts.model_statement(bundle), elem_id="weights-info")
-                prediction = gr.Label(num_top_classes=5, label="Prediction", elem_id="prediction")
-                verdict = gr.Markdown(elem_id="verdict")
+                named["prediction"] = gr.Label(num_top_classes=5, label="Prediction", elem_id="prediction")
+                named["verdict"] = gr.Markdown(elem_id="verdict")
                 explanation("prediction")
-                status = gr.Markdown(elem_id="status")
+                named["status"] = gr.Markdown(elem_id="status")
         with gr.Row():
             # Custom values reach our own check, which names the blocks this image has.
-            block = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True)
-            fusion = gr.Dropdown(choices=list(views.FUSIONS), value="mean", label="Heads", elem_id="heads")
-            scale = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE, label="Colour scale",
-                                elem_id="scale")
-            colormap = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")
-            opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Opacity")
+            named["block"] = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True)
+            named["fusion"] = gr.Dropdown(choices=list(views.FUSIONS), value="mean", label="Heads", elem_id="heads")
+            named["scale"] = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE,
+                                         label="Colour scale", elem_id="scale")
+            named["colormap"] = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")
+            named["opacity"] = gr.Slider(0, 1, value=0.6, step=0.05, label="Opacity")
         explanation("overlay_controls")
-        selection = gr.HTML(elem_id="selection-style")
+        named["selection"] = gr.HTML(elem_id="selection-style")
         with gr.Tabs() as tabs:
             with gr.Tab(TAB_TITLES["tour"], id="tour"):
                 gr.Markdown("The Dual-ViT story on this image, in seven pictures. Each step names the full view "
                             "it summarises.", elem_classes=["explanation"])
-                tour_pictures, tour_texts, tour_links = [], [], []
+                tour_links = []
                 for step in range(render.TOUR_STEPS):
                     with gr.Row(equal_height=False):
                         with gr.Column(scale=1, min_width=280):
-                            tour_pictures.append(view_html(f"tour-picture-{step}"))
+                            named[tour_picture(step)] = view_html(tour_picture(step).replace("_", "-"))
                         with gr.Column(scale=1, min_width=280):
-                            tour_texts.append(gr.Markdown(elem_id=f"tour-text-{step}"))
-                            tour_links.append((gr.Button(f"Open the full view: {TAB_TITLES[render.TOUR_VIEWS[step]]}",
-                                                         size="sm"), render.TOUR_VIEWS[step]))
-            with gr.Tab(TAB_TITLES["tokens"], id="tokens"):
-                explanation("token_gallery")
-                gallery = view_html("token-gallery", markup.PICK_TILE_JS)
-                token = gr.Number(0, minimum=0, maximum=63, step=1, label="Token (type a number and "
-                                  "press Enter, or click a tile)", elem_id="token")
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        token_image = view_html("token-image")
-                        explanation("token_detail")
-                    with gr.Column(scale=2):
-                        token_stats = gr.Markdown(elem_id="token-stats")
-                gr.Markdown("**The token through every block**")
-                filmstrip = view_html("filmstrip")
-                explanation("filmstrip")
-            with gr.Tab(TAB_TITLES["pixels"], id="pixels"):
-                explanation("pixel_reads")
-                with gr.Row():
-                    pixel_image = gr.Image(label="Click a point", interactive=False, elem_id="pixel-image")
-                    reads_plot = gr.Plot(label="What this pixel reads from each token", elem_id="pixel-reads")
-                gr.Markdown("**Its top tokens** (click one to open it in the Semantic tokens tab)")
-                top_tokens = view_html("top-tokens", markup.PICK_TILE_JS)
-                gr.Markdown("**Ownership**: each pixel coloured by the token it reads most")
-                ownership_image = view_html("ownership", markup.NAME_OWNER_JS)
-                explanation("ownership")
-            with gr.Tab(TAB_TITLES["stages"], id="stages"):
-                explanation("stages")
-                stage_token = gr.Dropdown(choices=[MEAN_OF_TOKENS], value=MEAN_OF_TOKENS, elem_id="stage-token",
-                                          label="Token (or the mean over tokens)", allow_custom_value=True)
-                stages = view_html("stages")
-                with gr.Row():
-                    with gr.Column():
-                        gr.Markdown("**Class attention**")
-                        class_image = view_html("class-attention")
-                        explanation("class_attention")
-                    with gr.Column():
-                        self_plot = gr.Plot(label="Semantic self-attention")
-                        explanation("semantic_self")
-                quadrant_plot = gr.Plot(label="Merge blocks: where attention goes")
-                explanation("merge_quadrants")
-            with gr.Tab(TAB_TITLES["explanations"], id="explanations"):
-                explanation("explanations")
-                method = gr.Dropdown([(label, name) for name, label in EXPLANATION_METHODS.items()],
-                                     value=default_method(bundle), label="Method", elem_id="explain-method")
-                with gr.Row():
-                    target_class = gr.Dropdown(choices=[], label="Class to explain", elem_id="explain-class")
-                    stage_choice = gr.Radio([1, 2, 3, 4], value=2, label="Stage whose tokens are removed",
-                                            visible=False, elem_id="explain-stage")
-                    explain_button = gr.Button("Explain", variant="primary", elem_id="explain")
-                with gr.Row():
-                    explain_image = view_html("explain-image")
-                    explain_text = gr.Markdown(elem_id="explain-text")
-                important_tokens = view_html("important-tokens", markup.PICK_TILE_JS)
-                importance_plot = gr.Plot(label="Token importance", visible=False)
-                with gr.Accordion("Evidence: how well each method finds the objects", open=False):
-                    gr.Markdown(help_texts.evidence_markdown())
+                            named[tour_text(step)] = gr.Markdown(elem_id=tour_text(step).replace("_", "-"))
+                            view = render.TOUR_VIEWS[step]
+                            tour_links.append((gr.Button(f"Open the full view: {TAB_TITLES[view]}", size="sm"), view))
+            for tab in ("tokens", "pixels", "stages", "explanations"):
+                with gr.Tab(TAB_TITLES[tab], id=tab):
+                    if tab in TAB_HELP:
+                        explanation(TAB_HELP[tab])
+                    if tab == "stages":
+                        named.update(stage_token_box())
+                    if tab == "explanations":
+                        named.update(explanation_controls(bundle))
+                    named.update(render_views(tab, {"token_gallery": token_box} if tab == "tokens" else {}))
+                    if tab == "explanations":
+                        with gr.Accordion("Evidence: how well each method finds the objects", open=False):
+                            gr.Markdown(help_texts.evidence_markdown())
             with gr.Tab(TAB_TITLES["export"], id="export"):
                 gr.Markdown("One download: a PNG of the current views (each with its colour key), the trace "
                             "(`.safetensors`, every attention map) and the settings as JSON. "
@@ -386,54 +422,79 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                 export_button = gr.Button("Prepare download")
                 export_file = gr.File(label="Download", elem_id="export-file")
 
-        view_inputs = [key, block, fusion, scale, colormap, opacity]
-        token_outputs = [token_image, token_stats, filmstrip, selection]
-        pixel_outputs = [pixel_image, reads_plot, top_tokens, ownership_image]
-        stage_outputs = [stages, class_image, self_plot, quadrant_plot]
+        def components(*names: str) -> list[Any]:
+            return [named[name] for name in names]
 
-        def redraw_after_gallery(event, named: bool = False, tour: bool = True):
-            """Chain every view but the gallery (which ``event`` drew) after it; ``named`` gives them API names.
-            The tour shows fixed blocks, so only a change of drawing (``tour``) redraws it."""
-            def name(endpoint: str):
-                return endpoint if named else False
-            chain = (event.then(page.token_detail, view_inputs + [token], token_outputs, api_name=name("token_detail"))
-                     .then(page.pixel_view, view_inputs + [point], pixel_outputs, api_name=name("pixel_view"))
-                     .then(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=name("stages_view")))
+        def drawn_by(endpoint: str, *extra: str) -> list[str]:
+            return [view.name for view in catalogue.views_of(endpoint)] + list(extra)
+
+        def wire(trigger, handler, inputs: list[str], outputs: list[str], **options):
+            """``trigger``(handler) with inputs and outputs by name; the handler returns values by name."""
+            @functools.wraps(handler)
+            def ordered(*arguments, **keywords):
+                values = handler(*arguments, **keywords)
+                ordered_values = tuple(values[name] for name in outputs)
+                return ordered_values[0] if len(ordered_values) == 1 else ordered_values
+            return trigger(ordered, components(*inputs), components(*outputs), **options)
+
+        view_inputs = ["key", "block", "fusion", "scale", "colormap", "opacity"]
+        token_outputs = drawn_by("token_detail", "selection")
+
+        def redraw_after_gallery(event, named_api: bool = False, tour: bool = True):
+            """Chain every view but the gallery (which ``event`` drew) after it; ``named_api`` gives them API
+            names. The tour shows fixed blocks, so only a change of drawing (``tour``) redraws it."""
+            def api(endpoint: str):
+                return endpoint if named_api else False
+            chain = wire(event.then, page.token_detail, view_inputs + ["token"], token_outputs,
+                         api_name=api("token_detail"))
+            chain = wire(chain.then, page.pixel_view, view_inputs + ["point"], drawn_by("pixel_view"),
+                         api_name=api("pixel_view"))
+            chain = wire(chain.then, page.stages_view, view_inputs + ["stage_token"], drawn_by("stages_view"),
+                         api_name=api("stages_view"))
             if tour:
-                chain = chain.then(page.tour, [key, scale, colormap, opacity], tour_pictures + tour_texts,
-                                   api_name=name("tour"))
+                chain = wire(chain.then, page.tour, ["key", "scale", "colormap", "opacity"], TOUR_NAMES,
+                             api_name=api("tour"))
             return chain
 
         # Each step of a chain is a round trip to the server: the gallery, which the reader is looking
         # at, is drawn by the first one.
-        analysed = run.click(page.analyse, [upload, resolution],
-                             [key, prediction, verdict, status, block, fusion, token, target_class, stage_token,
-                              point], api_name="analyse", concurrency_limit=2, show_progress_on=[status])
-        redraw_after_gallery(analysed.success(page.token_gallery, view_inputs, gallery, api_name="token_gallery"),
-                             named=True)
-        redraw_after_gallery(block.select(page.block_view, view_inputs, [fusion, gallery], api_name="block_view"),
-                             tour=False)
-        redraw_after_gallery(fusion.input(page.token_gallery, view_inputs, gallery, api_name=False), tour=False)
-        redraw_after_gallery(gr.on([scale.input, colormap.input, opacity.release], page.token_gallery,
-                                   view_inputs, gallery, api_name=False))
+        analysed = wire(run.click, page.analyse, ["upload", "resolution"], ANALYSIS_OUTPUTS, api_name="analyse",
+                        concurrency_limit=2, show_progress_on=[named["status"]])
+        redraw_after_gallery(wire(analysed.success, page.token_gallery, view_inputs, drawn_by("token_gallery"),
+                                  api_name="token_gallery"), named_api=True)
+        redraw_after_gallery(wire(named["block"].select, page.block_view, view_inputs,
+                                  ["fusion"] + drawn_by("token_gallery"), api_name="block_view"), tour=False)
+        redraw_after_gallery(wire(named["fusion"].input, page.token_gallery, view_inputs, drawn_by("token_gallery"),
+                                  api_name=False), tour=False)
+        redraw_after_gallery(wire(functools.partial(gr.on, [named["scale"].input, named["colormap"].input,
+                                                            named["opacity"].release]),
+                                  page.token_gallery, view_inputs, drawn_by("token_gallery"), api_name=False))
         # A wrong token number is the token box's fault: its error shows there, not on the views.
-        token.submit(page.token_detail, view_inputs + [token], token_outputs, api_name=False,
-                     show_progress_on=[token])
-        for tiles in (gallery, top_tokens, important_tokens):
-            picked = tiles.select(page.pick_token, view_inputs, [token] + token_outputs, api_name=False)
-            if tiles is not gallery:
-                picked.then(lambda: gr.Tabs(selected="tokens"), None, tabs, api_name=False)
-        pixel_image.select(select_point, None, point, api_name=False).then(
-            page.pixel_view, view_inputs + [point], pixel_outputs, api_name=False)
-        stage_token.input(page.stages_view, view_inputs + [stage_token], stage_outputs, api_name=False)
+        wire(named["token"].submit, page.token_detail, view_inputs + ["token"], token_outputs, api_name=False,
+             show_progress_on=[named["token"]])
+        for view in catalogue.VIEWS:
+            if view.picks_token:
+                picked = wire(named[view.name].select, page.pick_token, view_inputs, ["token"] + token_outputs,
+                              api_name=False)
+                if view.tab != "tokens":
+                    picked.then(lambda: gr.Tabs(selected="tokens"), None, tabs, api_name=False)
+        clicked = named["pixel_image"].select(select_point, None, named["point"], api_name=False)
+        wire(clicked.then, page.pixel_view, view_inputs + ["point"], drawn_by("pixel_view"), api_name=False)
+        wire(named["stage_token"].input, page.stages_view, view_inputs + ["stage_token"], drawn_by("stages_view"),
+             api_name=False)
         for link, tab in tour_links:
             link.click(lambda tab=tab: gr.Tabs(selected=tab), None, tabs, api_name=False)
-        method.change(method_controls, method, [target_class, stage_choice, importance_plot], api_name=False)
-        explain_button.click(page.explain, [key, method, target_class, stage_choice, scale, colormap, opacity],
-                             [explain_image, explain_text, important_tokens, importance_plot], api_name="explain",
-                             concurrency_limit=1)
-        export_button.click(page.export, view_inputs + [token, point], export_file, api_name="export")
+        named["method"].change(method_controls, named["method"],
+                               components("target_class", "stage_choice", "importance_plot"), api_name=False)
+        wire(named["explain_button"].click, page.explain,
+             ["key", "method", "target_class", "stage_choice", "scale", "colormap", "opacity"], drawn_by("explain"),
+             api_name="explain", concurrency_limit=1)
+        export_button.click(page.export, components(*view_inputs, "token", "point"), export_file, api_name="export")
     return demo
+
+
+ANALYSIS_OUTPUTS = ["key", "prediction", "verdict", "status", "block", "fusion", "token", "target_class",
+                    "stage_token", "point"]
 
 
 def default_method(bundle) -> str:

@@ -1,0 +1,86 @@
+"""Every view of the explorer, declared once: the page, the export and the tests are built from this list.
+
+Adding a view means one line here, its help text in :mod:`viewer.help_texts` (under ``help``), and
+its value in the handler named by ``endpoint`` (which returns values by view name).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Form = Literal["tiles", "picture", "photo", "plot", "text"]
+TABS: dict[str, str] = {"tour": "Tour", "tokens": "Semantic tokens", "pixels": "Pixels", "stages": "Stages",
+                        "explanations": "Explanations", "export": "Export"}
+
+
+@dataclass(frozen=True)
+class View:
+    """One view: ``name`` is also its element id (with dashes) and its exported file's stem.
+
+    ``form``: tiles and pictures are maps drawn over the photo, each with a colour key; a photo is
+    the plain image to click on; plots are plotly figures; text is Markdown. ``endpoint``: the
+    handler (and API endpoint) that draws it. ``beside``: laid out to the right of the view before
+    it. ``picks_token``: clicking one of its tiles picks that token. ``exported``: written by the
+    export as a PNG (maps) or HTML (plots).
+    """
+
+    name: str
+    endpoint: str
+    tab: str
+    form: Form
+    title: str = ""
+    help: str | None = None
+    beside: bool = False
+    picks_token: bool = False
+    exported: bool = False
+
+    @property
+    def elem_id(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def keyed(self) -> bool:
+        """Maps drawn over the photo carry a colour key."""
+        return self.form in ("tiles", "picture")
+
+
+VIEWS: tuple[View, ...] = (
+    View("token_gallery", "token_gallery", "tokens", "tiles", help="token_gallery", picks_token=True, exported=True),
+    View("token_image", "token_detail", "tokens", "picture", help="token_detail", exported=True),
+    View("token_stats", "token_detail", "tokens", "text", beside=True),
+    View("filmstrip", "token_detail", "tokens", "tiles", "The token through every block", help="filmstrip",
+         exported=True),
+    View("pixel_image", "pixel_view", "pixels", "photo", "Click a point", exported=True),
+    View("pixel_reads", "pixel_view", "pixels", "plot", "What this pixel reads from each token", beside=True,
+         exported=True),
+    View("top_tokens", "pixel_view", "pixels", "tiles", "Its top tokens (click one to open it)", picks_token=True),
+    View("ownership", "pixel_view", "pixels", "picture", "Ownership: each pixel coloured by the token it reads most",
+         help="ownership", exported=True),
+    View("stages", "stages_view", "stages", "tiles", "The last block of each stage", help="stages", exported=True),
+    View("class_attention", "stages_view", "stages", "picture", "Class attention", help="class_attention",
+         exported=True),
+    View("semantic_self", "stages_view", "stages", "plot", "Semantic self-attention", help="semantic_self",
+         beside=True, exported=True),
+    View("merge_quadrants", "stages_view", "stages", "plot", "Merge blocks: where attention goes",
+         help="merge_quadrants", exported=True),
+    View("explain_image", "explain", "explanations", "picture"),
+    View("explain_text", "explain", "explanations", "text", beside=True),
+    View("important_tokens", "explain", "explanations", "tiles", picks_token=True),
+    View("importance_plot", "explain", "explanations", "plot", "Token importance"),
+)
+
+
+def views_of(endpoint: str) -> list[View]:
+    """The views an endpoint draws, in the order it returns them."""
+    return [view for view in VIEWS if view.endpoint == endpoint]
+
+
+def views_on(tab: str) -> list[View]:
+    return [view for view in VIEWS if view.tab == tab]
+
+
+def by_name(name: str) -> View:
+    for view in VIEWS:
+        if view.name == name:
+            return view
+    raise KeyError(f"no view named {name!r}")
