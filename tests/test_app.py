@@ -5,6 +5,8 @@ import re
 import zipfile
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
@@ -156,6 +158,12 @@ def test_export_bundles_png_trace_and_settings(session, tmp_path):
     trace = Trace.load(tmp_path / "trace.safetensors")
     assert trace.num_semantic == 64 and "stage2.block0.semantic_to_pixel" in trace.maps
     assert (tmp_path / "views.png").stat().st_size > 10_000
+    without = cv2.imread(str(tmp_path / "views.png")).shape
+    # After an explanation, the download shows it too: one more panel in the top row.
+    session.predict("dual_rollout", None, 2, "per map", "inferno", 0.6, api_name="/explain")
+    with zipfile.ZipFile(session.predict(*VIEW, 5, None, api_name="/export")) as bundle:
+        with_explanation = cv2.imdecode(np.frombuffer(bundle.read("views.png"), np.uint8), cv2.IMREAD_COLOR).shape
+    assert with_explanation[1] > without[1] * 1.2
 
 
 @pytest.mark.parametrize("method", ["grad_cam", "dual_rollout", "aux_head", "token_importance"])

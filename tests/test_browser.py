@@ -116,6 +116,7 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         opening = views.default_block(analysis.trace)
         expect(page.locator("#block input")).to_have_value(opening.label)
 
+        page.screenshot(path=str(SCREENSHOTS / f"{viewport}_top_screen.png"))
         for tab in TABS:
             open_tab(page, tab)
             if tab == "Explanations":
@@ -131,7 +132,11 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
             assert pictures.count() > 0, tab
             for index in range(pictures.count()):
                 expect(pictures.nth(index).locator(".colour-key").first).to_be_visible()
-            page.screenshot(path=str(SCREENSHOTS / f"{viewport}_{tab.split()[0].lower()}.png"), full_page=True)
+            stem = f"{viewport}_{tab.split()[0].lower()}"
+            page.screenshot(path=str(SCREENSHOTS / f"{stem}.png"), full_page=True)
+            # One screen's worth, from the tab bar down: what the README shows.
+            page.evaluate("() => document.querySelector('[role=tablist]').scrollIntoView({block: 'start'})")
+            page.screenshot(path=str(SCREENSHOTS / f"{stem}_screen.png"))
 
         open_tab(page, "Semantic tokens")
         tiles = page.locator("#token-gallery .tile")

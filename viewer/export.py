@@ -106,14 +106,16 @@ def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settin
 
 
 def write_bundle(analysis: Analysis, bundle: ModelBundle, block: views.BlockRef, settings: Settings,
-                 folder: Path) -> Path:
-    """The page's single download: a PNG of the current views, the trace and the settings, zipped."""
+                 folder: Path, explanation: tuple[str, render.Picture] | None = None) -> Path:
+    """The page's single download: a PNG of the current views (with ``explanation``, a titled picture,
+    when one was made), the trace and the settings, zipped."""
     detail, pixels, stages = main_views(analysis, block, settings)
     trace_path = folder / "trace.safetensors"
     analysis.trace.save(trace_path)
     archive = folder / "dualvit_explorer_export.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle_file:
-        bundle_file.writestr("views.png", png_bytes(render.contact_sheet(detail, pixels, stages, settings.token, block)))
+        sheet_image = render.contact_sheet(detail, pixels, stages, settings.token, block, explanation)
+        bundle_file.writestr("views.png", png_bytes(sheet_image))
         bundle_file.write(trace_path, "trace.safetensors")
         bundle_file.writestr("settings.json", json.dumps(settings_record(analysis, bundle, settings), indent=2))
     trace_path.unlink()

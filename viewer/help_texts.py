@@ -33,7 +33,8 @@ EXPLANATIONS: dict[str, str] = {
     "token_detail": (
         "One semantic token's attention over the image, with numbers for how concentrated it is: low entropy "
         "and a small 50% area mean it reads from a few places, values near the maximum mean it spreads evenly. "
-        "The box marks its home: the pooled patch of the image it was initialised from, which it is free to leave."
+        "The cyan box marks its home: the pooled patch of the image it was initialised from, which it is free to "
+        "leave."
     ),
     "filmstrip": (
         "The same semantic token followed through every block, from stage 1 (fine grid) to stage 4 (coarse grid). "

@@ -121,6 +121,56 @@ def key_strip(key: ColourKey, width: int) -> np.ndarray:
     return strip
 
 
+CAPTION_HEIGHT = 30
+
+
+def caption_strip(text: str, width: int) -> np.ndarray:
+    """(CAPTION_HEIGHT, width, 3): a title in dark type on white, cut to fit."""
+    strip = np.full((CAPTION_HEIGHT, width, 3), 255, np.uint8)
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1
+    while text and cv2.getTextSize(text, font, scale, thickness)[0][0] > width - 8:
+        text = text[:-1]
+    cv2.putText(strip, text, (4, CAPTION_HEIGHT - 9), font, scale, (20, 20, 20), thickness, cv2.LINE_AA)
+    return strip
+
+
+def panel(title: str, image: np.ndarray, key: ColourKey | None, width: int) -> np.ndarray:
+    """A figure for a PNG: its title above, the image scaled to ``width``, its key below."""
+    image = np.asarray(image)
+    height = max(1, round(image.shape[0] * width / image.shape[1]))
+    interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_NEAREST
+    parts = [caption_strip(title, width), cv2.resize(image, (width, height), interpolation=interpolation)]
+    if key is not None:
+        parts.append(key_strip(key, width))
+    return np.concatenate(parts, axis=0)
+
+
+def side_by_side(images: list[np.ndarray], gap: int = 12) -> np.ndarray:
+    """Images in a row on white, top-aligned, ``gap`` pixels apart."""
+    height = max(image.shape[0] for image in images)
+    parts = []
+    for index, image in enumerate(images):
+        column = np.full((height, image.shape[1], 3), 255, np.uint8)
+        column[:image.shape[0]] = image
+        parts.append(column)
+        if index < len(images) - 1:
+            parts.append(np.full((height, gap, 3), 255, np.uint8))
+    return np.concatenate(parts, axis=1)
+
+
+def one_above_another(images: list[np.ndarray], gap: int = 16) -> np.ndarray:
+    """Images in a column on white, left-aligned, ``gap`` pixels apart."""
+    width = max(image.shape[1] for image in images)
+    parts = []
+    for index, image in enumerate(images):
+        row = np.full((image.shape[0], width, 3), 255, np.uint8)
+        row[:, :image.shape[1]] = image
+        parts.append(row)
+        if index < len(images) - 1:
+            parts.append(np.full((gap, width, 3), 255, np.uint8))
+    return np.concatenate(parts, axis=0)
+
+
 def with_key(image: np.ndarray, key: ColourKey) -> np.ndarray:
     """The image with its key strip below it (for PNG exports)."""
     image = np.asarray(image)

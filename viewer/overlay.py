@@ -30,7 +30,7 @@ OUTSIDE_BRIGHTNESS = 0.35
 GOLDEN_ANGLE_DEGREES = 137.50776405003785
 # Ownership brightness never drops below this, so even a contested pixel keeps its token's hue.
 MIN_OWNERSHIP_VALUE = 0.25
-LABEL_HEIGHT = 16
+LABEL_HEIGHT = 18
 TILE_GAP = 2
 BACKGROUND = (24, 24, 24)
 
@@ -327,11 +327,11 @@ def label_tile(tile_image: np.ndarray, label: str) -> np.ndarray:
     labelled = tile_image.copy()
     size = labelled.shape[1]
     cv2.rectangle(labelled, (0, size - LABEL_HEIGHT), (size, size), BACKGROUND, -1)
-    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.42, 1
     text = label
     while text and cv2.getTextSize(text, font, scale, thickness)[0][0] > size - 4:
         text = text[:-1]  # too long for the tile: cut it rather than let it run off
-    cv2.putText(labelled, text, (2, size - 4), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    cv2.putText(labelled, text, (2, size - 5), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return labelled
 
 
@@ -360,15 +360,3 @@ def tile(images: Sequence[np.ndarray], columns: int, labels: Sequence[str] | Non
         sheet[row * step:row * step + size, col * step:col * step + size] = tile_image
     return sheet
 
-
-def stack(images: Sequence[np.ndarray], gap: int = 6) -> np.ndarray:
-    """Images one below the other, left-aligned on the background, ``gap`` pixels apart."""
-    width = max(image.shape[1] for image in images)
-    parts = []
-    for index, image in enumerate(images):
-        row = np.full((image.shape[0], width, 3), BACKGROUND, np.uint8)
-        row[:, :image.shape[1]] = image
-        parts.append(row)
-        if index < len(images) - 1:
-            parts.append(np.full((gap, width, 3), BACKGROUND, np.uint8))
-    return np.concatenate(parts, axis=0)

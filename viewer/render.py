@@ -5,7 +5,7 @@ so a figure in teaching material is exactly what the page shows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +28,7 @@ SCALES: dict[str, str] = {
     "mass": "the smallest regions holding 50%, 80% and 95% of each map's mass",
 }
 DEFAULT_SCALE = "per map"
+HOME_COLOUR = (0, 220, 255)
 HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's (positive) mass"
 
 
@@ -142,7 +143,8 @@ def token_detail(analysis: Analysis, block: views.BlockRef, fusion: str, style: 
     trace = analysis.trace
     token_map = views.token_maps(trace, block.stage, block.block, fusion)[token]
     picture = draw_one(analysis, token_map, style)
-    boxed = Picture(overlay.home_box(picture.image, trace, token, analysis.geometry), picture.key)
+    key = replace(picture.key, note=f"{picture.key.note}; cyan box: the token's home cell")
+    boxed = Picture(overlay.home_box(picture.image, trace, token, analysis.geometry, HOME_COLOUR), key)
     filmstrip = series_tiles(analysis, views.token_filmstrip(trace, token, fusion), style)
     return TokenDetail(boxed, views.token_statistics(trace, token_map, token), filmstrip)
 
@@ -373,17 +375,16 @@ def statistics_markdown(token: int, block: views.BlockRef, stats: views.TokenSta
 
 
 def contact_sheet(detail: TokenDetail, pixels: PixelView, stages: StagesView, token: int, block: views.BlockRef,
-                  explanation: tuple[str, Picture] | None = None, size: int = 360) -> np.ndarray:
-    """One PNG-ready image of the main views, each labelled and keyed."""
-    panels = [(f"token {token}, {block.label}", detail.picture), ("ownership, " + block.label, pixels.ownership),
+                  explanation: tuple[str, Picture] | None = None, width: int = 420) -> np.ndarray:
+    """One PNG-ready image of the main views, each titled and keyed: the token, the ownership, the
+    class attention (and the last explanation, if any) above the stages."""
+    panels = [(f"token {token}, {block.label}", detail.picture), (f"ownership, {block.label}", pixels.ownership),
               ("class attention", stages.class_attention)]
     if explanation is not None and explanation[1].image is not None:
         panels.append(explanation)
-    images = [keys.with_key(overlay.fit_tile(picture.image, size), picture.key) for _, picture in panels]
-    stage_images = [overlay.fit_tile(tile.image, size // 2) for tile in stages.stages.tiles]
-    strip = overlay.tile(stage_images, columns=len(stage_images), size=size // 2,
-                         labels=[tile.caption for tile in stages.stages.tiles])
-    strip = keys.with_key(strip, stages.stages.key)
-    sheet = overlay.tile(images, columns=len(images), labels=[label for label, _ in panels], size=max(
-        size + keys.STRIP_HEIGHT, 1))
-    return overlay.stack([sheet, strip])
+    top = keys.side_by_side([keys.panel(title, picture.image, picture.key, width) for title, picture in panels])
+    stage_width = max(160, (top.shape[1] - 12 * 3) // max(1, len(stages.stages.tiles)))
+    stage_panels = [keys.panel(tile.caption, tile.image, None, stage_width) for tile in stages.stages.tiles]
+    bottom = keys.with_key(keys.side_by_side(stage_panels), stages.stages.key)
+    heading = keys.caption_strip("the last block of each stage, mean over tokens", bottom.shape[1])
+    return keys.one_above_another([top, heading, bottom])

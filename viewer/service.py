@@ -120,6 +120,14 @@ class Explorer:
     def get(self, key: str | None) -> Analysis:
         return self.cache.get(key)
 
+    def latest_explanation(self, key: str | None) -> tuple[str, int, int, np.ndarray] | None:
+        """(method, class, stage, result) of the last explanation computed or shown for this analysis, if any."""
+        with self._explanation_lock:
+            for (cached_key, method, target, stage), result in reversed(self._explanations.items()):
+                if cached_key == key:
+                    return method, target, stage, result
+        return None
+
     @property
     def cached_explanations(self) -> int:
         return len(self._explanations)
@@ -137,9 +145,10 @@ class Explorer:
             raise ValueError(f"Class index {target} does not exist (0 to {len(self.bundle.class_names) - 1}).")
         if not 1 <= stage <= 4:
             raise ValueError(f"Stage {stage} does not exist: Dual-ViT has stages 1 to 4.")
-        cache_key = (key, method, target, stage if method == "token_importance" else 0)
+        cache_key = (key, method, target, stage if method == "token_importance" else 2)
         with self._explanation_lock:
             if cache_key in self._explanations:
+                self._explanations.move_to_end(cache_key)  # the latest shown, for the export
                 return self._explanations[cache_key]
         expected = expected_passes(method, analysis)
         report = (lambda _pass, done: on_pass(done, expected)) if on_pass else (lambda _pass, done: None)

@@ -259,7 +259,18 @@ class Page:
         EXPORTS.mkdir(parents=True, exist_ok=True)
         prune_exports()
         folder = Path(tempfile.mkdtemp(dir=EXPORTS))
-        return str(self.guarded(write_bundle, analysis, self.explorer.bundle, block, settings, folder))
+        return str(self.guarded(write_bundle, analysis, self.explorer.bundle, block, settings, folder,
+                                self.last_explanation(key, analysis, settings.style)))
+
+    def last_explanation(self, key: str, analysis: Analysis, style: render.Style) -> tuple[str, render.Picture] | None:
+        """The latest explanation drawn for this image, titled, for the export (None if none was made)."""
+        latest = self.explorer.latest_explanation(key)
+        if latest is None:
+            return None
+        method, target, stage, result = latest
+        view = render.explanation_view(analysis, method, result, style, stage)
+        target_name = "" if method in CLASS_AGNOSTIC else f", {self.explorer.bundle.class_names[target]}"
+        return f"{EXPLANATION_METHODS[method]}{target_name}", view.picture
 
 
 CSS = markup.PAGE_CSS + """
