@@ -9,22 +9,16 @@ on the CPU: decoding, preprocessing, the one forward pass with capture, the pred
 """
 from __future__ import annotations
 
-import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 from PIL import Image
 
 import model  # noqa: F401
-# Built through our builder, not by name: the official file, when timed, registers the same name.
-from model.registry import dualvit_s
-from bench.timing import Figure, median_seconds, parse_bench_arguments, print_table
+from bench.timing import Figure, median_seconds, random_dualvit_s_explorer, run_bench
 from model.bundle import ASSETS, open_model
-from model.weights import convert
-from viewer import render, views
+from viewer import render, trace_maths
 from viewer.inputs import open_image
 from viewer.service import Explorer
 
@@ -33,14 +27,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def view_changes(repeats: int) -> list[Figure]:
-    with tempfile.TemporaryDirectory() as folder:
-        weights = Path(folder) / "dualvit_s_random.safetensors"
-        convert(dualvit_s(num_classes=1000).state_dict(), weights)
-        explorer = Explorer(open_model(weights, device="cpu"))
+    explorer = random_dualvit_s_explorer()
     analysis = explorer.get(explorer.analyse(Image.open(EXAMPLE).convert("RGB"), "224"))
     style = render.Style()
     figures = []
-    for block in (views.blocks(analysis.trace)[6], views.blocks(analysis.trace)[10]):  # a Dual and a Merge block
+    for block in (trace_maths.blocks(analysis.trace)[6], trace_maths.blocks(analysis.trace)[10]):  # a Dual and a Merge block
         timings = {
             "token detail": lambda: render.token_detail(analysis, block, "mean", style, 27),
             "pixel click": lambda: render.pixel_view(analysis, block, "mean", style, (200.0, 150.0)),
@@ -89,10 +80,7 @@ def measure(repeats: int = 20) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=20)
-    arguments = parse_bench_arguments(parser)
-    print_table("explorer speed", measure(arguments.repeats))
+    run_bench(__doc__, "explorer speed", measure, repeats=20)
 
 
 if __name__ == "__main__":

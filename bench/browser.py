@@ -15,18 +15,13 @@ new images are complete.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
-import tempfile
-from pathlib import Path
 
 import model  # noqa: F401
-from bench.timing import Figure, parse_bench_arguments, print_table
+from bench.timing import Figure, random_dualvit_s_explorer, run_bench
 from model.bundle import ASSETS, open_model
-from model.registry import dualvit_s
-from model.weights import convert
 from viewer.service import Explorer
 
 EXAMPLE = ASSETS / "examples" / "scene_3_cross_letter_A_triangle.png"
@@ -63,7 +58,7 @@ def wait_until_idle(page) -> None:
 def measure_app(explorer: Explorer, label: str, target: str, repeats: int) -> list[Figure]:
     from playwright.sync_api import sync_playwright
 
-    from viewer import views
+    from viewer import trace_maths
     from viewer.ui import LAUNCH_OPTIONS, build_demo
 
     demo = build_demo(explorer)
@@ -80,7 +75,7 @@ def measure_app(explorer: Explorer, label: str, target: str, repeats: int) -> li
             page.locator("#analyse").click()
             page.locator("#tour-text-6 h3").wait_for(timeout=120_000)
             wait_until_idle(page)
-            labels = [ref.label for ref in views.blocks(next(reversed(explorer.cache._entries.values())).trace)]
+            labels = [ref.label for ref in trace_maths.blocks(next(reversed(explorer.cache._entries.values())).trace)]
             page.get_by_role("tab", name="Semantic tokens").click()
             wait_until_idle(page)
             for repeat in range(repeats + 1):  # the first round warms the browser and the caches
@@ -117,18 +112,11 @@ def measure_app(explorer: Explorer, label: str, target: str, repeats: int) -> li
 
 def measure(repeats: int = 5) -> list[Figure]:
     figures = measure_app(Explorer(open_model(None, device="cpu")), "shipped model", "≤ 300 ms", repeats)
-    with tempfile.TemporaryDirectory() as folder:
-        weights = Path(folder) / "dualvit_s_random.safetensors"
-        convert(dualvit_s(num_classes=1000).state_dict(), weights)
-        explorer = Explorer(open_model(weights, device="cpu"))
-    return figures + measure_app(explorer, "dualvit_s", "≤ 500 ms", repeats)
+    return figures + measure_app(random_dualvit_s_explorer(), "dualvit_s", "≤ 500 ms", repeats)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    arguments = parse_bench_arguments(parser)
-    print_table("browser latency", measure(arguments.repeats))
+    run_bench(__doc__, "browser latency", measure, repeats=5)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ kernel, so the logits are exactly a plain forward's, and forms each map a second
 """
 from __future__ import annotations
 
-import argparse
 from typing import Callable
 
 import torch
@@ -23,7 +22,7 @@ import torch
 import model  # noqa: F401
 # Built through our builder, not by name: the official file, when timed, registers the same name.
 from model.registry import dualvit_s
-from bench.timing import Figure, devices, paired_median_seconds, parse_bench_arguments, print_table
+from bench.timing import Figure, devices, paired_median_seconds, run_bench
 from model.capture import capture
 from model.dualvit import DualViT, attention_probabilities
 from model.trace import Trace
@@ -90,9 +89,7 @@ def measure(repeats: int = 10) -> list[Figure]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    print_table("attention capture", measure(parse_bench_arguments(parser).repeats))
+    run_bench(__doc__, "attention capture", measure, repeats=10)
 
 
 if __name__ == "__main__":

@@ -13,25 +13,21 @@ pass: its time is printed alone.
 from __future__ import annotations
 
 import argparse
-import tempfile
-from pathlib import Path
 
 import torch
 from PIL import Image
 
 import model  # noqa: F401
-from bench.timing import Figure, median_seconds, parse_bench_arguments, print_table
-from model.bundle import ASSETS, open_model
-from model.registry import dualvit_s
-from model.weights import convert
-from viewer import explain
-from viewer.service import EXPLANATION_METHODS, Explorer, run_explanation
+from bench.timing import Figure, median_seconds, parse_bench_arguments, print_table, random_dualvit_s_explorer
+from model.bundle import ASSETS
+from viewer import attribution
+from viewer.service import EXPLANATION_METHODS, run_explanation
 
 EXAMPLE = ASSETS / "examples" / "coffee.jpg"
 TARGET = "≤ 1.5"
 
 
-def replay(network: torch.nn.Module, images: torch.Tensor, passes: list[explain.Pass]) -> None:
+def replay(network: torch.nn.Module, images: torch.Tensor, passes: list[attribution.Pass]) -> None:
     """The recorded passes, done plainly on copies of ``images``."""
     for evaluation in passes:
         batch = images.expand(evaluation.batch, -1, -1, -1).clone()
@@ -45,21 +41,18 @@ def replay(network: torch.nn.Module, images: torch.Tensor, passes: list[explain.
 
 
 def measure(repeats: int = 3, resolutions: tuple[str, ...] = ("224",)) -> list[Figure]:
-    with tempfile.TemporaryDirectory() as folder:
-        weights = Path(folder) / "dualvit_s_random.safetensors"
-        convert(dualvit_s(num_classes=1000).state_dict(), weights)
-        explorer = Explorer(open_model(weights, device="cpu"))
+    explorer = random_dualvit_s_explorer()
     bundle, network = explorer.bundle, explorer.bundle.network
     figures = []
     for resolution in resolutions:
         analysis = explorer.get(explorer.analyse(Image.open(EXAMPLE).convert("RGB"), resolution))
         images = analysis.inputs.to(bundle.device)
         for method in EXPLANATION_METHODS:
-            passes: list[explain.Pass] = []
-            with explain.recording_passes(network, lambda evaluation, _count: passes.append(evaluation)):
+            passes: list[attribution.Pass] = []
+            with attribution.recording_passes(network, lambda evaluation, _count: passes.append(evaluation)):
                 run_explanation(bundle, analysis, method, 0, 2)
             if method == "aux_head":
-                passes = [explain.Pass(1, False)]  # its one dense forward bypasses the module call the hook sees
+                passes = [attribution.Pass(1, False)]  # its one dense forward bypasses the module call the hook sees
 
             def method_run() -> None:
                 run_explanation(bundle, analysis, method, 0, 2)

@@ -35,7 +35,7 @@ from model.capture import capture, probabilities_of
 from model.evaluate import last_dual_map
 from model.preprocess import preprocess
 from model.scenes import HELDOUT_SEEDS, heldout_seed, make_scene, normalise_image
-from viewer import explain, views
+from viewer import attribution, trace_maths
 
 DEFAULT_OUT = ASSETS / "EXPLANATIONS.md"
 CURVE_STEPS = 16
@@ -82,7 +82,7 @@ def semantic_token_map(network: torch.nn.Module, sample: Sample) -> np.ndarray:
     name = last_dual_map(network)
     block = len(network.stages[1].blocks) - 1
     _, trace = capture(network, sample.images, include=(name,), dtype=torch.float32)
-    maps = views.token_maps(trace, 2, block)
+    maps = trace_maths.token_maps(trace, 2, block)
     grid = trace.grid(2)
     coverage = np.stack([cv2.resize(mask.astype(np.float32), (grid.width, grid.height), interpolation=cv2.INTER_AREA)
                          for mask in sample.objects])
@@ -91,13 +91,13 @@ def semantic_token_map(network: torch.nn.Module, sample: Sample) -> np.ndarray:
 
 
 def class_attention(network: torch.nn.Module, sample: Sample) -> np.ndarray:
-    _, trace = capture(network, sample.images, include=(views.CLASS_ATTENTION,), dtype=torch.float32)
-    return views.class_attention_map(trace)
+    _, trace = capture(network, sample.images, include=(trace_maths.CLASS_ATTENTION,), dtype=torch.float32)
+    return trace_maths.class_attention_map(trace)
 
 
 def dual_rollout(network: torch.nn.Module, sample: Sample) -> np.ndarray:
     _, trace = capture(network, sample.images, dtype=torch.float32)
-    return explain.dual_rollout(trace)
+    return attribution.dual_rollout(trace)
 
 
 def random_map(_network: torch.nn.Module, sample: Sample) -> np.ndarray:
@@ -107,16 +107,16 @@ def random_map(_network: torch.nn.Module, sample: Sample) -> np.ndarray:
 def methods(with_aux_head: bool) -> list[Method]:
     chosen = [
         Method(f"Integrated gradients ({IG_STEPS} steps)",
-               lambda net, s: explain.integrated_gradients(net, s.images, s.target, steps=IG_STEPS)),
+               lambda net, s: attribution.integrated_gradients(net, s.images, s.target, steps=IG_STEPS)),
         Method(f"SmoothGrad IG ({SMOOTH_SAMPLES} samples × {SMOOTH_STEPS} steps)",
-               lambda net, s: explain.integrated_gradients(net, s.images, s.target, steps=SMOOTH_STEPS, smooth=True,
+               lambda net, s: attribution.integrated_gradients(net, s.images, s.target, steps=SMOOTH_STEPS, smooth=True,
                                                            samples=SMOOTH_SAMPLES, seed=s.index)),
-        Method("Grad-CAM (stage-4 pixel tokens)", lambda net, s: explain.grad_cam(net, s.images, s.target)),
+        Method("Grad-CAM (stage-4 pixel tokens)", lambda net, s: attribution.grad_cam(net, s.images, s.target)),
         Method(f"Occlusion ({OCCLUSION_WINDOW} px, stride {OCCLUSION_STRIDE})",
-               lambda net, s: explain.occlusion(net, s.images, s.target, OCCLUSION_WINDOW, OCCLUSION_STRIDE)),
+               lambda net, s: attribution.occlusion(net, s.images, s.target, OCCLUSION_WINDOW, OCCLUSION_STRIDE)),
     ]
     if with_aux_head:
-        chosen.append(Method("Aux head class map", lambda net, s: explain.aux_class_map(net, s.images, s.target)))
+        chosen.append(Method("Aux head class map", lambda net, s: attribution.aux_class_map(net, s.images, s.target)))
     return chosen + [
         Method("Dual rollout", dual_rollout),
         Method("Semantic tokens (best per object, chosen with the masks)", semantic_token_map, needs_masks=True),
@@ -147,12 +147,12 @@ def evaluate_sample(network: torch.nn.Module, method: Method, sample: Sample, mu
     saliency = method.explain(network, sample)
     scores.seconds.append(time.perf_counter() - start)
     image = sample.images[0].numpy()
-    saliency = explain.resize_map(saliency, image.shape[1:])
+    saliency = attribution.resize_map(saliency, image.shape[1:])
     if sample.objects is not None:
         union = sample.objects.any(axis=0)
-        scores.pointing.append(explain.pointing_game(saliency, union))
-        scores.mass.append(explain.mass_in_mask(saliency, union))
-    deletion, insertion = explain.deletion_insertion_auc(
+        scores.pointing.append(attribution.pointing_game(saliency, union))
+        scores.mass.append(attribution.mass_in_mask(saliency, union))
+    deletion, insertion = attribution.deletion_insertion_auc(
         class_probability(network, sample.target, multi_label), image, saliency, steps=CURVE_STEPS)
     scores.deletion.append(deletion)
     scores.insertion.append(insertion)

@@ -78,3 +78,27 @@ def print_table(title: str, figures: list[Figure]) -> None:
     print("| figure | value | target |\n| --- | --- | --- |")
     for figure in figures:
         print(figure.line())
+
+
+def random_dualvit_s_explorer():
+    """An explorer over a randomly initialised dualvit_s, loaded through the same code as a user's file."""
+    import tempfile
+    from pathlib import Path
+
+    from model.bundle import open_model
+    # Built through our builder, not by name: the official file, when timed, registers the same name.
+    from model.registry import dualvit_s
+    from model.weights import convert
+    from viewer.service import Explorer
+
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder) / "dualvit_s_random.safetensors"
+        convert(dualvit_s(num_classes=1000).state_dict(), weights)
+        return Explorer(open_model(weights, device="cpu"))
+
+
+def run_bench(description: str, title: str, measure: Callable[[int], list[Figure]], repeats: int) -> None:
+    """The command line of a bench whose only option is ``--repeats``."""
+    parser = argparse.ArgumentParser(description=description.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=repeats)
+    print_table(title, measure(parse_bench_arguments(parser).repeats))

@@ -13,7 +13,7 @@ from gradio_client.exceptions import AppError
 
 from image_corpus import corpus
 from model.trace import Trace
-from viewer import catalogue, views
+from viewer import catalogue, trace_maths
 
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
 VIEW = ["stage 2 · block 0", "mean", "per map", "inferno", 0.6]
@@ -36,7 +36,7 @@ def test_analyse_returns_prediction_and_block_choices(app_server):
     assert all(0 <= item["confidence"] <= 1 for item in prediction["confidences"])
     assert "semantic tokens" in status and "Untrained weights" in verdict
     analysis = next(reversed(app_server.explorer.cache._entries.values()))
-    opening = views.default_block(analysis.trace)
+    opening = trace_maths.default_block(analysis.trace)
     assert block["value"] == opening.label and len(block["choices"]) == 5  # dualvit_nano: 1+1+2+1 blocks
     heads = analysis.trace.maps[opening.map_name("semantic_to_pixel" if opening.kind == "dual" else "merged")].shape[1]
     assert fusion["value"] == "mean" and [choice for choice, _ in fusion["choices"]] == \
@@ -153,16 +153,16 @@ def test_odd_files_through_the_server(app_server, tmp_path, case):
 def test_export_bundles_png_trace_and_settings(session, tmp_path):
     archive = session.predict(*VIEW, 5, None, api_name="/export")
     with zipfile.ZipFile(archive) as bundle:
-        assert sorted(bundle.namelist()) == ["settings.json", "trace.safetensors", "views.png"]
+        assert sorted(bundle.namelist()) == ["settings.json", "trace.safetensors", "trace_maths.png"]
         bundle.extractall(tmp_path)
     trace = Trace.load(tmp_path / "trace.safetensors")
     assert trace.num_semantic == 64 and "stage2.block0.semantic_to_pixel" in trace.maps
-    assert (tmp_path / "views.png").stat().st_size > 10_000
-    without = cv2.imread(str(tmp_path / "views.png")).shape
+    assert (tmp_path / "trace_maths.png").stat().st_size > 10_000
+    without = cv2.imread(str(tmp_path / "trace_maths.png")).shape
     # After an explanation, the download shows it too: one more panel in the top row.
     session.predict("dual_rollout", None, 2, "per map", "inferno", 0.6, api_name="/explain")
     with zipfile.ZipFile(session.predict(*VIEW, 5, None, api_name="/export")) as bundle:
-        with_explanation = cv2.imdecode(np.frombuffer(bundle.read("views.png"), np.uint8), cv2.IMREAD_COLOR).shape
+        with_explanation = cv2.imdecode(np.frombuffer(bundle.read("trace_maths.png"), np.uint8), cv2.IMREAD_COLOR).shape
     assert with_explanation[1] > without[1] * 1.2
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from viewer import catalogue, overlay, views
+from viewer import catalogue, overlay, trace_maths
 
 EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "scene_3_cross_letter_A_triangle.png"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parent / "screenshots"))
@@ -55,7 +55,7 @@ def decode(source: str) -> np.ndarray:
 
 
 def half_mass_cells(values: np.ndarray) -> np.ndarray:
-    """The fewest cells holding half the mass, found by brute force (independent of views.mass_region)."""
+    """The fewest cells holding half the mass, found by brute force (independent of trace_maths.mass_region)."""
     flat = values.ravel().astype(np.float64)
     region = np.zeros(flat.size, bool)
     held = 0.0
@@ -113,7 +113,7 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         expect(page.locator("#tour-text-6")).to_contain_text("class token", timeout=120_000)
         wait_until_idle(page)
         analysis = next(iter(app_server.explorer.cache._entries.values()))
-        opening = views.default_block(analysis.trace)
+        opening = trace_maths.default_block(analysis.trace)
         expect(page.locator("#block input")).to_have_value(opening.label)
 
         page.screenshot(path=str(SCREENSHOTS / f"{viewport}_top_screen.png"))
@@ -146,7 +146,7 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
 
         # Each tile of the default view marks its token's half-mass region where a reader can see it.
         sources = page.locator("#token-gallery .tile img").evaluate_all("images => images.map(i => i.src)")
-        maps = views.token_maps(analysis.trace, opening.stage, opening.block)
+        maps = trace_maths.token_maps(analysis.trace, opening.stage, opening.block)
         for token, source in enumerate(sources):
             tile = decode(source)
             assert tile.shape == analysis.thumbnail.shape  # the photo's own aspect, not cropped square
@@ -166,6 +166,18 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         highlighted = page.locator('#token-gallery .tile[data-token="27"]')
         expect(highlighted).to_have_css("outline-style", "solid")
         expect(page.locator('#token-gallery .tile[data-token="0"]')).not_to_have_css("outline-style", "solid")
+
+        # A class-agnostic method asks for no class; token ablation asks for a stage.
+        open_tab(page, "Explanations")
+        expect(page.locator("#explain-class")).to_be_visible()
+        for method, class_shown, stage_shown in (("Attention rollout through the semantic tokens", False, False),
+                                                 ("Semantic-token importance (ablation)", True, True)):
+            page.locator("#explain-method input").click()
+            page.get_by_role("option", name=method, exact=True).click()
+            for selector, shown in (("#explain-class", class_shown), ("#explain-stage", stage_shown)):
+                control = expect(page.locator(selector))
+                (control.to_be_visible if shown else control.to_be_hidden)()
+        open_tab(page, "Semantic tokens")
 
         # Clicking a tile picks its token.
         page.locator('#token-gallery .tile[data-token="5"]').click()

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 
 from model.trace import Trace
-from viewer import catalogue, keys, views
+from viewer import catalogue, keys, trace_maths
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "assets" / "examples"
@@ -30,7 +30,7 @@ def test_export_command_writes_the_standard_figures(small_weights, tmp_path):
     settings = json.loads((folder / "settings.json").read_text())
     trace = Trace.load(folder / "trace.safetensors")
     assert settings["token"] == 9 and settings["resolution"] == "aspect"
-    assert settings["block"] == views.default_block(trace).label and settings["scale"] == "per map"  # as the page opens
+    assert settings["block"] == trace_maths.default_block(trace).label and settings["scale"] == "per map"  # as the page opens
     assert trace.geometries[0].original_size == (600, 400)
     # Every exported overlay carries its colour key below the picture: the 600 x 400 photo is drawn at 600 x 400.
     for name in ("token_image.png", "ownership.png", "class_attention.png"):

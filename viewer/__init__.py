@@ -1,1 +1,1 @@
-"""Pure views over a Dual-ViT attention trace: numpy arrays, OpenCV overlays and plotly figures, no UI."""
+"""The explorer over a Dual-ViT attention trace: trace maths, drawing, views and the Gradio page."""

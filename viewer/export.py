@@ -21,7 +21,7 @@ import numpy as np
 
 from model.bundle import ModelBundle, open_model
 from model.weights import CheckpointError
-from viewer import catalogue, keys, overlay, render, views
+from viewer import catalogue, keys, overlay, render, trace_maths
 from viewer.inputs import ImageRejected, open_image
 from viewer.service import RESOLUTIONS, THUMBNAIL_SIDE, Analysis, Explorer
 
@@ -57,7 +57,7 @@ def settings_record(analysis: Analysis, bundle: ModelBundle, settings: Settings)
             "top_classes": analysis.trace.top_classes(5)}
 
 
-def main_views(analysis: Analysis, block: views.BlockRef,
+def main_views(analysis: Analysis, block: trace_maths.BlockRef,
                settings: Settings) -> tuple[render.TokenDetail, render.PixelView, render.StagesView]:
     style = settings.style
     return (render.token_detail(analysis, block, settings.fusion, style, settings.token),
@@ -75,7 +75,7 @@ def keyed(picture: render.Picture) -> np.ndarray:
     return keys.with_key(picture.image, picture.key)
 
 
-def drawn_views(analysis: Analysis, block: views.BlockRef, settings: Settings) -> dict[str, object]:
+def drawn_views(analysis: Analysis, block: trace_maths.BlockRef, settings: Settings) -> dict[str, object]:
     """Every view the export can write, by its catalogue name: PNG-ready images (maps with their colour
     key) and plotly figures."""
     detail, pixels, stages = main_views(analysis, block, settings)
@@ -95,7 +95,7 @@ def drawn_views(analysis: Analysis, block: views.BlockRef, settings: Settings) -
     }
 
 
-def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settings) -> tuple[dict, dict]:
+def standard_figures(analysis: Analysis, block: trace_maths.BlockRef, settings: Settings) -> tuple[dict, dict]:
     """The views the catalogue marks as exported, plus the contact sheet: images and plots, by file stem."""
     drawn = drawn_views(analysis, block, settings)
     chosen = {view.name: drawn[view.name] for view in catalogue.VIEWS if view.exported}
@@ -105,7 +105,7 @@ def standard_figures(analysis: Analysis, block: views.BlockRef, settings: Settin
     return images, plots
 
 
-def write_bundle(analysis: Analysis, bundle: ModelBundle, block: views.BlockRef, settings: Settings,
+def write_bundle(analysis: Analysis, bundle: ModelBundle, block: trace_maths.BlockRef, settings: Settings,
                  folder: Path, explanation: tuple[str, render.Picture] | None = None) -> Path:
     """The page's single download: a PNG of the current views (with ``explanation``, a titled picture,
     when one was made), the trace and the settings, zipped."""
@@ -115,7 +115,7 @@ def write_bundle(analysis: Analysis, bundle: ModelBundle, block: views.BlockRef,
     archive = folder / "dualvit_explorer_export.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle_file:
         sheet_image = render.contact_sheet(detail, pixels, stages, settings.token, block, explanation)
-        bundle_file.writestr("views.png", png_bytes(sheet_image))
+        bundle_file.writestr("trace_maths.png", png_bytes(sheet_image))
         bundle_file.write(trace_path, "trace.safetensors")
         bundle_file.writestr("settings.json", json.dumps(settings_record(analysis, bundle, settings), indent=2))
     trace_path.unlink()
@@ -126,9 +126,9 @@ def export_image(explorer: Explorer, image_path: Path, out: Path, resolution: st
                  settings: Settings) -> Path:
     loaded = open_image(image_path)
     analysis = explorer.get(explorer.analyse(loaded.image, resolution, tuple(loaded.notes)))
-    refs = views.blocks(analysis.trace)
+    refs = trace_maths.blocks(analysis.trace)
     block = next((ref for ref in refs if ref.label == block_label), None) if block_label else \
-        views.default_block(analysis.trace)  # the block the page opens on
+        trace_maths.default_block(analysis.trace)  # the block the page opens on
     if block is None:
         raise ValueError(f"unknown block {block_label!r}; choose one of: {', '.join(r.label for r in refs)}")
     settings = replace(settings, block=block.label)

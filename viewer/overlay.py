@@ -15,7 +15,7 @@ import numpy as np
 from model.dualvit import POOL_SIZE
 from model.preprocess import Geometry
 from model.trace import Trace
-from viewer.views import home_cell
+from viewer.trace_maths import home_cell
 
 COLORMAPS: dict[str, int] = {
     "inferno": cv2.COLORMAP_INFERNO,
@@ -142,7 +142,7 @@ def overlay(image: np.ndarray, values: np.ndarray, geometry: Geometry, colormap:
     A pixel's colour comes from the colour map and its weight rises with the value, from 0 at the
     bottom of ``vrange`` to ``opacity`` at its top: low attention leaves the photo as it is instead
     of washing it dark. Pixels the model did not see are dimmed. ``vrange`` (min, max) fixes the
-    scale (e.g. :func:`viewer.views.shared_range`); by default it runs from 0 to this map's peak.
+    scale (e.g. :func:`viewer.trace_maths.shared_range`); by default it runs from 0 to this map's peak.
     """
     image = check_image(image, geometry)
     check_opacity(opacity)
@@ -168,7 +168,7 @@ def mass_overlay(image: np.ndarray, levels: np.ndarray, geometry: Geometry, colo
                  opacity: float = 0.6, bands: int = 3) -> np.ndarray:
     """Nested mass regions filled over the photo and the innermost outlined.
 
-    ``levels`` (h, w) int from :func:`viewer.views.mass_levels`: ``bands`` for the smallest
+    ``levels`` (h, w) int from :func:`viewer.trace_maths.mass_levels`: ``bands`` for the smallest
     region (e.g. 50% of the mass), down to 1 for the largest and 0 outside, which is left as the photo.
     """
     image = check_image(image, geometry)
@@ -212,7 +212,7 @@ def ownership_overlay(image: np.ndarray, owner: np.ndarray, confidence: np.ndarr
                       opacity: float = 0.6) -> np.ndarray:
     """Each pixel tinted with its owning token's hue, brighter where the pixel's choice is clearer.
 
-    ``owner`` (h, w) int and ``confidence`` (h, w) in [0, 1] as from :func:`viewer.views.ownership`.
+    ``owner`` (h, w) int and ``confidence`` (h, w) in [0, 1] as from :func:`viewer.trace_maths.ownership`.
     """
     image = check_image(image, geometry)
     check_opacity(opacity)

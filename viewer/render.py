@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from viewer import figures, keys, overlay, views
+from viewer import figures, keys, overlay, trace_maths
 from viewer.keys import ColourKey
 from viewer.service import Analysis
 
@@ -66,7 +66,7 @@ class Tiles:
 @dataclass(frozen=True)
 class TokenDetail:
     picture: Picture
-    statistics: views.TokenStatistics
+    statistics: trace_maths.TokenStatistics
     filmstrip: Tiles
 
 
@@ -100,18 +100,18 @@ def draw_maps(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, unit
     image, geometry = (analysis.thumbnail, analysis.thumbnail_geometry) if small else \
         (analysis.display, analysis.geometry)
     if style.scale == "mass":
-        drawn = [overlay.mass_overlay(image, views.mass_levels(values), geometry, style.colormap, style.opacity)
+        drawn = [overlay.mass_overlay(image, trace_maths.mass_levels(values), geometry, style.colormap, style.opacity)
                  for values in maps]
-        colours = overlay.band_colours(style.colormap, len(views.MASS_SHARES))
-        swatches = tuple((f"{share:.0%}", colour) for share, colour in zip(views.MASS_SHARES, colours))
+        colours = overlay.band_colours(style.colormap, len(trace_maths.MASS_SHARES))
+        swatches = tuple((f"{share:.0%}", colour) for share, colour in zip(trace_maths.MASS_SHARES, colours))
         return drawn, ColourKey("smallest region holding this share of the map's mass", style.colormap,
                                 swatches=swatches, note="outline: the 50% region")
-    shared = views.shared_range(maps) if style.scale == "shared" or len(maps) == 1 else None
+    shared = trace_maths.shared_range(maps) if style.scale == "shared" or len(maps) == 1 else None
     drawn = []
     for values in maps:
         vrange = (min(0.0, shared[0]), shared[1]) if shared else overlay.value_range(values)
         heat = overlay.overlay(image, values, geometry, style.colormap, style.opacity, vrange)
-        drawn.append(overlay.outline(heat, views.mass_region(values, 0.5), geometry))
+        drawn.append(overlay.outline(heat, trace_maths.mass_region(values, 0.5), geometry))
     low, high = (min(0.0, shared[0]), shared[1]) if shared else (0.0, None)
     return drawn, ColourKey(unit, style.colormap, low, high, note=HALF_MASS_NOTE)
 
@@ -127,26 +127,26 @@ def token_tiles(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, ca
     return Tiles([Tile(image, caption, token) for image, caption, token in zip(images, captions, tokens)], key)
 
 
-def series_tiles(analysis: Analysis, series: list[tuple[views.BlockRef, np.ndarray]], style: Style) -> Tiles:
+def series_tiles(analysis: Analysis, series: list[tuple[trace_maths.BlockRef, np.ndarray]], style: Style) -> Tiles:
     """One map per block, captioned with the block; "per map" here still shares nothing across blocks."""
     return token_tiles(analysis, [values for _, values in series], style,
                        [ref.label for ref, _ in series], [None] * len(series))
 
 
-def token_gallery(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style) -> Tiles:
-    maps = views.token_maps(analysis.trace, block.stage, block.block, fusion)
+def token_gallery(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style) -> Tiles:
+    maps = trace_maths.token_maps(analysis.trace, block.stage, block.block, fusion)
     return token_tiles(analysis, list(maps), style, [f"token {index}" for index in range(len(maps))],
                        list(range(len(maps))))
 
 
-def token_detail(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style, token: int) -> TokenDetail:
+def token_detail(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style, token: int) -> TokenDetail:
     trace = analysis.trace
-    token_map = views.token_maps(trace, block.stage, block.block, fusion)[token]
+    token_map = trace_maths.token_maps(trace, block.stage, block.block, fusion)[token]
     picture = draw_one(analysis, token_map, style)
     key = replace(picture.key, note=f"{picture.key.note}; cyan box: the token's home cell")
     boxed = Picture(overlay.home_box(picture.image, trace, token, analysis.geometry, HOME_COLOUR), key)
-    filmstrip = series_tiles(analysis, views.token_filmstrip(trace, token, fusion), style)
-    return TokenDetail(boxed, views.token_statistics(trace, token_map, token), filmstrip)
+    filmstrip = series_tiles(analysis, trace_maths.token_filmstrip(trace, token, fusion), style)
+    return TokenDetail(boxed, trace_maths.token_statistics(trace, token_map, token), filmstrip)
 
 
 def centre_of(analysis: Analysis) -> tuple[float, float]:
@@ -167,18 +167,18 @@ def ownership_key(owner: np.ndarray, style: Style) -> ColourKey:
     return ColourKey("owner (share of the image)", style.colormap, swatches=swatches, note=note)
 
 
-def pixel_view(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style,
+def pixel_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style,
                point: tuple[float, float] | None) -> PixelView:
     """``point`` in display-image pixels (None: the centre)."""
     trace = analysis.trace
     point = tuple(point) if point else centre_of(analysis)
     model_point = analysis.geometry.original_to_model(np.array(point, dtype=float))
-    reads = views.pixel_reads(trace, block.stage, block.block, tuple(model_point), fusion)
-    maps = views.token_maps(trace, block.stage, block.block, fusion)
+    reads = trace_maths.pixel_reads(trace, block.stage, block.block, tuple(model_point), fusion)
+    maps = trace_maths.token_maps(trace, block.stage, block.block, fusion)
     top = [int(index) for index in np.argsort(-reads, kind="stable")[:TOP_TOKENS]]
     top_tokens = token_tiles(analysis, [maps[index] for index in top], style,
                              [f"token {index}: reads {reads[index]:.2f}" for index in top], top)
-    owner, confidence = views.ownership(trace, block.stage, block.block, fusion)
+    owner, confidence = trace_maths.ownership(trace, block.stage, block.block, fusion)
     ownership = Picture(overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
                                                   opacity=style.opacity), ownership_key(owner, style))
     return PixelView(
@@ -191,20 +191,20 @@ def pixel_view(analysis: Analysis, block: views.BlockRef, fusion: str, style: St
     )
 
 
-def stages_view(analysis: Analysis, block: views.BlockRef, fusion: str, style: Style,
+def stages_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style,
                 token: int | None) -> StagesView:
     trace = analysis.trace
-    stages = series_tiles(analysis, views.stage_overview(trace, token, fusion), style)
-    class_fusion = fusion if fusion in views.FUSIONS else "mean"  # the class block's heads are its own
-    class_attention = draw_one(analysis, views.class_attention_map(trace, class_fusion), style)
-    dual_block = block if block.kind == "dual" else views.blocks(trace)[0]
-    matrix = views.semantic_self_matrix(trace, dual_block.stage, dual_block.block,
-                                        views.fusion_in(trace, dual_block, fusion))
+    stages = series_tiles(analysis, trace_maths.stage_overview(trace, token, fusion), style)
+    class_fusion = fusion if fusion in trace_maths.FUSIONS else "mean"  # the class block's heads are its own
+    class_attention = draw_one(analysis, trace_maths.class_attention_map(trace, class_fusion), style)
+    dual_block = block if block.kind == "dual" else trace_maths.blocks(trace)[0]
+    matrix = trace_maths.semantic_self_matrix(trace, dual_block.stage, dual_block.block,
+                                        trace_maths.fusion_in(trace, dual_block, fusion))
     return StagesView(
         stages=stages,
         class_attention=class_attention,
         semantic_self_figure=figures.semantic_self_figure(matrix, f"semantic self-attention, {dual_block.label}"),
-        merge_quadrants_figure=figures.merge_quadrants_figure(views.merge_quadrants(trace)),
+        merge_quadrants_figure=figures.merge_quadrants_figure(trace_maths.merge_quadrants(trace)),
     )
 
 
@@ -255,8 +255,8 @@ def explanation_view(analysis: Analysis, method: str, result: np.ndarray, style:
         map_style = Style(style.colormap, style.opacity, "shared" if style.scale == "shared" else "per map")
         return ExplanationView(draw_one(analysis, result, map_style, unit), None, None)
     trace = analysis.trace
-    last_block = [ref for ref in views.blocks(trace) if ref.stage == stage][-1]
-    maps = views.token_maps(trace, stage, last_block.block, "mean")
+    last_block = [ref for ref in trace_maths.blocks(trace) if ref.stage == stage][-1]
+    maps = trace_maths.token_maps(trace, stage, last_block.block, "mean")
     deviations = standing_out(result)
     ranked = [int(index) for index in np.argsort(-deviations, kind="stable")[:TOP_IMPORTANT_TOKENS]
               if deviations[index] >= SIGNIFICANT_DEVIATIONS]
@@ -299,34 +299,34 @@ def cells(area: float, total: int) -> str:
 def tour(analysis: Analysis, style: Style) -> list[TourStep]:
     """The Dual-ViT story on this image in :data:`TOUR_STEPS` pictures, each from the trace."""
     trace = analysis.trace
-    refs = [ref for ref in views.blocks(trace) if views.has_token_maps(trace, ref)]
+    refs = [ref for ref in trace_maths.blocks(trace) if trace_maths.has_token_maps(trace, ref)]
     duals = [ref for ref in refs if ref.kind == "dual"]
     merges = [ref for ref in refs if ref.kind == "merge"]
-    if not duals or not merges or views.SEMANTIC_INIT not in trace.maps or views.CLASS_ATTENTION not in trace.maps:
+    if not duals or not merges or trace_maths.SEMANTIC_INIT not in trace.maps or trace_maths.CLASS_ATTENTION not in trace.maps:
         raise KeyError("the tour needs a full trace: semantic_init, Dual and Merge blocks and the class attention")
     first, last_dual, last_merge = duals[0], duals[-1], merges[-1]
-    lead = views.lead_token(trace, last_dual)
-    home_row, home_col = views.home_cell(trace, lead)
+    lead = trace_maths.lead_token(trace, last_dual)
+    home_row, home_col = trace_maths.home_cell(trace, lead)
     stage1, semantic = trace.grid(1), trace.semantic_grid
     tokens = trace.num_semantic
 
     grid_picture = Picture(overlay.grid_lines(analysis.display, trace, analysis.geometry), ColourKey(
         "grid", swatches=(("one pixel token (stage 1)", overlay.GRID_LINE), ("home cell of one semantic token",
                                                                              (255, 255, 255)))))
-    init = views.semantic_init_row(trace, lead)
-    init_picture = draw_one(analysis, views.on_stage1(trace, init), style)
-    reach = views.token_maps(trace, first.stage, first.block)[lead]
+    init = trace_maths.semantic_init_row(trace, lead)
+    init_picture = draw_one(analysis, trace_maths.on_stage1(trace, init), style)
+    reach = trace_maths.token_maps(trace, first.stage, first.block)[lead]
     reach_picture = draw_one(analysis, reach, style)
-    talk = views.semantic_self_row(trace, first, lead)
-    talk_picture = draw_one(analysis, views.on_stage1(trace, talk), style)
-    owner, confidence = views.ownership(trace, last_dual.stage, last_dual.block)
+    talk = trace_maths.semantic_self_row(trace, first, lead)
+    talk_picture = draw_one(analysis, trace_maths.on_stage1(trace, talk), style)
+    owner, confidence = trace_maths.ownership(trace, last_dual.stage, last_dual.block)
     owners = np.bincount(owner.ravel(), minlength=tokens)
     ownership = Picture(overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
                                                   opacity=style.opacity), ownership_key(owner, style))
-    merged = views.token_maps(trace, last_merge.stage, last_merge.block)[lead]
+    merged = trace_maths.token_maps(trace, last_merge.stage, last_merge.block)[lead]
     merged_picture = draw_one(analysis, merged, style)
-    quadrants = dict(views.merge_quadrants(trace))[last_merge]
-    class_map = views.class_attention_map(trace)
+    quadrants = dict(trace_maths.merge_quadrants(trace))[last_merge]
+    class_map = trace_maths.class_attention_map(trace)
     class_picture = draw_one(analysis, class_map, style)
     (top_name, top_probability), = trace.top_classes(1)
 
@@ -334,7 +334,7 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
         TourStep("Pixels and the home grid", grid_picture,
                  f"The image is cut into a {stage1.height}×{stage1.width} grid of **pixel tokens** (faint lines). "
                  f"Beside them Dual-ViT keeps **{tokens} semantic tokens**, one per cell of a "
-                 f"{semantic.height}×{semantic.width} *home grid* (bold boxes, {views.POOL_SIZE}×{views.POOL_SIZE} "
+                 f"{semantic.height}×{semantic.width} *home grid* (bold boxes, {trace_maths.POOL_SIZE}×{trace_maths.POOL_SIZE} "
                  f"pixel tokens each). The tour follows **token {lead}** (home: row {home_row}, column "
                  f"{home_col}), the token that owns the most pixels at {last_dual.label}."),
         TourStep("Tokens start from pooled patches (semantic_init)", init_picture,
@@ -344,7 +344,7 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
         TourStep("Tokens gather from every pixel (semantic_to_pixel)", reach_picture,
                  f"In each Dual block (stages 1–2) every token attends over **all** {stage1.size:,} pixel tokens of "
                  f"stage 1: global from the first block. At {first.label}, token {lead} puts half of its "
-                 f"attention on {cells(views.area_holding(reach, 0.5), reach.size)} (outlined)."),
+                 f"attention on {cells(trace_maths.area_holding(reach, 0.5), reach.size)} (outlined)."),
         TourStep("Tokens talk to each other (semantic_self)", talk_picture,
                  f"The tokens also attend to each other. Each home cell here is coloured by how much token {lead} "
                  f"reads from the token living there, at {first.label}; it reads "
@@ -367,14 +367,14 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
     ]
 
 
-def statistics_markdown(token: int, block: views.BlockRef, stats: views.TokenStatistics) -> str:
+def statistics_markdown(token: int, block: trace_maths.BlockRef, stats: trace_maths.TokenStatistics) -> str:
     return (f"**Token {token}**, {block.label}  \n"
             f"home cell (row, column): {stats.home} · peak {stats.peak:.3f} at cell {stats.peak_cell}  \n"
             f"entropy {stats.entropy:.2f} nats ({stats.normalised_entropy:.0%} of uniform) · "
             f"half of its mass lies on {stats.area_50:.0%} of the pixels · total mass on pixels {stats.mass:.2f}")
 
 
-def contact_sheet(detail: TokenDetail, pixels: PixelView, stages: StagesView, token: int, block: views.BlockRef,
+def contact_sheet(detail: TokenDetail, pixels: PixelView, stages: StagesView, token: int, block: trace_maths.BlockRef,
                   explanation: tuple[str, Picture] | None = None, width: int = 420) -> np.ndarray:
     """One PNG-ready image of the main views, each titled and keyed: the token, the ownership, the
     class attention (and the last explanation, if any) above the stages."""

@@ -18,7 +18,7 @@ from model.bundle import ModelBundle
 from model.capture import capture
 from model.preprocess import Geometry, preprocess
 from model.trace import Trace
-from viewer import explain
+from viewer import attribution
 
 Resolution = Literal["224", "384", "aspect"]
 RESOLUTIONS: dict[str, str] = {
@@ -152,7 +152,7 @@ class Explorer:
                 return self._explanations[cache_key]
         expected = expected_passes(method, analysis)
         report = (lambda _pass, done: on_pass(done, expected)) if on_pass else (lambda _pass, done: None)
-        with self._model_lock, explain.recording_passes(self.bundle.network, report):
+        with self._model_lock, attribution.recording_passes(self.bundle.network, report):
             result = run_explanation(self.bundle, analysis, method, target, stage)
         with self._explanation_lock:
             self._explanations[cache_key] = result
@@ -191,20 +191,20 @@ MAX_EXPLANATIONS = 128
 def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target: int, stage: int) -> np.ndarray:
     """The map of ``method`` for class ``target`` (token scores (M,) for token_importance)."""
     if method == "dual_rollout":
-        return explain.dual_rollout(analysis.trace)
+        return attribution.dual_rollout(analysis.trace)
     network, images = bundle.network, analysis.inputs.to(bundle.device)
     if method == "integrated_gradients":
-        return explain.integrated_gradients(network, images, target, steps=IG_STEPS)
+        return attribution.integrated_gradients(network, images, target, steps=IG_STEPS)
     if method == "smoothgrad":
-        return explain.integrated_gradients(network, images, target, steps=SMOOTH_STEPS, smooth=True,
+        return attribution.integrated_gradients(network, images, target, steps=SMOOTH_STEPS, smooth=True,
                                             samples=SMOOTH_SAMPLES)
     if method == "grad_cam":
-        return explain.grad_cam(network, images, target)
+        return attribution.grad_cam(network, images, target)
     if method == "occlusion":
-        return explain.occlusion(network, images, target)
+        return attribution.occlusion(network, images, target)
     if method == "aux_head":
-        return explain.aux_class_map(network, images, target)
-    return explain.token_importance(network, images, target, stage)
+        return attribution.aux_class_map(network, images, target)
+    return attribution.token_importance(network, images, target, stage)
 
 
 def expected_passes(method: str, analysis: Analysis) -> int:
@@ -213,14 +213,14 @@ def expected_passes(method: str, analysis: Analysis) -> int:
     if method in ("dual_rollout", "aux_head"):
         return 0  # the rollout reads the trace; the aux head's one dense pass bypasses the module call
     if method == "integrated_gradients":
-        return -(-IG_STEPS // explain.GRADIENT_BATCH)
+        return -(-IG_STEPS // attribution.GRADIENT_BATCH)
     if method == "smoothgrad":
-        return -(-SMOOTH_STEPS * SMOOTH_SAMPLES // max(explain.GRADIENT_BATCH, SMOOTH_SAMPLES))
+        return -(-SMOOTH_STEPS * SMOOTH_SAMPLES // max(attribution.GRADIENT_BATCH, SMOOTH_SAMPLES))
     if method == "occlusion":
-        windows = explain.occlusion_windows((height, width))
-        return 1 + -(-windows // explain.PERTURBATION_BATCH)
+        windows = attribution.occlusion_windows((height, width))
+        return 1 + -(-windows // attribution.PERTURBATION_BATCH)
     if method == "token_importance":
-        return len(explain.token_batches(analysis.trace.num_semantic))
+        return len(attribution.token_batches(analysis.trace.num_semantic))
     return 1
 
 

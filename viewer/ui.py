@@ -1,4 +1,4 @@
-"""The Gradio page: wiring only. Maths lives in viewer.views, drawing in viewer.overlay/figures."""
+"""The Gradio page: wiring only. Maths lives in viewer.trace_maths, drawing in viewer.overlay/figures."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +12,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from model.bundle import ASSETS
-from viewer import catalogue, help_texts, markup, overlay, render, views
+from viewer import catalogue, help_texts, markup, overlay, render, trace_maths
 from viewer.export import Settings, write_bundle
 from viewer.help_texts import EXPLANATIONS
 from viewer.inputs import ImageRejected, open_image
@@ -84,12 +84,12 @@ class Page:
             raise user_error(error) from None
 
     @staticmethod
-    def block(analysis: Analysis, label: str) -> views.BlockRef:
-        for block in views.blocks(analysis.trace):
+    def block(analysis: Analysis, label: str) -> trace_maths.BlockRef:
+        for block in trace_maths.blocks(analysis.trace):
             if block.label == label:
                 return block
         raise gr.Error(f"Unknown block {label!r}; choose one of: "
-                       + ", ".join(b.label for b in views.blocks(analysis.trace)), print_exception=False)
+                       + ", ".join(b.label for b in trace_maths.blocks(analysis.trace)), print_exception=False)
 
     @staticmethod
     def token(analysis: Analysis, token: Any) -> int:
@@ -119,9 +119,9 @@ class Page:
             raise user_error(error) from None
 
     @staticmethod
-    def head_choices(analysis: Analysis, block: views.BlockRef, fusion: str | None):
+    def head_choices(analysis: Analysis, block: trace_maths.BlockRef, fusion: str | None):
         """Only the heads this block has; the current choice kept where the block has it."""
-        choices = views.fusion_choices(analysis.trace, block.stage)
+        choices = trace_maths.fusion_choices(analysis.trace, block.stage)
         return gr.update(choices=choices, value=fusion if fusion in choices else "mean")
 
     # -- analyse -----------------------------------------------------------------------------
@@ -141,8 +141,8 @@ class Page:
             raise user_error(error) from None
         analysis = self.explorer.get(key)
         trace = analysis.trace
-        labels = [block.label for block in views.blocks(trace)]
-        opening = views.default_block(trace)
+        labels = [block.label for block in trace_maths.blocks(trace)]
+        opening = trace_maths.default_block(trace)
         status = f"Analysed at {RESOLUTIONS[resolution]}: {trace.num_semantic} semantic tokens " \
                  f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid). Opened on " \
                  f"{opening.label}, the block whose tokens spread most."
@@ -393,7 +393,7 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
         with gr.Row():
             # Custom values reach our own check, which names the blocks this image has.
             named["block"] = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True)
-            named["fusion"] = gr.Dropdown(choices=list(views.FUSIONS), value="mean", label="Heads", elem_id="heads")
+            named["fusion"] = gr.Dropdown(choices=list(trace_maths.FUSIONS), value="mean", label="Heads", elem_id="heads")
             named["scale"] = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE,
                                          label="Colour scale", elem_id="scale")
             named["colormap"] = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")

@@ -12,7 +12,7 @@ import model  # noqa: F401  (registers dualvit_nano)
 from model.capture import capture
 from model.dualvit import POOL_SIZE, DualViT, Grid
 from model.trace import Trace
-from viewer import explain
+from viewer import attribution
 
 # A 72x88 input as the network would grid it: odd stage-2/3 sides exercise the clamped 2x2 split,
 # and floor pooling leaves stage-1 pixels outside the 2x3 pooled cells (M = 6 tokens).
@@ -44,10 +44,10 @@ def assert_map(values: np.ndarray, shape: tuple[int, ...]) -> None:
 @pytest.mark.parametrize("size", [(224, 224), (160, 224)])
 def test_input_maps_have_the_input_size(nano, size):
     images = random_images(*size)
-    assert_map(explain.integrated_gradients(nano, images, CLASS, steps=4), size)
-    assert_map(explain.occlusion(nano, images, CLASS, window=56, stride=56), size)
+    assert_map(attribution.integrated_gradients(nano, images, CLASS, steps=4), size)
+    assert_map(attribution.occlusion(nano, images, CLASS, window=56, stride=56), size)
     _, trace = capture(nano, images, dtype=torch.float32)
-    rollout = explain.dual_rollout(trace)
+    rollout = attribution.dual_rollout(trace)
     assert_map(rollout, tuple(trace.grid(1)))
     assert rollout.min() >= 0 and rollout.sum() == pytest.approx(1.0, abs=1e-5)
 
@@ -55,32 +55,32 @@ def test_input_maps_have_the_input_size(nano, size):
 def test_smoothgrad_is_reproducible_and_leaves_the_global_rng(nano):
     images = random_images(224, 224)
     state = torch.get_rng_state()
-    first = explain.integrated_gradients(nano, images, CLASS, steps=2, smooth=True, samples=2)
+    first = attribution.integrated_gradients(nano, images, CLASS, steps=2, smooth=True, samples=2)
     assert torch.equal(torch.get_rng_state(), state)
-    second = explain.integrated_gradients(nano, images, CLASS, steps=2, smooth=True, samples=2)
+    second = attribution.integrated_gradients(nano, images, CLASS, steps=2, smooth=True, samples=2)
     assert_map(first, (224, 224))
     np.testing.assert_array_equal(first, second)
 
 
 def test_stage4_maps_have_the_stage4_grid(nano):
     images = random_images(224, 224)
-    assert_map(explain.grad_cam(nano, images, CLASS), (7, 7))
-    assert explain.grad_cam(nano, images, CLASS).min() >= 0
-    assert_map(explain.aux_class_map(nano, images, CLASS), (7, 7))
+    assert_map(attribution.grad_cam(nano, images, CLASS), (7, 7))
+    assert attribution.grad_cam(nano, images, CLASS).min() >= 0
+    assert_map(attribution.aux_class_map(nano, images, CLASS), (7, 7))
 
 
 def test_aux_class_map_needs_the_aux_head():
     network = timm.create_model("dualvit_nano", num_classes=12, token_label=False).eval()
     with pytest.raises(ValueError, match="token-labeling"):
-        explain.aux_class_map(network, random_images(64, 64), CLASS)
+        attribution.aux_class_map(network, random_images(64, 64), CLASS)
 
 
 def test_methods_leave_no_hooks_and_restore_the_mode(nano):
     images = random_images(64, 64)
     nano.train()
     try:
-        explain.grad_cam(nano, images, CLASS)
-        explain.token_importance(nano, images, CLASS, stage=1)
+        attribution.grad_cam(nano, images, CLASS)
+        attribution.token_importance(nano, images, CLASS, stage=1)
         assert nano.training
     finally:
         nano.eval()
@@ -98,17 +98,17 @@ def test_an_unused_token_scores_exactly_zero(nano):
 
     handle = nano.stages[1].semantic_embed.register_forward_hook(zero_token)
     try:
-        importance = explain.token_importance(nano, random_images(224, 224), CLASS, stage=2)
+        importance = attribution.token_importance(nano, random_images(224, 224), CLASS, stage=2)
     finally:
         handle.remove()
     assert_map(importance, (64,))
     assert importance[unused] == 0.0
     assert np.abs(np.delete(importance, unused)).max() > 0
-    assert unused not in explain.rank_tokens(np.abs(importance), 10)
+    assert unused not in attribution.rank_tokens(np.abs(importance), 10)
 
 
 def test_rank_tokens_orders_by_importance():
-    np.testing.assert_array_equal(explain.rank_tokens(np.array([0.1, 0.9, -0.3, 0.5]), 3), [1, 3, 0])
+    np.testing.assert_array_equal(attribution.rank_tokens(np.array([0.1, 0.9, -0.3, 0.5]), 3), [1, 3, 0])
 
 
 # ----------------------------------------------------------------------------- Dual rollout
@@ -145,7 +145,7 @@ def rollout_trace(seed: int = 0, semantic_init: np.ndarray | None = None) -> Tra
 
 
 def test_every_rollout_step_is_row_stochastic():
-    steps = explain.rollout_steps(rollout_trace())
+    steps = attribution.rollout_steps(rollout_trace())
     # head (2), Merge blocks (3), downsamples (3), Dual blocks (3 x 3), semantic init (1)
     assert len(steps) == 2 + 3 + 3 + 9 + 1
     for step in steps:
@@ -160,18 +160,18 @@ def test_every_rollout_step_is_row_stochastic():
 
 def test_rollout_map_sums_to_one_and_equals_the_product_of_the_steps():
     trace = rollout_trace()
-    rollout = explain.dual_rollout(trace)
+    rollout = attribution.dual_rollout(trace)
     assert rollout.shape == GRIDS[0] and rollout.dtype == np.float32
     assert rollout.min() >= 0
     assert rollout.sum() == pytest.approx(1.0, abs=1e-6)
     dense = np.ones((1, 1))
-    for step in explain.rollout_steps(trace):
+    for step in attribution.rollout_steps(trace):
         dense = dense @ step.matrix.to_dense().numpy()
     np.testing.assert_allclose(rollout.ravel(), dense[0], rtol=1e-5, atol=1e-9)
 
 
 def test_downsample_splits_over_the_covered_pixels_clamped_at_odd_edges():
-    step = explain.downsample_step(Grid(5, 6), Grid(3, 3), tokens=2, stage=4)
+    step = attribution.downsample_step(Grid(5, 6), Grid(3, 3), tokens=2, stage=4)
     matrix = step.matrix.to_dense().numpy()
     corner = 2 * 3 + 2  # coarse (2, 2) covers fine rows 4..5 (5 clamped to 4), columns 4..5
     expected = np.zeros(5 * 6 + 2)
@@ -183,7 +183,7 @@ def test_downsample_splits_over_the_covered_pixels_clamped_at_odd_edges():
 def test_semantic_init_sends_each_token_to_its_home_cell():
     """With semantic_init reading only its own cell, token j's relevance lands evenly on cell j's 7x7 pixels."""
     trace = rollout_trace(semantic_init=np.eye(M)[None, None])
-    matrix = explain.semantic_init_step(trace, 0).matrix.to_dense().numpy()
+    matrix = attribution.semantic_init_step(trace, 0).matrix.to_dense().numpy()
     token_rows = matrix[size(1):].reshape(M, *GRIDS[0])
     home = np.zeros(GRIDS[0])
     home[POOL_SIZE:2 * POOL_SIZE, 2 * POOL_SIZE:3 * POOL_SIZE] = 1 / POOL_SIZE ** 2  # token 5: cell (1, 2)
@@ -205,18 +205,18 @@ def test_a_perfect_map_scores_one_and_a_reversed_map_zero():
     mask = square_mask()
     perfect = mask.astype(np.float32)
     reversed_map = 1.0 - perfect
-    assert explain.pointing_game(perfect, mask) == 1.0
-    assert explain.mass_in_mask(perfect, mask) == 1.0
-    assert explain.pointing_game(reversed_map, mask) == 0.0
-    assert explain.mass_in_mask(reversed_map, mask) == 0.0
-    assert explain.mass_in_mask(-perfect, mask) == 0.0  # no positive mass at all
+    assert attribution.pointing_game(perfect, mask) == 1.0
+    assert attribution.mass_in_mask(perfect, mask) == 1.0
+    assert attribution.pointing_game(reversed_map, mask) == 0.0
+    assert attribution.mass_in_mask(reversed_map, mask) == 0.0
+    assert attribution.mass_in_mask(-perfect, mask) == 0.0  # no positive mass at all
 
 
 def test_mass_in_mask_counts_only_positive_mass():
     mask = square_mask()
     values = np.where(mask, 1.0, -5.0).astype(np.float32)
     values[0, 0] = 1.0
-    assert explain.mass_in_mask(values, mask) == pytest.approx(36 / 37)
+    assert attribution.mass_in_mask(values, mask) == pytest.approx(36 / 37)
 
 
 def mask_share_score(mask: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -232,8 +232,8 @@ def test_deletion_and_insertion_rank_a_perfect_map_above_a_reversed_one():
     perfect = mask.astype(np.float32) + np.linspace(0, 0.1, mask.size).reshape(mask.shape)
     reversed_map = -perfect
     score = mask_share_score(mask)
-    perfect_deletion, perfect_insertion = explain.deletion_insertion_auc(score, image, perfect, steps=16)
-    reversed_deletion, reversed_insertion = explain.deletion_insertion_auc(score, image, reversed_map, steps=16)
+    perfect_deletion, perfect_insertion = attribution.deletion_insertion_auc(score, image, perfect, steps=16)
+    reversed_deletion, reversed_insertion = attribution.deletion_insertion_auc(score, image, reversed_map, steps=16)
     assert perfect_deletion < reversed_deletion
     assert perfect_insertion > reversed_insertion
     assert perfect_deletion < 0.2 and perfect_insertion > 0.8
@@ -242,13 +242,13 @@ def test_deletion_and_insertion_rank_a_perfect_map_above_a_reversed_one():
 def test_a_constant_score_has_that_area():
     image = np.random.default_rng(0).normal(size=(3, 8, 8)).astype(np.float32)
     saliency = np.random.default_rng(1).random((8, 8))
-    deletion, insertion = explain.deletion_insertion_auc(lambda batch: np.full(len(batch), 0.37), image, saliency)
+    deletion, insertion = attribution.deletion_insertion_auc(lambda batch: np.full(len(batch), 0.37), image, saliency)
     assert deletion == pytest.approx(0.37) and insertion == pytest.approx(0.37)
 
 
 def test_perturbed_images_start_and_end_at_the_image_and_the_baseline():
     image = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4) + 1
-    deletion, insertion = explain.perturbed_images(image, np.arange(16.0).reshape(4, 4), steps=4, baseline=0.0)
+    deletion, insertion = attribution.perturbed_images(image, np.arange(16.0).reshape(4, 4), steps=4, baseline=0.0)
     assert deletion.shape == insertion.shape == (5, 2, 4, 4)
     np.testing.assert_array_equal(deletion[0], image)
     np.testing.assert_array_equal(insertion[-1], image)
@@ -257,7 +257,7 @@ def test_perturbed_images_start_and_end_at_the_image_and_the_baseline():
 
 
 def test_resize_map_is_bilinear_to_the_asked_size():
-    resized = explain.resize_map(np.array([[0.0, 1.0]], np.float32), (2, 4))
+    resized = attribution.resize_map(np.array([[0.0, 1.0]], np.float32), (2, 4))
     assert resized.shape == (2, 4)
     np.testing.assert_allclose(resized[0], [0.0, 0.25, 0.75, 1.0])
 
@@ -267,6 +267,6 @@ def test_auc_scores_every_point_of_both_curves():
     image, saliency = rng.normal(size=(3, 8, 8)).astype(np.float32), rng.random((8, 8))
     def score(batch: np.ndarray) -> np.ndarray:
         return batch.reshape(len(batch), -1).mean(axis=1)
-    deletion, insertion = explain.perturbed_images(image, saliency, steps=5, baseline=0.0)
-    expected = explain.curve_area(score(deletion)), explain.curve_area(score(insertion))
-    assert explain.deletion_insertion_auc(score, image, saliency, steps=5) == pytest.approx(expected)
+    deletion, insertion = attribution.perturbed_images(image, saliency, steps=5, baseline=0.0)
+    expected = attribution.curve_area(score(deletion)), attribution.curve_area(score(insertion))
+    assert attribution.deletion_insertion_auc(score, image, saliency, steps=5) == pytest.approx(expected)

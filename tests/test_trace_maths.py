@@ -13,7 +13,7 @@ from model.capture import capture
 from model.dualvit import Grid
 from model.preprocess import Geometry
 from model.trace import Trace
-from viewer import figures, overlay, views
+from viewer import figures, overlay, trace_maths
 from viewer.help_texts import EXPLANATIONS
 
 # A 56x56 input: stage grids as the network would give them, four semantic tokens on a 2x2 grid.
@@ -83,7 +83,7 @@ def test_blocks_are_in_network_order_with_their_kind():
         "stage3.block0.merged": merged_map(3, 0.5, 0.5),
         "head.class_attention": uniform(1, 1 + size(4) + M),
     })
-    refs = views.blocks(trace)
+    refs = trace_maths.blocks(trace)
     assert [(ref.stage, ref.block, ref.kind) for ref in refs] == [
         (1, 0, "dual"), (1, 1, "dual"), (3, 0, "merge"), (4, 0, "merge")]
     assert refs[1].label == "stage 1 · block 1"
@@ -91,34 +91,34 @@ def test_blocks_are_in_network_order_with_their_kind():
 
 def test_fusion_choices_list_the_stage_heads():
     trace = full_trace()
-    assert views.fusion_choices(trace, 3) == ["mean", "max", "min", "head 0", "head 1", "head 2"]
-    assert views.fusion_choices(trace, 1) == ["mean", "max", "min", "head 0"]
+    assert trace_maths.fusion_choices(trace, 3) == ["mean", "max", "min", "head 0", "head 1", "head 2"]
+    assert trace_maths.fusion_choices(trace, 1) == ["mean", "max", "min", "head 0"]
     with pytest.raises(KeyError, match="stage 2"):
-        views.fusion_choices(make_trace({"semantic_init": uniform(M, M)}), 2)
+        trace_maths.fusion_choices(make_trace({"semantic_init": uniform(M, M)}), 2)
 
 
 def test_fuse_heads():
     heads = torch.tensor([[[0.0, 1.0]], [[1.0, 0.0]], [[0.5, 0.5]]], dtype=torch.float16)
-    np.testing.assert_allclose(views.fuse_heads(heads, "mean"), [[0.5, 0.5]])
-    np.testing.assert_array_equal(views.fuse_heads(heads, "max"), [[1.0, 1.0]])
-    np.testing.assert_array_equal(views.fuse_heads(heads, "min"), [[0.0, 0.0]])
-    np.testing.assert_array_equal(views.fuse_heads(heads, "head 1"), [[1.0, 0.0]])
-    assert views.fuse_heads(heads, "mean").dtype == np.float32
+    np.testing.assert_allclose(trace_maths.fuse_heads(heads, "mean"), [[0.5, 0.5]])
+    np.testing.assert_array_equal(trace_maths.fuse_heads(heads, "max"), [[1.0, 1.0]])
+    np.testing.assert_array_equal(trace_maths.fuse_heads(heads, "min"), [[0.0, 0.0]])
+    np.testing.assert_array_equal(trace_maths.fuse_heads(heads, "head 1"), [[1.0, 0.0]])
+    assert trace_maths.fuse_heads(heads, "mean").dtype == np.float32
     with pytest.raises(ValueError, match="3 head"):
-        views.fuse_heads(heads, "head 3")
+        trace_maths.fuse_heads(heads, "head 3")
     with pytest.raises(ValueError, match="unknown fusion"):
-        views.fuse_heads(heads, "median")
+        trace_maths.fuse_heads(heads, "median")
 
 
 def test_missing_maps_are_named_in_the_error():
     trace = make_trace({"stage1.block0.semantic_self": uniform(M, M)})
     with pytest.raises(KeyError, match="semantic_to_pixel"):
-        views.token_maps(trace, 1, 0)
+        trace_maths.token_maps(trace, 1, 0)
     with pytest.raises(KeyError, match="stage 2 · block 0"):
-        views.pixel_reads(trace, 2, 0, (3, 3))
+        trace_maths.pixel_reads(trace, 2, 0, (3, 3))
     with pytest.raises(KeyError, match="class_attention"):
-        views.class_attention_map(trace)
-    assert views.merge_quadrants(trace) == []
+        trace_maths.class_attention_map(trace)
+    assert trace_maths.merge_quadrants(trace) == []
 
 
 # ----------------------------------------------------------------------------- tokens
@@ -134,10 +134,10 @@ def focused_trace() -> Trace:
 
 def test_a_focused_token():
     trace = focused_trace()
-    maps = views.token_maps(trace, 1, 0)
+    maps = trace_maths.token_maps(trace, 1, 0)
     assert maps.shape == (M, 14, 14) and maps.dtype == np.float32
     assert maps[2, 3, 5] == 1.0 and maps[2].sum() == 1.0
-    stats = views.token_statistics(trace, maps[2], 2)
+    stats = trace_maths.token_statistics(trace, maps[2], 2)
     assert stats.entropy == 0.0 and stats.normalised_entropy == 0.0
     assert stats.peak == 1.0 and stats.peak_cell == (3, 5)
     assert stats.area_50 == pytest.approx(1 / 196)
@@ -147,7 +147,7 @@ def test_a_focused_token():
 
 def test_a_uniform_token():
     trace = focused_trace()
-    stats = views.token_statistics(trace, views.token_maps(trace, 1, 0)[0], 0)
+    stats = trace_maths.token_statistics(trace, trace_maths.token_maps(trace, 1, 0)[0], 0)
     assert stats.entropy == pytest.approx(math.log(196), abs=1e-3)
     assert stats.normalised_entropy == pytest.approx(1.0, abs=1e-3)
     assert stats.area_50 == pytest.approx(0.5, abs=1 / 196)
@@ -156,9 +156,9 @@ def test_a_uniform_token():
 
 def test_home_cell_is_row_major():
     trace = focused_trace()
-    assert [views.home_cell(trace, token) for token in range(M)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [trace_maths.home_cell(trace, token) for token in range(M)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     with pytest.raises(ValueError, match="out of range"):
-        views.home_cell(trace, M)
+        trace_maths.home_cell(trace, M)
 
 
 def test_merge_token_maps_keep_the_mass_spent_on_tokens():
@@ -168,7 +168,7 @@ def test_merge_token_maps_keep_the_mass_spent_on_tokens():
     merged[0, 0, n + 1, 6] = 0.25  # token 1: a quarter on pixel 6, the rest on tokens
     merged[0, 0, n + 1, n:] = 0.75 / M
     trace = make_trace({"stage3.block0.merged": merged})
-    maps = views.token_maps(trace, 3, 0)
+    maps = trace_maths.token_maps(trace, 3, 0)
     assert maps.shape == (M, 4, 4)
     assert maps[1, 1, 2] == 0.25 and maps[1].sum() == 0.25
     assert maps[0].sum() == pytest.approx(0.5, abs=1e-3)
@@ -176,14 +176,14 @@ def test_merge_token_maps_keep_the_mass_spent_on_tokens():
 
 def test_filmstrip_and_stage_overview():
     trace = full_trace()
-    strip = views.token_filmstrip(trace, 3)
+    strip = trace_maths.token_filmstrip(trace, 3)
     assert [ref.label for ref, _ in strip] == ["stage 1 · block 0", "stage 2 · block 0", "stage 3 · block 0",
                                                  "stage 3 · block 1", "stage 4 · block 0"]
     assert [image.shape for _, image in strip] == [(14, 14), (7, 7), (4, 4), (4, 4), (2, 2)]
-    overview = views.stage_overview(trace, None)
+    overview = trace_maths.stage_overview(trace, None)
     assert [(ref.stage, ref.block) for ref, _ in overview] == [(1, 0), (2, 0), (3, 1), (4, 0)]
     np.testing.assert_allclose(overview[3][1], np.full((2, 2), 0.5 / 4), atol=1e-4)
-    np.testing.assert_allclose(views.stage_overview(trace, 1)[0][1], np.full((14, 14), 1 / 196), atol=1e-5)
+    np.testing.assert_allclose(trace_maths.stage_overview(trace, 1)[0][1], np.full((14, 14), 1 / 196), atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- pixels
@@ -191,19 +191,19 @@ def test_filmstrip_and_stage_overview():
 
 def test_cell_at_corners_and_clamping():
     grid = Grid(7, 7)
-    assert views.cell_at(grid, INPUT, (0, 0)) == 0
-    assert views.cell_at(grid, INPUT, (55.9, 55.9)) == 48
-    assert views.cell_at(grid, INPUT, (56, 0)) == 6
-    assert views.cell_at(grid, INPUT, (-20, 500)) == 42
-    assert views.cell_at(grid, INPUT, (8, 7.9)) == 1
+    assert trace_maths.cell_at(grid, INPUT, (0, 0)) == 0
+    assert trace_maths.cell_at(grid, INPUT, (55.9, 55.9)) == 48
+    assert trace_maths.cell_at(grid, INPUT, (56, 0)) == 6
+    assert trace_maths.cell_at(grid, INPUT, (-20, 500)) == 42
+    assert trace_maths.cell_at(grid, INPUT, (8, 7.9)) == 1
     # Non-square: 2 rows x 4 columns over a 64 x 32 input.
-    assert views.cell_at(Grid(2, 4), (64, 32), (63, 17)) == 7
+    assert trace_maths.cell_at(Grid(2, 4), (64, 32), (63, 17)) == 7
 
 
 def test_pixel_reads_pick_the_row_under_the_point():
     tokens_of_pixel = np.arange(size(2)) % M
     trace = make_trace({"stage2.block0.pixel_to_semantic": one_hot_rows(tokens_of_pixel, M)})
-    reads = views.pixel_reads(trace, 2, 0, (5 * 8 + 3, 2 * 8 + 1))  # cell (2, 5) -> pixel 19 -> token 3
+    reads = trace_maths.pixel_reads(trace, 2, 0, (5 * 8 + 3, 2 * 8 + 1))  # cell (2, 5) -> pixel 19 -> token 3
     np.testing.assert_array_equal(reads, [0, 0, 0, 1])
 
 
@@ -211,23 +211,23 @@ def test_pixel_reads_in_a_merge_block_are_not_renormalised():
     merged = merged_map(3, 0.5, 0.5)
     merged[0, 0, 5, 16:] = [0.3, 0.1, 0.1, 0.0]  # pixel (1, 1): half to pixels, these to tokens
     trace = make_trace({"stage3.block0.merged": merged})
-    np.testing.assert_allclose(views.pixel_reads(trace, 3, 0, (20, 20)), [0.3, 0.1, 0.1, 0.0], atol=1e-3)
-    owner, confidence = views.ownership(trace, 3, 0)
+    np.testing.assert_allclose(trace_maths.pixel_reads(trace, 3, 0, (20, 20)), [0.3, 0.1, 0.1, 0.0], atol=1e-3)
+    owner, confidence = trace_maths.ownership(trace, 3, 0)
     assert owner[1, 1] == 0 and confidence[1, 1] == pytest.approx(0.6, abs=1e-3)
 
 
 def test_pixel_reads_follow_the_item():
     batch = np.concatenate([one_hot_rows(np.zeros(size(4), int), M), one_hot_rows(np.full(size(4), 2), M)])
     trace = make_trace({"stage4.block0.pixel_to_semantic": batch})
-    np.testing.assert_array_equal(views.pixel_reads(trace, 4, 0, (0, 0), item=1), [0, 0, 1, 0])
+    np.testing.assert_array_equal(trace_maths.pixel_reads(trace, 4, 0, (0, 0), item=1), [0, 0, 1, 0])
     with pytest.raises(ValueError, match="2 image"):
-        views.pixel_reads(trace, 4, 0, (0, 0), item=2)
+        trace_maths.pixel_reads(trace, 4, 0, (0, 0), item=2)
 
 
 def test_ownership_of_one_hot_reads():
     tokens_of_pixel = (np.arange(size(1)) * 7) % M
     trace = make_trace({"stage1.block0.pixel_to_semantic": one_hot_rows(tokens_of_pixel, M)})
-    owner, confidence = views.ownership(trace, 1, 0)
+    owner, confidence = trace_maths.ownership(trace, 1, 0)
     np.testing.assert_array_equal(owner, tokens_of_pixel.reshape(14, 14))
     np.testing.assert_array_equal(confidence, np.ones((14, 14)))
 
@@ -241,22 +241,22 @@ def test_class_attention_map_takes_the_pixel_keys():
     values[0, :, 0, 1 + 2] = 0.3  # pixel 2 = row 1, col 0
     values[0, :, 0, -1] = 0.2
     trace = make_trace({"head.class_attention": values})
-    np.testing.assert_allclose(views.class_attention_map(trace), [[0, 0], [0.3, 0]], atol=1e-3)
+    np.testing.assert_allclose(trace_maths.class_attention_map(trace), [[0, 0], [0.3, 0]], atol=1e-3)
 
 
 def test_semantic_self_matrix():
     dual = np.eye(M, dtype=np.float32)[None, None]
     merged = merged_map(4, 0.5, 0.2)
     trace = make_trace({"stage1.block0.semantic_self": dual, "stage4.block0.merged": merged})
-    np.testing.assert_array_equal(views.semantic_self_matrix(trace, 1, 0), np.eye(M))
-    np.testing.assert_allclose(views.semantic_self_matrix(trace, 4, 0), np.full((M, M), 0.8 / M), atol=1e-3)
+    np.testing.assert_array_equal(trace_maths.semantic_self_matrix(trace, 1, 0), np.eye(M))
+    np.testing.assert_allclose(trace_maths.semantic_self_matrix(trace, 4, 0), np.full((M, M), 0.8 / M), atol=1e-3)
 
 
 def test_merge_quadrants_on_known_block_masses():
     # Head 0: pixels keep everything among pixels; head 1: half. Head mean: 0.75 / 0.25.
     merged = np.concatenate([merged_map(3, 1.0, 0.4), merged_map(3, 0.5, 0.4)], axis=1)
     trace = make_trace({"stage3.block0.merged": merged, "stage4.block0.merged": merged_map(4, 0.9, 0.1)})
-    quadrants = views.merge_quadrants(trace)
+    quadrants = trace_maths.merge_quadrants(trace)
     assert [ref.label for ref, _ in quadrants] == ["stage 3 · block 0", "stage 4 · block 0"]
     expected = [{"pixel→pixel": 0.75, "pixel→semantic": 0.25, "semantic→pixel": 0.4, "semantic→semantic": 0.6},
                 {"pixel→pixel": 0.9, "pixel→semantic": 0.1, "semantic→pixel": 0.1, "semantic→semantic": 0.9}]
@@ -265,9 +265,9 @@ def test_merge_quadrants_on_known_block_masses():
 
 
 def test_shared_range_ignores_nan():
-    assert views.shared_range([np.array([[1.0, np.nan]]), np.array([-2.0, 0.5])]) == (-2.0, 1.0)
+    assert trace_maths.shared_range([np.array([[1.0, np.nan]]), np.array([-2.0, 0.5])]) == (-2.0, 1.0)
     with pytest.raises(ValueError):
-        views.shared_range([np.array([np.nan])])
+        trace_maths.shared_range([np.array([np.nan])])
 
 
 # ----------------------------------------------------------------------------- overlay
@@ -335,16 +335,16 @@ def test_low_attention_leaves_the_photo_as_it_is():
 
 def test_mass_regions_hold_their_share_with_the_fewest_cells():
     values = np.array([[0.4, 0.1], [0.3, 0.2]])
-    np.testing.assert_array_equal(views.mass_region(values, 0.5), [[True, False], [True, False]])
-    np.testing.assert_array_equal(views.mass_region(values, 0.8), [[True, False], [True, True]])
+    np.testing.assert_array_equal(trace_maths.mass_region(values, 0.5), [[True, False], [True, False]])
+    np.testing.assert_array_equal(trace_maths.mass_region(values, 0.8), [[True, False], [True, True]])
     # 0.95 needs all four cells: the mass before the smallest (0.9) is still short of it.
-    np.testing.assert_array_equal(views.mass_levels(values), [[3, 1], [3, 2]])
-    np.testing.assert_array_equal(views.mass_levels(values, (0.5, 0.7, 0.9)), [[3, 0], [3, 1]])
+    np.testing.assert_array_equal(trace_maths.mass_levels(values), [[3, 1], [3, 2]])
+    np.testing.assert_array_equal(trace_maths.mass_levels(values, (0.5, 0.7, 0.9)), [[3, 0], [3, 1]])
     uniform_map = np.full((4, 4), 1 / 16)
-    assert views.mass_region(uniform_map, 0.5).sum() == 8 == views.area_holding(uniform_map, 0.5) * 16
-    assert not views.mass_region(np.zeros((2, 2)), 0.5).any()
+    assert trace_maths.mass_region(uniform_map, 0.5).sum() == 8 == trace_maths.area_holding(uniform_map, 0.5) * 16
+    assert not trace_maths.mass_region(np.zeros((2, 2)), 0.5).any()
     # Negative values carry no mass: a signed map's regions are of its positive part.
-    np.testing.assert_array_equal(views.mass_region(np.array([[-5.0, 1.0], [3.0, 0.0]]), 0.5), [[False, False], [True, False]])
+    np.testing.assert_array_equal(trace_maths.mass_region(np.array([[-5.0, 1.0], [3.0, 0.0]]), 0.5), [[False, False], [True, False]])
 
 
 def test_mass_overlay_fills_the_bands_and_outlines_the_half():
@@ -363,20 +363,20 @@ def test_the_opening_block_is_the_least_peaked():
     peaked = one_hot_rows(np.arange(M), size(1))
     spread = uniform(M, size(2))
     trace = make_trace({"stage1.block0.semantic_to_pixel": peaked, "stage2.block0.semantic_to_pixel": spread})
-    assert views.default_block(trace).label == "stage 2 · block 0"
+    assert trace_maths.default_block(trace).label == "stage 2 · block 0"
     trace = make_trace({"stage1.block0.semantic_to_pixel": uniform(M, size(1)),
                         "stage2.block0.semantic_to_pixel": one_hot_rows(np.arange(M), size(2))})
-    assert views.default_block(trace).label == "stage 1 · block 0"
+    assert trace_maths.default_block(trace).label == "stage 1 · block 0"
 
 
 def test_home_grid_maps_land_on_their_pooled_windows():
     trace = full_trace()
     values = np.array([[1.0, 2.0], [3.0, 4.0]])
-    on_stage1 = views.on_stage1(trace, values)
+    on_stage1 = trace_maths.on_stage1(trace, values)
     assert on_stage1.shape == (14, 14)
     assert (on_stage1[:7, :7] == 1).all() and (on_stage1[7:, 7:] == 4).all() and (on_stage1[:7, 7:] == 2).all()
     with pytest.raises(ValueError, match="home grid"):
-        views.on_stage1(trace, np.ones((3, 3)))
+        trace_maths.on_stage1(trace, np.ones((3, 3)))
 
 
 def test_the_lead_token_owns_the_most_pixels():
@@ -385,7 +385,7 @@ def test_the_lead_token_owns_the_most_pixels():
     owners[size(1) // 2 + 1:] = 1
     trace = make_trace({"stage1.block0.pixel_to_semantic": one_hot_rows(owners, M),
                         "stage1.block0.semantic_to_pixel": uniform(M, size(1))})
-    assert views.lead_token(trace, views.block_ref(trace, 1, 0)) == 2
+    assert trace_maths.lead_token(trace, trace_maths.block_ref(trace, 1, 0)) == 2
 
 
 def test_ownership_overlay_gives_tokens_distinct_hues():
@@ -426,7 +426,7 @@ def test_figures():
     assert bars.data[0].marker.color[1] == figures.HIGHLIGHT and bars.data[0].marker.color[3] == figures.HIGHLIGHT
     heatmap = figures.semantic_self_figure(np.eye(M), "tokens")
     assert np.asarray(heatmap.data[0].z).shape == (M, M) and heatmap.layout.xaxis.title.text == "key token"
-    quadrants = views.merge_quadrants(full_trace())
+    quadrants = trace_maths.merge_quadrants(full_trace())
     grouped = figures.merge_quadrants_figure(quadrants)
     assert len(grouped.data) == 4 and all(len(bar.y) == 3 for bar in grouped.data)
     assert len(figures.merge_quadrants_figure([]).data) == 4
@@ -462,35 +462,35 @@ def test_every_function_runs_on_a_real_trace(real_trace):
     image = np.full((250, 300, 3), 128, np.uint8)
     M_real = trace.num_semantic
     assert trace.semantic_grid == (5, 8)
-    refs = views.blocks(trace)
+    refs = trace_maths.blocks(trace)
     assert [ref.kind for ref in refs] == ["dual", "dual", "merge", "merge", "merge"]
     for ref in refs:
         grid = trace.grid(ref.stage)
-        for fusion in views.fusion_choices(trace, ref.stage):
-            maps = views.token_maps(trace, ref.stage, ref.block, fusion)
+        for fusion in trace_maths.fusion_choices(trace, ref.stage):
+            maps = trace_maths.token_maps(trace, ref.stage, ref.block, fusion)
             assert maps.shape == (M_real, *grid) and np.isfinite(maps).all()
-        reads = views.pixel_reads(trace, ref.stage, ref.block, (200, 10))
-        owner, confidence = views.ownership(trace, ref.stage, ref.block)
-        matrix = views.semantic_self_matrix(trace, ref.stage, ref.block)
+        reads = trace_maths.pixel_reads(trace, ref.stage, ref.block, (200, 10))
+        owner, confidence = trace_maths.ownership(trace, ref.stage, ref.block)
+        matrix = trace_maths.semantic_self_matrix(trace, ref.stage, ref.block)
         assert reads.shape == (M_real,) and owner.shape == confidence.shape == tuple(grid)
         assert matrix.shape == (M_real, M_real) and np.isfinite(matrix).all()
         assert ((confidence > 0) & (confidence <= 1.001)).all() and owner.max() < M_real
         if ref.kind == "dual":
             assert reads.sum() == pytest.approx(1.0, abs=1e-2)
-        stats = views.token_statistics(trace, maps[0], 0)
+        stats = trace_maths.token_statistics(trace, maps[0], 0)
         assert 0 <= stats.normalised_entropy <= 1.001 and 0 < stats.area_50 <= 1
         drawn = overlay.overlay(image, maps[0], geometry)
         owned = overlay.ownership_overlay(image, owner, confidence, geometry)
         assert drawn.shape == owned.shape == image.shape
-    strip = views.token_filmstrip(trace, 7)
+    strip = trace_maths.token_filmstrip(trace, 7)
     assert len(strip) == len(refs)
-    overview = views.stage_overview(trace, None)
+    overview = trace_maths.stage_overview(trace, None)
     assert [image_map.shape for _, image_map in overview] == [tuple(trace.grid(s)) for s in (1, 2, 3, 4)]
-    low, high = views.shared_range([values for _, values in strip])
+    low, high = trace_maths.shared_range([values for _, values in strip])
     assert np.isfinite([low, high]).all() and low <= high
-    class_map = views.class_attention_map(trace, "head 4")
+    class_map = trace_maths.class_attention_map(trace, "head 4")
     assert class_map.shape == tuple(trace.grid(4)) and np.isfinite(class_map).all()
-    quadrants = views.merge_quadrants(trace)
+    quadrants = trace_maths.merge_quadrants(trace)
     assert len(quadrants) == 3
     for _, shares in quadrants:
         assert shares["pixel→pixel"] + shares["pixel→semantic"] == pytest.approx(1.0, abs=1e-2)
@@ -499,6 +499,6 @@ def test_every_function_runs_on_a_real_trace(real_trace):
     assert sheet.shape == (2 * 112 + 2, 3 * 112 + 4, 3)
     boxed = overlay.home_box(overlay.mark_point(image, (150, 125)), trace, M_real - 1, geometry)
     assert boxed.shape == image.shape
-    figures.pixel_reads_figure(views.pixel_reads(trace, 1, 0, (0, 0)))
-    figures.semantic_self_figure(views.semantic_self_matrix(trace, 2, 0), "stage 2")
+    figures.pixel_reads_figure(trace_maths.pixel_reads(trace, 1, 0, (0, 0)))
+    figures.semantic_self_figure(trace_maths.semantic_self_matrix(trace, 2, 0), "stage 2")
     figures.merge_quadrants_figure(quadrants)

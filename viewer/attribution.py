@@ -28,7 +28,7 @@ from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion
 from model.capture import stage_grids
 from model.dualvit import POOL_SIZE, DualViT, Grid, StageFeatures, pooled_grid
 from model.trace import STAGES, Trace
-from viewer.views import CLASS_ATTENTION, blocks, fused
+from viewer.trace_maths import CLASS_ATTENTION, blocks, fused
 
 # Gradients of this many interpolation steps are taken in one backward pass: a nano model at 224
 # then needs a few hundred MB, a large one a few GB.
