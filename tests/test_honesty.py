@@ -73,3 +73,20 @@ def test_only_tokens_far_above_the_spread_are_ranked():
     deviations = render.standing_out(strong)
     assert set(np.flatnonzero(deviations >= render.SIGNIFICANT_DEVIATIONS)) == {5, 40}
     assert deviations[5] > deviations[40]
+
+
+def test_an_all_zero_attribution_is_said_in_words_not_drawn_blank():
+    from PIL import Image
+
+    from model.bundle import ASSETS
+    from viewer import markup
+    from viewer.service import Explorer
+
+    explorer = Explorer(open_model(None, device="cpu"))
+    analysis = explorer.get(explorer.analyse(Image.open(ASSETS / "examples" / "scene_1_heart.png").convert("RGB")))
+    view = render.explanation_view(analysis, "grad_cam", np.zeros((7, 7), np.float32), render.Style(), 2)
+    assert view.picture.image is None and "zero everywhere" in view.message
+    page_html = markup.picture_html(view.picture, "Grad-CAM")
+    assert "<img" not in page_html and "zero everywhere" in page_html
+    drawn = render.explanation_view(analysis, "grad_cam", np.eye(7, dtype=np.float32), render.Style(), 2)
+    assert drawn.picture.image is not None and drawn.picture.key is not None and not drawn.message
