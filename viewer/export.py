@@ -33,7 +33,7 @@ class Settings:
     block: str
     fusion: str = "mean"
     colormap: str = "inferno"
-    opacity: float = 0.6
+    opacity: float = render.DEFAULT_OPACITY
     token: int = 0
     point: tuple[float, float] | None = None  # display-image pixels; None: the centre
     scale: str = render.DEFAULT_SCALE
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token", type=int, default=0)
     parser.add_argument("--fusion", default="mean")
     parser.add_argument("--colormap", default="inferno", choices=list(overlay.COLORMAPS))
-    parser.add_argument("--opacity", type=float, default=0.6)
+    parser.add_argument("--opacity", type=float, default=render.DEFAULT_OPACITY)
     parser.add_argument("--scale", default=render.DEFAULT_SCALE, choices=list(render.SCALES))
     arguments = parser.parse_args(argv)
     try:

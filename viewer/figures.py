@@ -72,6 +72,8 @@ def merge_quadrants_figure(quadrants: Sequence[tuple[BlockRef, dict[str, float]]
     figure.update_layout(title="Where Merge-block attention goes (head mean)", barmode="group",
                          xaxis_title="Merge block", yaxis_title="mean share of a query's attention",
                          yaxis_range=[0, 1], legend_title="query → key", **LAYOUT)
+    # Below the plot rather than beside it, so a phone keeps the bars wide.
+    figure.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
     if not quadrants:
         figure.add_annotation(text="this trace holds no Merge-block map", showarrow=False,
                               xref="paper", yref="paper", x=0.5, y=0.5)

@@ -117,7 +117,7 @@ element.addEventListener('click', name);
 """
 
 PAGE_CSS = KEY_CSS + """
-.tile-grid {display: grid; grid-template-columns: repeat(auto-fill, minmax(72px, 1fr)); gap: 4px; width: 100%;}
+.tile-grid {display: grid; grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)); gap: 4px; width: 100%;}
 .tile-grid.wide {grid-template-columns: repeat(auto-fill, minmax(150px, 1fr));}
 .tile {display: flex; flex-direction: column; padding: 0; margin: 0; border: 0; background: none;
   color: var(--body-text-color); cursor: default; min-width: 0;}

@@ -300,7 +300,6 @@ def grid_lines(image: np.ndarray, trace: Trace, geometry: Geometry) -> np.ndarra
         left, top, right, bottom = home_box_on_input(trace, token, geometry.input_size)
         for start, end in (((left, top), (right, top)), ((left, top), (left, bottom)),
                            ((right, top), (right, bottom)), ((left, bottom), (right, bottom))):
-            line(start, end, (0, 0, 0), line_width(drawn) + 2)
             line(start, end, (255, 255, 255), line_width(drawn))
     return drawn
 

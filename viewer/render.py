@@ -32,10 +32,15 @@ HOME_COLOUR = (0, 220, 255)
 HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's (positive) mass"
 
 
+# At the peak a colour is blended this strongly over the photo: high enough that the peak's colour
+# is the key's, not a mix with whatever the photo has there.
+DEFAULT_OPACITY = 0.8
+
+
 @dataclass(frozen=True)
 class Style:
     colormap: str = "inferno"
-    opacity: float = 0.6
+    opacity: float = DEFAULT_OPACITY
     scale: str = DEFAULT_SCALE
 
 
@@ -154,13 +159,17 @@ def centre_of(analysis: Analysis) -> tuple[float, float]:
     return width / 2, height / 2
 
 
+def share_label(value: float) -> str:
+    return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
+
+
 def ownership_key(owner: np.ndarray, style: Style) -> ColourKey:
     """Swatches of the tokens that own the most cells, with their share of the image."""
     tokens, counts = np.unique(owner, return_counts=True)
     order = np.argsort(-counts, kind="stable")[:OWNERSHIP_SWATCHES]
     hues = overlay.token_hues(int(owner.max()) + 1)
-    swatches = tuple((f"token {int(tokens[i])} ({counts[i] / owner.size:.0%})", overlay.hue_colour(hues[tokens[i]]))
-                     for i in order)
+    swatches = tuple((f"token {int(tokens[i])} ({share_label(counts[i] / owner.size)})",
+                      overlay.hue_colour(hues[tokens[i]])) for i in order)
     rest = len(tokens) - len(order)
     note = "brighter: the pixel reads that token more clearly" + (f"; {rest} more tokens own smaller regions"
                                                                    if rest > 0 else "")
@@ -197,13 +206,14 @@ def stages_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, st
     stages = series_tiles(analysis, trace_maths.stage_overview(trace, token, fusion), style)
     class_fusion = fusion if fusion in trace_maths.FUSIONS else "mean"  # the class block's heads are its own
     class_attention = draw_one(analysis, trace_maths.class_attention_map(trace, class_fusion), style)
-    dual_block = block if block.kind == "dual" else trace_maths.blocks(trace)[0]
-    matrix = trace_maths.semantic_self_matrix(trace, dual_block.stage, dual_block.block,
-                                        trace_maths.fusion_in(trace, dual_block, fusion))
+    # A Merge block has no separate token self-attention: its token-to-token quadrant stands in.
+    matrix = trace_maths.semantic_self_matrix(trace, block.stage, block.block, trace_maths.fusion_in(trace, block, fusion))
+    title = (f"semantic self-attention, {block.label}" if block.kind == "dual" else
+             f"token-to-token part of the joint attention, {block.label}")
     return StagesView(
         stages=stages,
         class_attention=class_attention,
-        semantic_self_figure=figures.semantic_self_figure(matrix, f"semantic self-attention, {dual_block.label}"),
+        semantic_self_figure=figures.semantic_self_figure(matrix, title),
         merge_quadrants_figure=figures.merge_quadrants_figure(trace_maths.merge_quadrants(trace)),
     )
 
@@ -251,9 +261,18 @@ def explanation_view(analysis: Analysis, method: str, result: np.ndarray, style:
     if reason:
         return ExplanationView(Picture(None, None, reason), None, None, reason)
     if method != "token_importance":
-        # Signed or unbounded maps: always their own range, never mass regions.
+        # Evidence for the class is drawn; evidence against it (below 0) is said, not hidden in a blend.
+        positive = np.clip(result, 0.0, None)
+        low, high = float(np.min(result)), float(np.max(result))
+        if high <= 0:
+            message = f"No part of the image speaks for the class: every value is at most 0 (lowest {low:.3g})."
+            return ExplanationView(Picture(None, None, message), None, None, message)
         map_style = Style(style.colormap, style.opacity, "shared" if style.scale == "shared" else "per map")
-        return ExplanationView(draw_one(analysis, result, map_style, unit), None, None)
+        picture = draw_one(analysis, positive, map_style, unit)
+        if low < 0:
+            note = f"{picture.key.note}; values below 0 (down to {low:.3g}, against the class) are left as the photo"
+            picture = Picture(picture.image, replace(picture.key, note=note))
+        return ExplanationView(picture, None, None)
     trace = analysis.trace
     last_block = [ref for ref in trace_maths.blocks(trace) if ref.stage == stage][-1]
     maps = trace_maths.token_maps(trace, stage, last_block.block, "mean")
@@ -310,15 +329,21 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
     stage1, semantic = trace.grid(1), trace.semantic_grid
     tokens = trace.num_semantic
 
-    grid_picture = Picture(overlay.grid_lines(analysis.display, trace, analysis.geometry), ColourKey(
+    def home(picture: Picture) -> Picture:
+        """The picture with the followed token's home cell boxed in cyan, said in its key."""
+        note = (picture.key.note + "; " if picture.key.note else "") + f"cyan box: token {lead}'s home cell"
+        return Picture(overlay.home_box(picture.image, trace, lead, analysis.geometry, HOME_COLOUR),
+                       replace(picture.key, note=note))
+
+    grid_picture = home(Picture(overlay.grid_lines(analysis.display, trace, analysis.geometry), ColourKey(
         "grid", swatches=(("one pixel token (stage 1)", overlay.GRID_LINE), ("home cell of one semantic token",
-                                                                             (255, 255, 255)))))
+                                                                             (255, 255, 255))))))
     init = trace_maths.semantic_init_row(trace, lead)
-    init_picture = draw_one(analysis, trace_maths.on_stage1(trace, init), style)
+    init_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, init), style))
     reach = trace_maths.token_maps(trace, first.stage, first.block)[lead]
-    reach_picture = draw_one(analysis, reach, style)
+    reach_picture = home(draw_one(analysis, reach, style))
     talk = trace_maths.semantic_self_row(trace, first, lead)
-    talk_picture = draw_one(analysis, trace_maths.on_stage1(trace, talk), style)
+    talk_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, talk), style))
     owner, confidence = trace_maths.ownership(trace, last_dual.stage, last_dual.block)
     owners = np.bincount(owner.ravel(), minlength=tokens)
     ownership = Picture(overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,

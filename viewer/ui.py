@@ -397,7 +397,7 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
             named["scale"] = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE,
                                          label="Colour scale", elem_id="scale")
             named["colormap"] = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")
-            named["opacity"] = gr.Slider(0, 1, value=0.6, step=0.05, label="Opacity")
+            named["opacity"] = gr.Slider(0, 1, value=render.DEFAULT_OPACITY, step=0.05, label="Opacity")
         explanation("overlay_controls")
         named["selection"] = gr.HTML(elem_id="selection-style")
         with gr.Tabs() as tabs:
@@ -406,13 +406,14 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                             "it summarises.", elem_classes=["explanation"])
                 tour_links = []
                 for step in range(render.TOUR_STEPS):
-                    with gr.Row(equal_height=False):
-                        with gr.Column(scale=1, min_width=280):
-                            named[tour_picture(step)] = view_html(tour_picture(step).replace("_", "-"))
+                    with gr.Row(equal_height=False):  # the text first: on a phone each heading tops its picture
                         with gr.Column(scale=1, min_width=280):
                             named[tour_text(step)] = gr.Markdown(elem_id=tour_text(step).replace("_", "-"))
                             view = render.TOUR_VIEWS[step]
-                            tour_links.append((gr.Button(f"Open the full view: {TAB_TITLES[view]}", size="sm"), view))
+                            tour_links.append((gr.Button(f"Open the full view: {TAB_TITLES[view]}", size="sm",
+                                                         variant="secondary"), view))
+                        with gr.Column(scale=1, min_width=280):
+                            named[tour_picture(step)] = view_html(tour_picture(step).replace("_", "-"))
             for tab in ("tokens", "pixels", "stages", "explanations"):
                 with gr.Tab(TAB_TITLES[tab], id=tab):
                     if tab in TAB_HELP:
