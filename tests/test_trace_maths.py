@@ -333,6 +333,25 @@ def test_low_attention_leaves_the_photo_as_it_is():
     assert np.abs(drawn[peak].astype(int) - image[peak]).max() > 50
 
 
+def test_a_batch_of_overlays_draws_each_map_as_alone_whatever_its_grid():
+    image = photo()
+    rng = np.random.default_rng(1)
+    maps = [rng.random((4, 4)), rng.random((2, 2)), rng.random((4, 4)) * 3]
+    ranges = [(0.0, 1.0), (0.2, 0.9), (0.0, 3.0)]
+    batch = overlay.overlays(image, maps, CROP, "viridis", 0.7, ranges)
+    for values, vrange, drawn in zip(maps, ranges, batch):
+        alone = overlay.overlays(image, [values], CROP, "viridis", 0.7, [vrange])[0]
+        np.testing.assert_array_equal(drawn, alone)
+    # A map's peak cell takes its colour map's top colour at the given opacity; its zero leaves the photo.
+    peak = np.zeros((4, 4))
+    peak[0, 0] = 1.0
+    top = overlay.colorize(np.array([[1.0]]), 0.0, 1.0, "viridis")[0, 0].astype(float)
+    drawn = overlay.overlay(image, peak, CROP, "viridis", opacity=0.7, vrange=(0.0, 1.0))
+    expected = np.round(image[10, 20] * 0.3 + top * 0.7)
+    np.testing.assert_allclose(drawn[10, 20], expected, atol=1)
+    np.testing.assert_array_equal(drawn[40, 60], image[40, 60])
+
+
 def test_mass_regions_hold_their_share_with_the_fewest_cells():
     values = np.array([[0.4, 0.1], [0.3, 0.2]])
     np.testing.assert_array_equal(trace_maths.mass_region(values, 0.5), [[True, False], [True, False]])

@@ -144,18 +144,51 @@ def overlay(image: np.ndarray, values: np.ndarray, geometry: Geometry, colormap:
     of washing it dark. Pixels the model did not see are dimmed. ``vrange`` (min, max) fixes the
     scale (e.g. :func:`viewer.trace_maths.shared_range`); by default it runs from 0 to this map's peak.
     """
+    return overlays(image, [values], geometry, colormap, opacity, [vrange or value_range(values)])[0]
+
+
+@lru_cache(maxsize=16)
+def colormap_table(colormap: str) -> np.ndarray:
+    """(256, 3) uint8 RGB: the colour of each level of the colour map."""
+    levels = np.arange(256, dtype=np.uint8)[:, None]
+    return cv2.cvtColor(cv2.applyColorMap(levels, colormap_code(colormap)), cv2.COLOR_BGR2RGB)[:, 0]
+
+
+def overlays(image: np.ndarray, maps: Sequence[np.ndarray], geometry: Geometry, colormap: str,
+             opacity: float, vranges: Sequence[tuple[float, float]]) -> list[np.ndarray]:
+    """:func:`overlay` for many maps, each on its own (min, max): one pass per grid for a whole gallery."""
     image = check_image(image, geometry)
     check_opacity(opacity)
-    colormap_code(colormap)
-    warped = to_original(values, geometry)
-    inside = np.isfinite(warped)
-    low, high = vrange if vrange is not None else value_range(values)
-    colours = colorize(warped, low, high, colormap)
-    span = high - low
-    level = np.clip((np.nan_to_num(warped, nan=low) - low) / span, 0.0, 1.0) if span > 0 else \
-        np.zeros(warped.shape, np.float32)
-    alpha = opacity * level
-    return blend_inside(image, colours, inside, alpha)
+    shapes = [np.shape(values) for values in maps]
+    if any(len(shape) != 2 for shape in shapes):
+        raise ValueError(f"expected (h, w) maps, got shapes {sorted(set(shapes))}")
+    if len(set(shapes)) > 1:  # maps of several stages: each grid in its own pass, the order kept
+        drawn: list[np.ndarray] = [np.empty(0)] * len(maps)
+        for shape in set(shapes):
+            members = [index for index, other in enumerate(shapes) if other == shape]
+            for index, image_drawn in zip(members, overlays(image, [maps[i] for i in members], geometry, colormap,
+                                                            opacity, [vranges[i] for i in members])):
+                drawn[index] = image_drawn
+        return drawn
+    table = colormap_table(colormap)
+    stacked = np.stack([np.asarray(values, dtype=np.float32).ravel() for values in maps])  # (K, cells)
+    lows = np.array([low for low, _ in vranges], np.float32)[:, None]
+    spans = np.array([high - low for low, high in vranges], np.float32)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        levels = np.where(spans > 0, (stacked - lows) / spans, 0.0)
+    levels = np.clip(np.nan_to_num(levels, nan=0.0), 0.0, 1.0).astype(np.float32)
+    # Colour and weight are per cell: work on the cells, then carry both to the pixels in one gather.
+    alpha = opacity * levels  # (K, cells)
+    tint = table[np.round(levels * 255).astype(np.uint8)].astype(np.float32) * alpha[..., None]  # (K, cells, 3)
+    index = cell_index(np.asarray(maps[0]).shape, geometry)
+    safe = np.maximum(index, 0)
+    keep = (1.0 - alpha)[:, safe][..., None]  # (K, H0, W0, 1)
+    blended = image.astype(np.float32)[None] * keep + tint[:, safe]
+    drawn = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    outside = index < 0
+    if outside.any():
+        drawn[:, outside] = cv2.convertScaleAbs(image, alpha=OUTSIDE_BRIGHTNESS)[outside]
+    return list(drawn)
 
 
 def band_colours(colormap: str, count: int) -> list[tuple[int, int, int]]:

@@ -112,11 +112,9 @@ def draw_maps(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, unit
         return drawn, ColourKey("smallest region holding this share of the map's mass", style.colormap,
                                 swatches=swatches, note="outline: the 50% region")
     shared = trace_maths.shared_range(maps) if style.scale == "shared" or len(maps) == 1 else None
-    drawn = []
-    for values in maps:
-        vrange = (min(0.0, shared[0]), shared[1]) if shared else overlay.value_range(values)
-        heat = overlay.overlay(image, values, geometry, style.colormap, style.opacity, vrange)
-        drawn.append(overlay.outline(heat, trace_maths.mass_region(values, 0.5), geometry))
+    vranges = [(min(0.0, shared[0]), shared[1]) if shared else overlay.value_range(values) for values in maps]
+    heats = overlay.overlays(image, maps, geometry, style.colormap, style.opacity, vranges)
+    drawn = [overlay.outline(heat, trace_maths.mass_region(values, 0.5), geometry) for heat, values in zip(heats, maps)]
     low, high = (min(0.0, shared[0]), shared[1]) if shared else (0.0, None)
     return drawn, ColourKey(unit, style.colormap, low, high, note=HALF_MASS_NOTE)
 
