@@ -51,8 +51,6 @@ def measure(repeats: int = 3, resolutions: tuple[str, ...] = ("224",)) -> list[F
             passes: list[attribution.Pass] = []
             with attribution.recording_passes(network, lambda evaluation, _count: passes.append(evaluation)):
                 run_explanation(bundle, analysis, method, 0, 2)
-            if method == "aux_head":
-                passes = [attribution.Pass(1, False)]  # its one dense forward bypasses the module call the hook sees
 
             def method_run() -> None:
                 run_explanation(bundle, analysis, method, 0, 2)

@@ -270,3 +270,19 @@ def test_auc_scores_every_point_of_both_curves():
     deletion, insertion = attribution.perturbed_images(image, saliency, steps=5, baseline=0.0)
     expected = attribution.curve_area(score(deletion)), attribution.curve_area(score(insertion))
     assert attribution.deletion_insertion_auc(score, image, saliency, steps=5) == pytest.approx(expected)
+
+
+def test_the_progress_bar_counts_the_passes_each_method_makes():
+    from PIL import Image
+
+    from model.bundle import ASSETS, open_model
+    from viewer.service import EXPLANATION_METHODS, Explorer, expected_passes
+
+    explorer = Explorer(open_model(None, device="cpu"))
+    key = explorer.analyse(Image.open(ASSETS / "examples" / "coffee.jpg").convert("RGB"), "aspect")
+    for method in EXPLANATION_METHODS:
+        reports: list[tuple[int, int]] = []
+        explorer.explain(key, method, 0, 2, on_pass=lambda done, expected: reports.append((done, expected)))
+        expected = expected_passes(method, explorer.get(key))
+        assert [done for done, _ in reports] == list(range(1, expected + 1)), method
+        assert all(total == expected for _, total in reports), method

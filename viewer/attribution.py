@@ -60,8 +60,12 @@ class Pass:
 
 
 @contextmanager
-def recording_passes(network: torch.nn.Module, on_pass: Callable[[Pass, int], None]) -> Iterator[None]:
-    """Inside, ``on_pass(pass, count)`` is called as each forward pass of ``network`` starts."""
+def recording_passes(network: DualViT, on_pass: Callable[[Pass, int], None]) -> Iterator[None]:
+    """Inside, ``on_pass(pass, count)`` is called as each pass of ``network`` starts.
+
+    The hook sits on the first stage, which every pass runs (a plain call, ``forward_dense``, a
+    captured forward), with the image batch as its first input.
+    """
     count = 0
 
     def record(_module: torch.nn.Module, inputs: tuple) -> None:
@@ -69,7 +73,7 @@ def recording_passes(network: torch.nn.Module, on_pass: Callable[[Pass, int], No
         count += 1
         on_pass(Pass(int(inputs[0].shape[0]), torch.is_grad_enabled()), count)
 
-    handle = network.register_forward_pre_hook(record)
+    handle = network.stages[0].register_forward_pre_hook(record)
     try:
         yield
     finally:

@@ -210,8 +210,8 @@ def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target
 def expected_passes(method: str, analysis: Analysis) -> int:
     """How many forward passes ``method`` makes on this analysis's input (for a progress bar)."""
     height, width = analysis.inputs.shape[-2:]
-    if method in ("dual_rollout", "aux_head"):
-        return 0  # the rollout reads the trace; the aux head's one dense pass bypasses the module call
+    if method == "dual_rollout":
+        return 0  # it reads the trace
     if method == "integrated_gradients":
         return -(-IG_STEPS // attribution.GRADIENT_BATCH)
     if method == "smoothgrad":
