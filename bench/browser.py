@@ -39,6 +39,8 @@ PAINTED = """([view, ready]) => {
   const images = [...document.querySelectorAll(view + ' img')];
   return images.length > 0 && images.every(image => image.complete && image.naturalWidth > 0);
 }"""
+LAID_OUT = """(selector) => { const image = document.querySelector(selector);
+  return image !== null && image.complete && image.getBoundingClientRect().width > 0; }"""
 NEXT_FRAME = "() => new Promise(resolve => requestAnimationFrame(() => resolve(performance.now())))"
 
 
@@ -92,6 +94,8 @@ def measure_app(explorer: Explorer, label: str, target: str, repeats: int) -> li
                 wait_until_idle(page)
                 page.get_by_role("tab", name="Pixels").click()
                 wait_until_idle(page)
+                # A tab's content is laid out when first shown: click only once the photo has its size.
+                page.wait_for_function(LAID_OUT, arg="#pixel-image img", timeout=60_000)
                 box = page.locator("#pixel-image img").bounding_box()
                 x, y = box["x"] + box["width"] * (0.2 + 0.1 * (repeat % 6)), box["y"] + box["height"] * 0.4
                 before = page.locator("#pixel-image img").get_attribute("src")

@@ -451,6 +451,14 @@ def test_figures():
     assert len(figures.merge_quadrants_figure([]).data) == 4
 
 
+def test_views_marked_beside_share_the_row_of_the_view_before():
+    from viewer import catalogue
+
+    first, second, third = (catalogue.View(name, "e", "t", "text", beside=name == "b") for name in "abc")
+    assert catalogue.rows([first, second, third]) == [[first, second], [third]]
+    assert catalogue.rows([second]) == [[second]]  # nothing before it: a row of its own
+
+
 def test_every_help_text_is_used_and_every_cited_one_exists():
     from viewer import catalogue
     from viewer.service import EXPLANATION_METHODS

@@ -79,6 +79,17 @@ def views_on(tab: str) -> list[View]:
     return [view for view in VIEWS if view.tab == tab]
 
 
+def rows(views: list[View]) -> list[list[View]]:
+    """Views grouped into rows: a view marked ``beside`` joins the row of the view before it."""
+    grouped: list[list[View]] = []
+    for view in views:
+        if view.beside and grouped:
+            grouped[-1].append(view)
+        else:
+            grouped.append([view])
+    return grouped
+
+
 def by_name(name: str) -> View:
     for view in VIEWS:
         if view.name == name:

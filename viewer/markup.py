@@ -15,8 +15,6 @@ from viewer.keys import KEY_CSS, key_html
 from viewer.render import Picture, Tiles
 
 JPEG_QUALITY = 90
-# Owners sent for hovering over an ownership map: at most this many cells a side.
-OWNER_LOOKUP_SIDE = 96
 
 
 def image_uri(image: np.ndarray) -> str:
@@ -69,15 +67,6 @@ def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False, label
     return f'<div class="{grid_class}"{named}>{"".join(cells)}</div>{key_html(tiles.key)}'
 
 
-def owner_lookup(owner_on_display: np.ndarray) -> np.ndarray:
-    """A coarse copy of a per-display-pixel owner map, small enough to send with the page."""
-    height, width = owner_on_display.shape
-    scale = min(1.0, OWNER_LOOKUP_SIDE / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    owners = np.nan_to_num(np.asarray(owner_on_display, np.float32), nan=-1.0)  # -1: outside what the model saw
-    return cv2.resize(owners, size, interpolation=cv2.INTER_NEAREST).astype(np.int64)
-
-
 def selection_css(token: int | None) -> str:
     """Marks the selected token's tile wherever a tile of it is shown."""
     if token is None:
@@ -86,12 +75,6 @@ def selection_css(token: int | None) -> str:
             f"outline-offset: 1px;}}</style>")
 
 
-MOUNT_TEMPLATE = '<div class="view-mount"></div>'
-MOUNT_JS = """
-const place = () => { element.querySelector('.view-mount').innerHTML = props.value || ''; };
-place();
-watch('value', place);
-"""
 # Clicking a tile picks its token (one listener for the whole grid, so it survives redraws).
 PICK_TILE_JS = """
 element.addEventListener('click', (event) => {

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
+import cv2
 import numpy as np
 import plotly.graph_objects as go
 
@@ -82,7 +83,7 @@ class PixelView:
     reads_figure: go.Figure
     top_tokens: Tiles
     ownership: Picture
-    owner: np.ndarray  # (h, w) the token each stage-grid cell reads most
+    owners: np.ndarray  # (rows, columns) int: the owning token over the displayed photo, coarse; -1 outside
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,19 @@ def ownership_key(owner: np.ndarray, style: Style) -> ColourKey:
     return ColourKey("owner (share of the image)", style.colormap, swatches=swatches, note=note)
 
 
+# Owners sent for hovering over an ownership map: at most this many cells a side.
+OWNER_LOOKUP_SIDE = 96
+
+
+def owner_lookup(owner_on_display: np.ndarray) -> np.ndarray:
+    """A coarse copy of a per-display-pixel owner map (NaN outside), small enough to send with the page."""
+    height, width = owner_on_display.shape
+    scale = min(1.0, OWNER_LOOKUP_SIDE / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    owners = np.nan_to_num(np.asarray(owner_on_display, np.float32), nan=-1.0)  # -1: outside what the model saw
+    return cv2.resize(owners, size, interpolation=cv2.INTER_NEAREST).astype(np.int64)
+
+
 def pixel_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style,
                point: tuple[float, float] | None) -> PixelView:
     """``point`` in display-image pixels (None: the centre)."""
@@ -194,7 +208,7 @@ def pixel_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, sty
         reads_figure=figures.pixel_reads_figure(reads, top_k=TOP_TOKENS),
         top_tokens=top_tokens,
         ownership=ownership,
-        owner=owner,
+        owners=owner_lookup(overlay.to_original(owner.astype(np.float32), analysis.geometry)),
     )
 
 

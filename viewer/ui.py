@@ -51,14 +51,9 @@ def explanation(view: str) -> gr.Markdown:
     return gr.Markdown(EXPLANATIONS[view], elem_classes=["explanation"])
 
 
-def view_html(elem_id: str, js_on_load: str = "", **kwargs) -> gr.HTML:
-    """A picture of the page: an HTML value holding its image(s) and colour key.
-
-    The value is placed by script rather than through the component's template: templates are
-    compiled on every update, which took most of a second for a gallery of inline images.
-    """
-    return gr.HTML(elem_id=elem_id, elem_classes=["view"], html_template=markup.MOUNT_TEMPLATE,
-                   js_on_load=markup.MOUNT_JS + js_on_load, **kwargs)
+def view_html(elem_id: str, js_on_load: str | None = None, **kwargs) -> gr.HTML:
+    """A picture of the page: an HTML value holding its image(s) and colour key."""
+    return gr.HTML(elem_id=elem_id, elem_classes=["view"], js_on_load=js_on_load, **kwargs)
 
 
 def user_error(error: Exception) -> gr.Error:
@@ -195,10 +190,9 @@ class Page:
         analysis = self.analysis(key)
         view = self.guarded(render.pixel_view, analysis, self.block(analysis, block_label), fusion,
                             self.style(scale, colormap, opacity), point)
-        owners = markup.owner_lookup(overlay.to_original(view.owner.astype("float32"), analysis.geometry))
         return {"pixel_image": view.marked, "pixel_reads": view.reads_figure,
                 "top_tokens": markup.tiles_html(view.top_tokens, selectable=True, wide=True),
-                "ownership": markup.picture_html(view.ownership, "ownership map", owners=owners)}
+                "ownership": markup.picture_html(view.ownership, "ownership map", owners=view.owners)}
 
     def stages_view(self, key, block_label, fusion, scale, colormap, opacity, token_choice) -> dict[str, Any]:
         analysis = self.analysis(key)
@@ -305,9 +299,9 @@ TAB_HELP = {"pixels": "pixel_reads", "explanations": "explanations"}
 def view_component(view: catalogue.View) -> gr.components.Component:
     """The component that shows ``view``, by its form."""
     if view.form == "tiles":
-        return view_html(view.elem_id, markup.PICK_TILE_JS if view.picks_token else "")
+        return view_html(view.elem_id, markup.PICK_TILE_JS if view.picks_token else None)
     if view.form == "picture":
-        return view_html(view.elem_id, markup.NAME_OWNER_JS if view.name == "ownership" else "")
+        return view_html(view.elem_id, markup.NAME_OWNER_JS if view.name == "ownership" else None)
     if view.form == "photo":
         return gr.Image(label=view.title, interactive=False, elem_id=view.elem_id)
     if view.form == "plot":
@@ -319,24 +313,17 @@ def render_views(tab: str, controls: dict[str, Callable[[], dict[str, Any]]]) ->
     """The tab's views in catalogue order, a view marked ``beside`` next to the one before it, each
     followed by its help text; ``controls[name]()`` renders controls right after view ``name``."""
     components: dict[str, Any] = {}
-    views_here = catalogue.views_on(tab)
-    index = 0
-    while index < len(views_here):
-        group = [views_here[index]]
-        while index + len(group) < len(views_here) and views_here[index + len(group)].beside:
-            group.append(views_here[index + len(group)])
-        with gr.Row(equal_height=False) if len(group) > 1 else gr.Column():
-            for view in group:
-                with gr.Column(scale=3 if view is group[0] and len(group) > 1 else 2):
-                    titled = view.title and view.form in ("tiles", "picture")
-                    if titled:  # images and plots carry their title as a label
+    for row in catalogue.rows(catalogue.views_on(tab)):
+        with gr.Row(equal_height=False) if len(row) > 1 else gr.Column():
+            for view in row:
+                with gr.Column(scale=3 if view is row[0] and len(row) > 1 else 2):
+                    if view.title and view.form in ("tiles", "picture"):  # images and plots carry it as a label
                         gr.Markdown(f"**{view.title}**")
                     components[view.name] = view_component(view)
                     if view.help:
                         explanation(view.help)
                 if view.name in controls:
                     components.update(controls[view.name]())
-        index += len(group)
     return components
 
 
@@ -414,15 +401,16 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                                                          variant="secondary"), view))
                         with gr.Column(scale=1, min_width=280):
                             named[tour_picture(step)] = view_html(tour_picture(step).replace("_", "-"))
+            # Controls at the head of a tab, and controls right after a view.
+            controls_first = {"stages": stage_token_box, "explanations": functools.partial(explanation_controls, bundle)}
+            controls_after = {"token_gallery": token_box}
             for tab in ("tokens", "pixels", "stages", "explanations"):
                 with gr.Tab(TAB_TITLES[tab], id=tab):
                     if tab in TAB_HELP:
                         explanation(TAB_HELP[tab])
-                    if tab == "stages":
-                        named.update(stage_token_box())
-                    if tab == "explanations":
-                        named.update(explanation_controls(bundle))
-                    named.update(render_views(tab, {"token_gallery": token_box} if tab == "tokens" else {}))
+                    if tab in controls_first:
+                        named.update(controls_first[tab]())
+                    named.update(render_views(tab, controls_after))
                     if tab == "explanations":
                         with gr.Accordion("Evidence: how well each method finds the objects", open=False):
                             gr.Markdown(help_texts.evidence_markdown())
