@@ -1,7 +1,8 @@
 """Dual-ViT Explorer: ``python app.py [--weights PATH_OR_HUB_REF] [--model NAME] [--device auto|cpu|cuda]``.
 
 With no arguments it serves the default weights shipped in assets/. Host and port also come from
-Gradio's environment variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT), as on Hugging Face Spaces.
+Gradio's environment variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT), as on Hugging Face Spaces;
+the server's limits (``--max-pixels``, ``--concurrent-explanations``, ...) from DUALVIT_* variables.
 """
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import model  # noqa: F401  (registers the Dual-ViT architectures)
 from model.allocator import keep_freed_memory
 from model.bundle import open_model
 from model.weights import CheckpointError
+from viewer import limits
 from viewer.service import Explorer
-from viewer.ui import LAUNCH_OPTIONS, build_demo
+from viewer.ui import build_demo, launch_options
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,6 +29,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="also serve through a public Gradio link")
+    limits.add_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -34,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     keep_freed_memory()  # every analysis would otherwise fault its activations and maps in afresh
     try:
+        server_limits = limits.from_arguments(arguments)
         bundle = open_model(arguments.weights, arguments.model, arguments.device)
     except (CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -43,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
               "show the untrained architecture and its predictions mean nothing. Pass --weights with a trained "
               "checkpoint (for example the paper's ImageNet weights) to see learned semantic tokens.",
               file=sys.stderr)
-    demo = build_demo(Explorer(bundle))
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, **LAUNCH_OPTIONS)
+    demo = build_demo(Explorer(bundle, server_limits))
+    demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, **launch_options())
     return 0
 
 

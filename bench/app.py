@@ -55,10 +55,10 @@ def first_result(repeats: int) -> list[Figure]:
                       "ms", "≤ 1000 ms")]
     from gradio_client import Client, handle_file
 
-    from viewer.ui import LAUNCH_OPTIONS, build_demo
+    from viewer.ui import build_demo, launch_options
     demo = build_demo(explorer)
     demo.queue()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_OPTIONS)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     try:
         client = Client(demo.local_url, verbose=False)
         samples = []

@@ -24,7 +24,7 @@ from bench.timing import Figure, random_dualvit_s_explorer, run_bench
 from model.bundle import ASSETS, open_model
 from viewer.service import Explorer
 
-EXAMPLE = ASSETS / "examples" / "scene_3_cross_letter_A_triangle.png"
+EXAMPLE = ASSETS / "examples" / "scene_4_cross_star_arrow.png"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -61,11 +61,11 @@ def measure_app(explorer: Explorer, label: str, target: str, repeats: int) -> li
     from playwright.sync_api import sync_playwright
 
     from viewer import trace_maths
-    from viewer.ui import LAUNCH_OPTIONS, build_demo
+    from viewer.ui import build_demo, launch_options
 
     demo = build_demo(explorer)
     demo.queue(default_concurrency_limit=2, max_size=64)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **LAUNCH_OPTIONS)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
     chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
     samples: dict[str, list[float]] = {"block change (whole gallery)": [], "token pick": [], "pixel click": []}
     try:
@@ -77,7 +77,7 @@ def measure_app(explorer: Explorer, label: str, target: str, repeats: int) -> li
             page.locator("#analyse").click()
             page.locator("#tour-text-6 h3").wait_for(timeout=120_000)
             wait_until_idle(page)
-            labels = [ref.label for ref in trace_maths.blocks(next(reversed(explorer.cache._entries.values())).trace)]
+            labels = [ref.label for ref in trace_maths.blocks(explorer.cache.newest().trace)]
             page.get_by_role("tab", name="Semantic tokens").click()
             wait_until_idle(page)
             for repeat in range(repeats + 1):  # the first round warms the browser and the caches

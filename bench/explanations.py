@@ -32,9 +32,8 @@ import model  # noqa: F401
 from bench.timing import machine
 from model.bundle import ASSETS, DEFAULT_WEIGHTS, ModelBundle, open_model
 from model.capture import capture, probabilities_of
-from model.evaluate import last_dual_map
 from model.preprocess import preprocess
-from model.scenes import HELDOUT_SEEDS, heldout_seed, make_scene, normalise_image
+from training.scenes import HELDOUT_SEEDS, heldout_seed, make_scene, normalise_image
 from viewer import attribution, trace_maths
 
 DEFAULT_OUT = ASSETS / "EXPLANATIONS.md"
@@ -78,9 +77,9 @@ class Scores:
 
 def semantic_token_map(network: torch.nn.Module, sample: Sample) -> np.ndarray:
     """(H2, W2): for each target object, the token whose head-mean map puts most mass in it (as in
-    model/evaluate.py, last Dual block of stage 2); the mean of those tokens' maps. Chosen with the masks."""
-    name = last_dual_map(network)
+    training/evaluate.py, last Dual block of stage 2); the mean of those tokens' maps. Chosen with the masks."""
     block = len(network.stages[1].blocks) - 1
+    name = f"stage2.block{block}.semantic_to_pixel"
     _, trace = capture(network, sample.images, include=(name,), dtype=torch.float32)
     maps = trace_maths.token_maps(trace, 2, block)
     grid = trace.grid(2)
@@ -167,9 +166,14 @@ def predicted_class(network: torch.nn.Module, images: torch.Tensor) -> int:
 
 
 def scene_samples(network: torch.nn.Module, count: int) -> list[Sample]:
+    """The first ``count`` held-out scenes that hold objects (a scene of none of the classes has no mask)."""
     samples = []
-    for index in range(count):
+    for index in range(len(HELDOUT_SEEDS)):
+        if len(samples) == count:
+            break
         scene = make_scene(heldout_seed(index))
+        if not scene.classes:
+            continue
         images = normalise_image(scene.image).unsqueeze(0)
         target = predicted_class(network, images)
         of_class = [mask for mask, cls in zip(scene.masks, scene.classes) if cls == target]
@@ -228,7 +232,8 @@ def run(arguments: argparse.Namespace) -> str:
         samples, source = folder_samples(bundle, Path(arguments.images)), f"{arguments.images} (no masks)"
     else:
         samples = scene_samples(network, arguments.scenes)
-        source = f"held-out scenes {HELDOUT_SEEDS.start}..{HELDOUT_SEEDS.start + arguments.scenes - 1}"
+        source = (f"the first {len(samples)} held-out scenes with objects (seeds {HELDOUT_SEEDS.start}.."
+                  f"{heldout_seed(samples[-1].index)})")
     with_masks = samples[0].objects is not None
     with_aux_head = bool(network.token_label)
     rows: dict[str, Scores] = {}

@@ -3,7 +3,8 @@
 Weights files written by this project (``python -m model.weights convert`` or the training
 script) may carry metadata: ``architecture``, ``class_names`` (JSON list), ``multi_label``,
 ``domain`` (what the weights were trained on), ``trained`` ("false" for weights that were
-never trained, e.g. test fixtures). Official ImageNet checkpoints carry none: they
+never trained, e.g. test fixtures), ``token_training`` (a sentence saying how the semantic tokens
+were trained, when a loss acted on their maps directly). Official ImageNet checkpoints carry none: they
 get timm's ImageNet class names.
 """
 from __future__ import annotations
@@ -13,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import safetensors
 import torch
 from timm.data import ImageNetInfo
 
 from model.dualvit import DualViT
 from model.preprocess import data_config_for
-from model.weights import HUB_PREFIX, load_model, resolve_source
+from model.weights import HUB_PREFIX, load_model, safetensors_metadata
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS / "weights" / "dualvit_nano_scenes.safetensors"
@@ -37,6 +37,7 @@ class ModelBundle:
     data_config: dict[str, Any]
     device: torch.device
     trained: bool = True  # False: randomly initialised weights, whose maps and classes mean nothing
+    token_training: str = ""  # how a loss shaped the token maps, if one did: the page says so
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -45,14 +46,6 @@ def pick_device(device: str = "auto") -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was asked for, but no CUDA device is available")
     return torch.device(device)
-
-
-def weights_metadata(source: Any) -> dict[str, str]:
-    """The metadata of a safetensors source (empty for anything else)."""
-    if isinstance(source, (str, Path)) and str(source).endswith(".safetensors"):
-        with safetensors.safe_open(str(resolve_source(source)), framework="pt") as stored:
-            return dict(stored.metadata() or {})
-    return {}
 
 
 def class_names_for(network: DualViT, metadata: dict[str, str]) -> tuple[str, ...]:
@@ -91,7 +84,7 @@ def open_model(weights: str | Path | None = None, architecture: str | None = Non
         name = RANDOM_WEIGHTS
     else:
         source = weights if weights is not None else DEFAULT_WEIGHTS
-        metadata = weights_metadata(source)
+        metadata = safetensors_metadata(source)
         network = load_model(str(source), architecture or metadata.get("architecture"))
         name = str(source)
         if not name.startswith(HUB_PREFIX):
@@ -108,4 +101,5 @@ def open_model(weights: str | Path | None = None, architecture: str | None = Non
         data_config=data_config_for(network),
         device=target,
         trained=metadata.get("trained", "true").lower() != "false",
+        token_training=metadata.get("token_training", ""),
     )

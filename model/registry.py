@@ -16,7 +16,11 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from model.dualvit import DualViT
-from model.scenes import CLASSES as SCENE_CLASSES
+
+# The classes of the shipped model, as its weights' metadata names them; the scene generator
+# (training/scenes.py) draws these shapes.
+SCENE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "star", "ring", "cross", "heart", "crescent",
+                                  "arrow", "letter_A")
 
 SCENE_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
 
@@ -40,14 +44,14 @@ default_cfgs = generate_default_cfgs({
     "dualvit_b.in1k_384": _cfg(input_size=(3, 384, 384), crop_pct=1.0),
     "dualvit_l.in1k": _cfg(),
     "dualvit_l.in1k_384": _cfg(input_size=(3, 384, 384), crop_pct=1.0),
-    # Our small model, trained on generated scenes (model/train.py); pretrained=True loads the
+    # Our small model, trained on generated scenes (training/train.py); pretrained=True loads the
     # shipped weights. Scenes are 224x224 already: no crop.
     "dualvit_nano.scenes": _cfg(file=str(SCENE_WEIGHTS), num_classes=len(SCENE_CLASSES), crop_pct=1.0,
                                 label_names=SCENE_CLASSES, license="same as this project"),
 })
 
 ARCHITECTURES: dict[str, dict[str, Any]] = {
-    # About 1.6 M parameters: trainable from scratch on two CPU cores (model/train.py).
+    # About 1.6 M parameters: trainable from scratch on two CPU cores (training/train.py).
     "dualvit_nano": dict(stem_hidden_dim=16, embed_dims=(32, 64, 128, 160), num_heads=(1, 2, 4, 5),
                          mlp_ratios=(4, 4, 4, 3, 2), depths=(1, 1, 2, 1)),
     "dualvit_s": dict(stem_hidden_dim=32, embed_dims=(64, 128, 320, 448), num_heads=(2, 4, 10, 14),

@@ -17,7 +17,8 @@ import pickle
 import re
 import sys
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -177,16 +178,32 @@ def resolve_source(source: str | Path) -> Path:
     return path
 
 
+@contextmanager
+def safetensors_file(path: Path) -> Iterator[Any]:
+    """The opened file; a broken header or a length past the end is a CheckpointError, not a traceback."""
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as stored:
+            yield stored
+    except safetensors.SafetensorError as error:
+        raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from error
+
+
+def safetensors_metadata(source: Any) -> dict[str, str]:
+    """The metadata of a safetensors source (empty for anything else)."""
+    if isinstance(source, (str, Path)) and str(source).endswith(".safetensors"):
+        with safetensors_file(resolve_source(source)) as stored:
+            return dict(stored.metadata() or {})
+    return {}
+
+
 def read_checkpoint(source: Any) -> dict[str, torch.Tensor]:
     """The state dict of ``source`` with our key names."""
     if isinstance(source, Mapping):
         return to_our_keys(source)
     path = resolve_source(source)
     if path.suffix == ".safetensors":
-        try:
-            return to_our_keys(safetensors.torch.load_file(path))
-        except safetensors.SafetensorError as error:
-            raise CheckpointError(f"{path.name} is not a readable safetensors file: {error}") from error
+        with safetensors_file(path) as stored:
+            return to_our_keys({key: stored.get_tensor(key) for key in stored.keys()})
     try:
         with torch.serialization.safe_globals(ALLOWED_PICKLE_GLOBALS):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -43,7 +43,7 @@ def _png_bomb(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
 
 
-def _exif_rotated(orientation: int) -> bytes:
+def exif_rotated(orientation: int) -> bytes:
     image = _photo(300, 200)
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -96,5 +96,5 @@ def corpus() -> list[Case]:
         Case("exactly-32", ".png", _encode(_photo(32, 32), "PNG"), None),
         Case("eight-to-one", ".png", _encode(_photo(512, 64), "PNG"), None),
     ]
-    cases += [Case(f"exif-orientation-{o}", ".jpg", _exif_rotated(o), None) for o in range(2, 9)]
+    cases += [Case(f"exif-orientation-{o}", ".jpg", exif_rotated(o), None) for o in range(2, 9)]
     return cases

@@ -158,16 +158,75 @@ def test_every_rollout_step_is_row_stochastic():
         assert before.matrix.shape[1] == after.matrix.shape[0], (before.name, after.name)
 
 
-def test_rollout_map_sums_to_one_and_equals_the_product_of_the_steps():
+def head_mean(trace: Trace, name: str) -> np.ndarray:
+    """The head mean with rows summing to one again (the trace stores float16, which rounds them)."""
+    values = trace.maps[name][0].double().numpy().mean(axis=0)
+    return values / values.sum(axis=1, keepdims=True)
+
+
+def brute_force_rollout(trace: Trace) -> np.ndarray:
+    """The rollout written out from its definition (the docstring of ``dual_rollout``) with dense
+    matrices and loops over cells, sharing no code with the module: the relevance r over one
+    layer's [pixels, tokens] becomes r @ S, S the step's (outputs x inputs) matrix."""
+    def mix(size: int, rows: slice, attention: np.ndarray, columns: slice) -> np.ndarray:
+        step = np.eye(size)  # rows not named pass through unchanged
+        step[rows] = 0
+        step[rows, rows] += 0.5 * np.eye(rows.stop - rows.start)  # the residual: keep half
+        step[rows, columns] += 0.5 * attention  # give half through the attention
+        return step
+
+    def pixels(stage: int) -> int:
+        return GRIDS[stage - 1][0] * GRIDS[stage - 1][1]
+
+    four = pixels(4)
+    head = head_mean(trace, "head.class_attention")[0]  # over [class, stage-4 pixels, tokens]
+    relevance = 0.5 * head + 0.5 * np.eye(1 + four + M)[0]
+    relevance = relevance[1:] + relevance[0] / (four + M)  # the class token was the mean of them all
+    for stage in (4, 3, 2, 1):
+        n = pixels(stage)
+        everything, pixel_rows, token_rows = slice(0, n + M), slice(0, n), slice(n, n + M)
+        for block in reversed(range(BLOCKS[stage])):
+            prefix = f"stage{stage}.block{block}."
+            if stage >= 3:
+                relevance = relevance @ mix(n + M, everything, head_mean(trace, prefix + "merged"), everything)
+                continue
+            relevance = relevance @ mix(n + M, pixel_rows, head_mean(trace, prefix + "pixel_to_semantic"), token_rows)
+            relevance = relevance @ mix(n + M, token_rows, head_mean(trace, prefix + "semantic_to_pixel"), pixel_rows)
+            relevance = relevance @ mix(n + M, token_rows, head_mean(trace, prefix + "semantic_self"), token_rows)
+        if stage > 1:  # each coarse pixel back to the fine pixels its strided convolution centres on
+            (fine_h, fine_w), (coarse_h, coarse_w) = GRIDS[stage - 2], GRIDS[stage - 1]
+            step = np.zeros((n + M, pixels(stage - 1) + M))
+            for row in range(coarse_h):
+                for col in range(coarse_w):
+                    covered = {(min(2 * row + a, fine_h - 1), min(2 * col + b, fine_w - 1))
+                               for a in (0, 1) for b in (0, 1)}
+                    for fine_row, fine_col in covered:
+                        step[row * coarse_w + col, fine_row * fine_w + fine_col] = 1 / len(covered)
+            step[n:, pixels(stage - 1):] = np.eye(M)  # token j stays token j
+            relevance = relevance @ step
+    # The semantic init: token j gives half to its home cell, half over the cells by its attention;
+    # a cell spreads evenly over its POOL_SIZE x POOL_SIZE stage-1 pixels.
+    height, width = GRIDS[0]
+    step = np.zeros((height * width + M, height * width))
+    step[:height * width] = np.eye(height * width)
+    init = head_mean(trace, "semantic_init")
+    for token in range(M):
+        for cell in range(M):
+            share = 0.5 * init[token, cell] + (0.5 if cell == token else 0.0)
+            top, left = divmod(cell, SEMANTIC[1])
+            for row in range(top * POOL_SIZE, (top + 1) * POOL_SIZE):
+                for col in range(left * POOL_SIZE, (left + 1) * POOL_SIZE):
+                    step[height * width + token, row * width + col] += share / POOL_SIZE ** 2
+    return (relevance @ step).reshape(height, width)
+
+
+def test_rollout_map_equals_a_brute_force_rollout_from_the_raw_maps():
     trace = rollout_trace()
     rollout = attribution.dual_rollout(trace)
     assert rollout.shape == GRIDS[0] and rollout.dtype == np.float32
     assert rollout.min() >= 0
     assert rollout.sum() == pytest.approx(1.0, abs=1e-6)
-    dense = np.ones((1, 1))
-    for step in attribution.rollout_steps(trace):
-        dense = dense @ step.matrix.to_dense().numpy()
-    np.testing.assert_allclose(rollout.ravel(), dense[0], rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(rollout, brute_force_rollout(trace), rtol=1e-5, atol=1e-9)
 
 
 def test_downsample_splits_over_the_covered_pixels_clamped_at_odd_edges():
@@ -283,6 +342,6 @@ def test_the_progress_bar_counts_the_passes_each_method_makes():
     for method in EXPLANATION_METHODS:
         reports: list[tuple[int, int]] = []
         explorer.explain(key, method, 0, 2, on_pass=lambda done, expected: reports.append((done, expected)))
-        expected = expected_passes(method, explorer.get(key))
+        expected = expected_passes(explorer.bundle, method, explorer.get(key))
         assert [done for done, _ in reports] == list(range(1, expected + 1)), method
         assert all(total == expected for _, total in reports), method

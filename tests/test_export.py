@@ -16,7 +16,7 @@ EXAMPLES = ROOT / "assets" / "examples"
 
 
 def test_export_command_writes_the_standard_figures(small_weights, tmp_path):
-    images = [EXAMPLES / "coffee.jpg", EXAMPLES / "scene_1_heart.png"]
+    images = [EXAMPLES / "coffee.jpg", EXAMPLES / "scene_7_ring.png"]
     command = [sys.executable, "-m", "viewer.export", *map(str, images), "--out", str(tmp_path),
                "--weights", str(small_weights), "--token", "9", "--resolution", "aspect"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)

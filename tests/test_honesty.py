@@ -24,10 +24,17 @@ def test_the_shipped_model_states_its_domain_and_admits_when_nothing_it_knows_is
     assert bundle.trained and help_texts.model_banner(bundle) == ""
     statement = help_texts.model_statement(bundle)
     assert "10 classes" in statement and "on other images its classes mean nothing" in statement
+    # Its tokens were shaped by a loss on their maps: the page says so, beside what that means.
+    assert "trained to outline objects" in statement and "not only what the architecture finds" in statement
     nothing = help_texts.prediction_verdict(trace_with([0.3, 0.45, 0.1]), bundle)
     assert "None of its classes" in nothing and "45%" in nothing
     present = help_texts.prediction_verdict(trace_with([0.9, 0.2, 0.7]), bundle)
     assert "shape 0, shape 2" in present and "None" not in present
+
+
+def test_weights_whose_tokens_were_left_alone_claim_no_token_training():
+    bundle = dataclasses.replace(open_model(None, device="cpu"), token_training="")
+    assert "tokens were" not in help_texts.model_statement(bundle)
 
 
 def test_untrained_weights_get_a_banner_and_no_training_set(small_weights):
@@ -83,7 +90,7 @@ def test_an_all_zero_attribution_is_said_in_words_not_drawn_blank():
     from viewer.service import Explorer
 
     explorer = Explorer(open_model(None, device="cpu"))
-    analysis = explorer.get(explorer.analyse(Image.open(ASSETS / "examples" / "scene_1_heart.png").convert("RGB")))
+    analysis = explorer.get(explorer.analyse(Image.open(ASSETS / "examples" / "scene_7_ring.png").convert("RGB")))
     view = render.explanation_view(analysis, "grad_cam", np.zeros((7, 7), np.float32), render.Style(), 2)
     assert view.picture.image is None and "zero everywhere" in view.message
     page_html = markup.picture_html(view.picture, "Grad-CAM")

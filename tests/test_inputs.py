@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from image_corpus import corpus
+from image_corpus import corpus, exif_rotated
 from viewer.inputs import ImageRejected, open_image
 
 CASES = corpus()
@@ -33,6 +33,14 @@ def test_exif_orientation_is_applied(orientation, upright_size):
     else:
         data = case.data
     assert open_image(data).image.size == upright_size
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 300])
+def test_an_invalid_exif_orientation_leaves_the_image_as_stored_and_says_so(orientation):
+    loaded = open_image(exif_rotated(orientation))
+    assert loaded.image.size == (300, 200)
+    assert not any("rotated" in note for note in loaded.notes)
+    assert any(f"orientation ({orientation}) is not one of the valid 1-8" in note for note in loaded.notes)
 
 
 def test_transparency_is_shown_on_white():

@@ -73,9 +73,12 @@ def test_memory_stays_flat_over_many_analyses(app_server):
         for index in range(times):
             client.predict(handle_file(EXAMPLES[index % len(EXAMPLES)]), "224", api_name="/analyse")
 
+    cache = app_server.explorer.cache
     analyse(20)
-    after_20 = resident_bytes()
+    after_20, held_after_20 = resident_bytes(), len(cache)
     analyse(180)
     after_200 = resident_bytes()
     assert after_200 <= after_20 * 1.15, (after_20, after_200)
-    assert len(app_server.explorer.cache) <= app_server.explorer.cache.max_entries
+    # One session keeps its latest analyses only, and the cache stays inside its bytes.
+    assert len(cache) <= held_after_20 + cache.session_analyses, (held_after_20, len(cache))
+    assert cache.total_bytes <= cache.max_bytes

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.scenes import (
+from training.scenes import (
     CLASSES,
     HELDOUT_SEEDS,
     MEAN,
@@ -92,10 +92,38 @@ def test_image_shape_and_dtype(many_scenes):
         assert scene.masks.shape[1:] == (224, 224)
 
 
-def test_object_count_between_one_and_four(many_scenes):
+def test_object_count_between_zero_and_four_with_about_a_quarter_empty(many_scenes):
     for scene in many_scenes:
-        assert 1 <= len(scene.classes) <= 4
+        assert 0 <= len(scene.classes) <= 4
         assert len(scene.masks) == len(scene.classes)
+    empty = [scene for scene in many_scenes if not scene.classes]
+    # 200 draws at 0.25: the binomial's 99.9% interval is about 30..72.
+    assert 30 <= len(empty) <= 72
+    for scene in empty:
+        assert scene.masks.shape == (0, 224, 224) and not scene.labels.any()
+        assert not patch_targets(scene).any() and not object_coverage(scene, 28).any()
+
+
+def test_empty_scenes_are_backgrounds_alone_or_with_distractors(many_scenes):
+    """Both kinds of "nothing I know" occur, and distractors leave no label, mask or target."""
+    empty = [scene for scene in many_scenes if not scene.classes]
+    assert any(scene.distractors == 0 for scene in empty) and any(scene.distractors > 0 for scene in empty)
+    with_distractors = [scene for scene in many_scenes if scene.classes and scene.distractors]
+    assert with_distractors
+    for scene in with_distractors:
+        assert len(scene.masks) == len(scene.classes) and scene.labels.sum() == len(set(scene.classes))
+
+
+def test_distractor_templates_are_none_of_the_class_templates():
+    from training.scenes import class_template, distractor_template
+
+    rng = np.random.default_rng(0)
+    classes = [class_template(index) > 127 for index in range(len(CLASSES))]
+    for _ in range(40):
+        distractor = distractor_template(rng) > 127
+        for template in classes:  # same placement and scale as a class: no distractor is a near-copy
+            overlap = np.count_nonzero(distractor & template) / np.count_nonzero(distractor | template)
+            assert overlap < 0.9
 
 
 def test_labels_agree_with_masks(many_scenes):
@@ -204,7 +232,7 @@ def test_dataset_shapes_dtypes_and_normalisation():
     dataset = SceneDataset(range(10, 13))
     assert len(dataset) == 3
     image, labels, targets, objects = dataset[1]
-    assert objects.shape == (4, 28, 28) and objects.dtype == torch.float32
+    assert objects.shape == (4, 56, 56) and objects.dtype == torch.float32
     assert image.shape == (3, 224, 224) and image.dtype == torch.float32
     assert labels.shape == (len(CLASSES),) and labels.dtype == torch.float32
     assert targets.shape == (49, len(CLASSES)) and targets.dtype == torch.float32
@@ -215,7 +243,7 @@ def test_dataset_shapes_dtypes_and_normalisation():
     np.testing.assert_allclose(restored.numpy(), expected.numpy(), atol=1e-5)
     np.testing.assert_array_equal(labels.numpy(), scene.labels)
     np.testing.assert_array_equal(targets.numpy(), patch_targets(scene))
-    np.testing.assert_allclose(objects.numpy(), object_coverage(scene, 28))
+    np.testing.assert_allclose(objects.numpy(), object_coverage(scene, 56))
 
 
 def test_object_coverage_of_a_constructed_scene():

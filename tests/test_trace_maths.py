@@ -378,13 +378,35 @@ def test_mass_overlay_fills_the_bands_and_outlines_the_half():
     assert (drawn[0:14, 13] == 255).all() or (drawn[0:14, 12:16] == 255).any()  # the 50% region's outline
 
 
-def test_the_opening_block_is_the_least_peaked():
-    peaked = one_hot_rows(np.arange(M), size(1))
-    spread = uniform(M, size(2))
-    trace = make_trace({"stage1.block0.semantic_to_pixel": peaked, "stage2.block0.semantic_to_pixel": spread})
-    assert trace_maths.default_block(trace).label == "stage 2 · block 0"
+def rows_over(cells: int, keys: int) -> np.ndarray:
+    """(1, 1, M, keys): token i spreads evenly over ``cells`` cells starting at i * cells."""
+    rows = np.zeros((M, keys), np.float32)
+    for token in range(M):
+        rows[token, token * cells:(token + 1) * cells] = 1.0 / cells
+    return rows[None, None]
+
+
+def test_the_opening_block_is_the_last_dual_block_with_regions_before_a_wider_merge_block():
+    # Stage 1: each token over 8 of 196 cells (half its mass on 2%); stage 3: uniform token rows.
+    regions = rows_over(8, size(1))
+    trace = make_trace({"stage1.block0.semantic_to_pixel": regions, "stage3.block0.merged": merged_map(3, 0.5, 0.9)})
+    assert trace_maths.default_block(trace).label == "stage 1 · block 0"
+    # A later Dual block with regions (each token over 2 of 49 cells: 2%) wins over a wider earlier one.
     trace = make_trace({"stage1.block0.semantic_to_pixel": uniform(M, size(1)),
-                        "stage2.block0.semantic_to_pixel": one_hot_rows(np.arange(M), size(2))})
+                        "stage2.block0.semantic_to_pixel": rows_over(2, size(2)),
+                        "stage3.block0.merged": merged_map(3, 0.5, 0.9)})
+    assert trace_maths.default_block(trace).label == "stage 2 · block 0"
+    # Dots at every Dual block (half the mass on 1 of 196 cells, 0.5%): the widest block of all.
+    dots = one_hot_rows(np.arange(M), size(1))
+    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage3.block0.merged": merged_map(3, 0.5, 0.9)})
+    assert trace_maths.default_block(trace).label == "stage 3 · block 0"
+
+
+def test_a_dual_block_of_dots_is_passed_over():
+    dots = one_hot_rows(np.arange(M), size(1))  # half the mass on 1 of 196 cells: 0.5% of the grid
+    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage2.block0.semantic_to_pixel": uniform(M, size(2))})
+    assert trace_maths.default_block(trace).label == "stage 2 · block 0"
+    trace = make_trace({"stage1.block0.semantic_to_pixel": uniform(M, size(1)), "stage1.block1.semantic_to_pixel": dots})
     assert trace_maths.default_block(trace).label == "stage 1 · block 0"
 
 
@@ -529,3 +551,55 @@ def test_every_function_runs_on_a_real_trace(real_trace):
     figures.pixel_reads_figure(trace_maths.pixel_reads(trace, 1, 0, (0, 0)))
     figures.semantic_self_figure(trace_maths.semantic_self_matrix(trace, 2, 0), "stage 2")
     figures.merge_quadrants_figure(quadrants)
+
+
+def raw(trace: Trace, name: str) -> np.ndarray:
+    """Map ``name`` of the first image as (heads, queries, keys) float64, read straight from the trace."""
+    return trace.maps[name][0].double().numpy()
+
+
+def test_views_of_a_real_trace_are_the_raw_maps_they_name(real_trace):
+    """Each view against the captured tensor it reads, indexed by hand: rows, columns and heads cannot be
+    swapped, sliced off by one or fused wrongly unnoticed."""
+    trace = real_trace
+    tokens = trace.num_semantic
+    x, y = 200.0, 10.0  # near the top right of the 224 x 160 input
+    most_heads = 0
+    for ref in trace_maths.blocks(trace):
+        height, width = trace.grid(ref.stage)
+        pixels = height * width
+        cell = int(y * height / 160) * width + int(x * width / 224)
+        if ref.kind == "dual":
+            prefix = f"stage{ref.stage}.block{ref.block}."
+            to_pixels, to_tokens = raw(trace, prefix + "semantic_to_pixel"), raw(trace, prefix + "pixel_to_semantic")
+            self_attention = raw(trace, prefix + "semantic_self")
+        else:
+            merged = raw(trace, f"stage{ref.stage}.block{ref.block}.merged")
+            to_pixels, to_tokens = merged[:, pixels:, :pixels], merged[:, :pixels, pixels:]
+            self_attention = merged[:, pixels:, pixels:]
+        heads = to_pixels.shape[0]
+        most_heads = max(most_heads, heads)
+        np.testing.assert_allclose(trace_maths.token_maps(trace, ref.stage, ref.block),
+                                   to_pixels.mean(0).reshape(tokens, height, width), atol=1e-6)
+        np.testing.assert_allclose(trace_maths.token_maps(trace, ref.stage, ref.block, f"head {heads - 1}"),
+                                   to_pixels[heads - 1].reshape(tokens, height, width), atol=1e-6)
+        np.testing.assert_allclose(trace_maths.token_maps(trace, ref.stage, ref.block, "max"),
+                                   to_pixels.max(0).reshape(tokens, height, width), atol=1e-6)
+        np.testing.assert_allclose(trace_maths.pixel_reads(trace, ref.stage, ref.block, (x, y)),
+                                   to_tokens.mean(0)[cell], atol=1e-6)
+        np.testing.assert_allclose(trace_maths.semantic_self_matrix(trace, ref.stage, ref.block),
+                                   self_attention.mean(0), atol=1e-6)
+        owner, confidence = trace_maths.ownership(trace, ref.stage, ref.block)
+        reads = to_tokens.mean(0)
+        np.testing.assert_array_equal(owner.ravel(), reads.argmax(1))
+        np.testing.assert_allclose(confidence.ravel(), reads.max(1) / reads.sum(1), rtol=1e-5)
+    assert most_heads > 1  # so that a fusion of heads was checked
+    class_attention = raw(trace, "head.class_attention")
+    stage4 = trace.grid(4).height * trace.grid(4).width
+    np.testing.assert_allclose(trace_maths.class_attention_map(trace, "head 4").ravel(),
+                               class_attention[4, 0, 1:1 + stage4], atol=1e-6)
+    for ref, shares in trace_maths.merge_quadrants(trace):
+        merged = raw(trace, f"stage{ref.stage}.block{ref.block}.merged").mean(0)
+        pixels = trace.grid(ref.stage).height * trace.grid(ref.stage).width
+        assert shares["pixel→semantic"] == pytest.approx(merged[:pixels, pixels:].sum(1).mean(), abs=1e-5)
+        assert shares["semantic→semantic"] == pytest.approx(merged[pixels:, pixels:].sum(1).mean(), abs=1e-5)

@@ -11,16 +11,16 @@ import pytest
 import safetensors
 import torch
 
-from model.evaluate import average_precision, exact_match, mean_average_precision, token_localisation
-from model.scenes import CLASSES, heldout_seed, make_scene, normalise_image
-from model.train import grounding_loss
+from training.evaluate import average_precision, exact_match, mean_average_precision, object_figures
+from training.scenes import CLASSES, heldout_seed, make_scene, normalise_image
+from training.train import grounding_loss, token_distributions
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ROOT / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
 
 
 def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
-    command = [sys.executable, "-m", "model.train", "--out", str(tmp_path), "--steps", "8", "--batch-size", "4",
+    command = [sys.executable, "-m", "training.train", "--out", str(tmp_path), "--steps", "8", "--batch-size", "4",
                "--scenes", "4", "--warmup-steps", "1", "--workers", "0", "--save-every", "4"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
@@ -36,14 +36,40 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     assert "8/10" in resumed.stderr.replace("\r", "\n")
 
 
-def test_grounding_loss_is_zero_when_a_token_sits_inside_each_object():
-    maps = torch.zeros(1, 2, 3, 4)
-    maps[0, :, 1, 2] = 1.0  # token 1 attends only to pixel 2, in both heads
-    maps[0, :, [0, 2]] = 0.25  # the others spread evenly
-    coverage = torch.tensor([[[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])  # one object on pixel 2; one absent
+def test_grounding_loss_is_zero_when_a_token_spreads_evenly_over_each_object():
+    maps = torch.tensor([[[0.0, 0.5, 0.5, 0.0], [0.25, 0.25, 0.25, 0.25]]])  # token 0 covers pixels 1 and 2
+    coverage = torch.tensor([[[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])  # one object there; one absent
     assert grounding_loss(maps, coverage).item() == pytest.approx(0.0, abs=1e-6)
-    coverage_elsewhere = torch.tensor([[[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
-    assert grounding_loss(maps, coverage_elsewhere).item() == pytest.approx(-np.log(0.25), rel=1e-5)
+
+
+def test_grounding_loss_asks_for_coverage_and_for_containment():
+    coverage = torch.tensor([[[0.0, 1.0, 1.0, 0.0]]])
+    # Inside the object but uneven (0.75 / 0.25): KL from (1/2, 1/2) is log(4/3) / 2, nothing spills.
+    uneven = torch.tensor([[[0.0, 0.75, 0.25, 0.0]]])
+    assert grounding_loss(uneven, coverage).item() == pytest.approx(0.5 * np.log(4 / 3), rel=1e-5)
+    # Even over the object but half of the mass outside: KL log 2, containment -log 0.5.
+    spilling = torch.tensor([[[0.25, 0.25, 0.25, 0.25]]])
+    assert grounding_loss(spilling, coverage).item() == pytest.approx(2 * np.log(2), rel=1e-5)
+    # The token with the most mass inside is the one asked, not the better-shaped one.
+    two = torch.tensor([[[0.0, 0.75, 0.25, 0.0], [0.0, 0.3, 0.3, 0.4]]])
+    assert grounding_loss(two, coverage).item() == pytest.approx(0.5 * np.log(4 / 3), rel=1e-5)
+
+
+def test_grounding_loss_of_a_batch_without_objects_is_zero_and_differentiable():
+    maps = torch.full((2, 3, 4), 0.25, requires_grad=True)
+    loss = grounding_loss(maps, torch.zeros(2, 4, 4))
+    loss.backward()
+    assert loss.item() == 0.0 and maps.grad is not None
+
+
+def test_merged_token_rows_are_cut_to_the_pixel_columns_and_renormalised():
+    pixels, tokens = 2, 3
+    merged = torch.rand(1, 2, pixels + tokens, pixels + tokens).softmax(dim=-1)
+    rows = token_distributions("stage3.block0.merged", merged, pixels)
+    head_mean = merged.mean(dim=1)[0, pixels:, :pixels]
+    torch.testing.assert_close(rows[0], head_mean / head_mean.sum(dim=-1, keepdim=True))
+    dual = torch.rand(1, 2, tokens, pixels).softmax(dim=-1)
+    torch.testing.assert_close(token_distributions("stage1.block0.semantic_to_pixel", dual, pixels), dual.mean(dim=1))
 
 
 def test_average_precision_known_answers():
@@ -56,17 +82,35 @@ def test_average_precision_known_answers():
     assert exact_match(scores, np.eye(2)) == 1.0 and exact_match(scores, np.array([[1, 1], [0, 1]])) == 0.5
 
 
-def test_token_localisation_known_answers():
-    coverage = np.zeros((1, 2, 4))
-    coverage[0, 0, :2] = 1.0  # object 0 covers pixels 0 and 1; object 1 is absent
-    perfect = np.array([[[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]]])  # token 0 sits on the object
-    result = token_localisation(perfect, coverage)
-    assert (result.mass_in_mask, result.pointing_game, result.objects) == (1.0, 1.0, 1)
-    outside = np.array([[[0.0, 0.0, 0.5, 0.5], [0.1, 0.0, 0.9, 0.0]]])
-    result = token_localisation(outside, coverage)
-    assert result.mass_in_mask == pytest.approx(0.1) and result.pointing_game == 0.0
-    uniform = np.full((1, 2, 4), 0.25)
-    assert token_localisation(uniform, coverage).mass_in_mask == pytest.approx(0.5)  # the object's area
+def test_a_map_spread_evenly_over_the_object_scores_by_hand():
+    """10 mask cells of 100: even attention there holds all the mass; its 80% region is 8 of the 10 cells."""
+    coverage = np.zeros(100)
+    coverage[20:30] = 1.0
+    coverage[30] = 0.4  # partly covered: counts towards the mass, not the mask
+    even = np.zeros((2, 100))
+    even[0, 20:30] = 0.1
+    even[1] = 0.01  # a uniform token, less inside
+    figures = object_figures(even, coverage)
+    assert figures["mass_in_mask"] == pytest.approx(1.0)
+    assert figures["iou_50"] == pytest.approx(0.5) and figures["iou_80"] == pytest.approx(0.8)
+    assert figures["mask_cells_above_uniform"] == 1.0 and figures["pointing"] == 1.0
+    assert figures["effective_support"] == pytest.approx(0.1)
+    assert figures["area"] == pytest.approx(10.4 / 100)
+
+
+def test_a_peaked_map_scores_as_a_dot():
+    coverage = np.zeros(100)
+    coverage[20:30] = 1.0
+    dot = np.full((1, 100), 0.1 / 99)
+    dot[0, 25] = 0.9
+    figures = object_figures(dot, coverage)
+    assert figures["mass_in_mask"] == pytest.approx(0.9 + 9 * 0.1 / 99)
+    assert figures["iou_50"] == pytest.approx(0.1) and figures["iou_80"] == pytest.approx(0.1)
+    assert figures["mask_cells_above_uniform"] == pytest.approx(0.1) and figures["pointing"] == 1.0
+    outside = np.full((1, 100), 0.0)
+    outside[0, 70] = 1.0
+    figures = object_figures(outside, coverage)
+    assert figures["mass_in_mask"] == 0.0 and figures["iou_80"] == 0.0 and figures["pointing"] == 0.0
 
 
 def test_shipped_weights_load_strictly_and_classify_heldout_scenes():

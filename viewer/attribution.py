@@ -30,11 +30,15 @@ from model.dualvit import POOL_SIZE, DualViT, Grid, StageFeatures, pooled_grid
 from model.trace import STAGES, Trace
 from viewer.trace_maths import CLASS_ATTENTION, blocks, fused
 
-# Gradients of this many interpolation steps are taken in one backward pass: a nano model at 224
-# then needs a few hundred MB, a large one a few GB.
-GRADIENT_BATCH = 16
-# Occlusion and token ablation forward this many perturbed copies of the image at once.
-PERTURBATION_BATCH = 16
+# Copies of the image run in one pass: at most this many, and as many as fit in BATCH_MEMORY.
+MOST_PER_BATCH = 16
+BATCH_MEMORY = 1536 << 20
+# What one copy holds at its peak, per activation unit (a token's channel in one block, summed over
+# the stages at the input's size): measured with bench.memory at 384 on dualvit_nano and dualvit_s,
+# whose estimates agreed within 5%. Batches of 16 took dualvit_s at 384 to 10 GiB under Integrated
+# Gradients; sized by memory they take it to under 3.
+GRADIENT_BYTES_PER_UNIT = 150  # a backward pass keeps every activation
+FORWARD_BYTES_PER_UNIT = 85  # a pass without gradients frees them as it goes
 
 
 # ----------------------------------------------------------------------------- shared
@@ -80,6 +84,18 @@ def recording_passes(network: DualViT, on_pass: Callable[[Pass, int], None]) -> 
         handle.remove()
 
 
+def activation_units(network: DualViT, size: tuple[int, int]) -> int:
+    """Tokens × channels × blocks over the four stages, for an input of ``size`` (height, width)."""
+    grids = stage_grids(network, torch.empty(1, 3, *size, device="meta"))
+    return sum(grid.size * width * depth for grid, width, depth in zip(grids, network.embed_dims, network.depths))
+
+
+def batch_size(network: DualViT, size: tuple[int, int], with_grad: bool) -> int:
+    """How many copies of an input of ``size`` one pass takes, so that a pass stays within BATCH_MEMORY."""
+    per_copy = activation_units(network, size) * (GRADIENT_BYTES_PER_UNIT if with_grad else FORWARD_BYTES_PER_UNIT)
+    return max(1, min(MOST_PER_BATCH, BATCH_MEMORY // per_copy))
+
+
 def check_single_image(images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[0] != 1:
         raise ValueError(f"expected one image of shape (1, C, H, W), got {tuple(images.shape)}")
@@ -114,8 +130,9 @@ def integrated_gradients(network: DualViT, images: torch.Tensor, target: int, st
     check_single_image(images)
     check_class(network, target)
     method = IntegratedGradients(network)
+    # SmoothGrad's noisy copies go through together: Captum takes at least that many per pass.
     options = dict(baselines=0.0, target=target, n_steps=steps,
-                   internal_batch_size=max(GRADIENT_BATCH, samples if smooth else 1))
+                   internal_batch_size=gradient_batch(network, images.shape[-2:], samples if smooth else 1))
     with evaluating(network):
         if not smooth:
             return channel_magnitude(method.attribute(images, **options))
@@ -124,6 +141,11 @@ def integrated_gradients(network: DualViT, images: torch.Tensor, target: int, st
             attributions = NoiseTunnel(method).attribute(
                 images, nt_type="smoothgrad", nt_samples=samples, stdevs=noise, **options)
     return channel_magnitude(attributions)
+
+
+def gradient_batch(network: DualViT, size: tuple[int, int], copies: int = 1) -> int:
+    """Interpolation steps (times ``copies`` of the image) per backward pass of Integrated Gradients."""
+    return max(copies, batch_size(network, size, with_grad=True) // copies * copies)
 
 
 OCCLUSION_WINDOW, OCCLUSION_STRIDE = 32, 16
@@ -148,7 +170,7 @@ def occlusion(network: DualViT, images: torch.Tensor, target: int, window: int =
     with evaluating(network), torch.no_grad():
         attributions = Occlusion(network).attribute(
             images, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
-            baselines=0.0, target=target, perturbations_per_eval=PERTURBATION_BATCH)
+            baselines=0.0, target=target, perturbations_per_eval=batch_size(network, images.shape[-2:], False))
     # The window spans every channel, so all channels carry the same value.
     return to_map(attributions[0, 0])
 
@@ -226,7 +248,7 @@ def token_importance(network: DualViT, images: torch.Tensor, target: int, stage:
     handle = network.stages[stage - 1].semantic_embed.register_forward_hook(ablate)
     try:
         with evaluating(network), torch.inference_mode():
-            for tokens in token_batches(num_tokens):
+            for tokens in token_batches(num_tokens, batch_size(network, images.shape[-2:], with_grad=False)):
                 keep["mask"] = ablation_mask(tokens, num_tokens, images)
                 logits = network(images.repeat(len(tokens) + 1, 1, 1, 1))[:, target]
                 importance[tokens] = to_map(logits[0] - logits[1:])
@@ -235,9 +257,9 @@ def token_importance(network: DualViT, images: torch.Tensor, target: int, stage:
     return importance
 
 
-def token_batches(num_tokens: int) -> list[np.ndarray]:
+def token_batches(num_tokens: int, copies_per_pass: int) -> list[np.ndarray]:
     """Token indices in groups that fit one forward beside the clean copy."""
-    per_batch = PERTURBATION_BATCH - 1
+    per_batch = max(1, copies_per_pass - 1)
     return np.array_split(np.arange(num_tokens), -(-num_tokens // per_batch))
 
 

@@ -137,8 +137,12 @@ def model_statement(bundle: ModelBundle) -> str:
                 "everyday object and animal classes and gives any image one of them, even when none is there.")
     names = ", ".join(name.replace("_", " ") for name in bundle.class_names[:12])
     more = f" and {classes - 12} more" if classes > 12 else ""
-    return (f"Weights: **{bundle.weights}** ({bundle.architecture}), trained on {bundle.domain}. It knows "
-            f"{classes} classes ({names}{more}); on other images its classes mean nothing.")
+    statement = (f"Weights: **{bundle.weights}** ({bundle.architecture}), trained on {bundle.domain}. It knows "
+                 f"{classes} classes ({names}{more}); on other images its classes mean nothing.")
+    if bundle.token_training:
+        statement += (f" Its semantic tokens were {bundle.token_training}: their maps show what that training asks "
+                      "for, not only what the architecture finds on its own.")
+    return statement
 
 
 def prediction_verdict(trace: Trace, bundle: ModelBundle) -> str:

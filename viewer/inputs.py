@@ -3,8 +3,9 @@
 Accepted: anything Pillow decodes (PNG, JPEG, GIF, WebP, TIFF, BMP, ...). Converted: EXIF
 rotation applied; 16-bit and float images rescaled to 8 bits; CMYK, greyscale and palette images
 to RGB; transparency composited on white; animations reduced to their first frame. Refused, with
-a message saying why: empty or non-image files, truncated files, decompression bombs, images
-under 32 pixels a side, and shapes longer than 8:1.
+a message saying why: empty or non-image files, truncated files, decompression bombs, images over
+the host's pixel limit (40 megapixels unless set otherwise), images under 32 pixels a side, and
+shapes longer than 8:1.
 """
 from __future__ import annotations
 
@@ -16,11 +17,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-MAX_PIXELS = 40_000_000
+from viewer.limits import PIXEL_CEILING, Limits
+
+MAX_PIXELS = Limits.max_pixels
 MIN_SIDE = 32
 MAX_ASPECT = 8.0
-# Pillow's own bomb guard, set to our limit so that no decoder allocates past it either.
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow's own bomb guard, for whatever else decodes an image in this process; ours is checked on
+# the header, before any decoder allocates.
+Image.MAX_IMAGE_PIXELS = PIXEL_CEILING
 
 
 class ImageRejected(ValueError):
@@ -33,8 +37,8 @@ class LoadedImage:
     notes: list[str] = field(default_factory=list)  # conversions made, for the page
 
 
-def open_image(source: str | Path | bytes) -> LoadedImage:
-    """Decode ``source`` (a path or the file's bytes) into an upright RGB image."""
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> LoadedImage:
+    """Decode ``source`` (a path or the file's bytes) into an upright RGB image of at most ``max_pixels``."""
     data = source if isinstance(source, bytes) else _read(Path(source))
     if not data:
         raise ImageRejected("The file is empty.")
@@ -42,23 +46,30 @@ def open_image(source: str | Path | bytes) -> LoadedImage:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            _check_pixels(image.size)
+            _check_pixels(image.size, max_pixels)
             notes = _first_frame(image)
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected(f"The image is too large to analyse safely (over {MAX_PIXELS:,} pixels).") from None
+        raise ImageRejected(f"The image is too large to analyse safely (over {max_pixels:,} pixels).") from None
     except UnidentifiedImageError:
         raise ImageRejected("This file is not an image that can be read (try PNG, JPEG, WebP, GIF, TIFF or BMP).") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageRejected(f"The image file is truncated or corrupt ({error}).") from None
-    if image.getexif().get(0x0112, 1) != 1:
+    orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    if orientation in TURNING_ORIENTATIONS:
         image = ImageOps.exif_transpose(image)
         notes.append("rotated upright as its EXIF orientation asks")
+    elif orientation != 1:
+        notes.append(f"its EXIF orientation ({orientation}) is not one of the valid 1-8, so it is shown as stored")
     rgb, conversion = _to_rgb(image)
     if conversion:
         notes.append(conversion)
     _check_shape(rgb.size)
     return LoadedImage(rgb, notes)
+
+
+EXIF_ORIENTATION = 0x0112
+TURNING_ORIENTATIONS = range(2, 9)  # 1 is upright; the EXIF standard defines no other value
 
 
 def _read(path: Path) -> bytes:
@@ -68,11 +79,11 @@ def _read(path: Path) -> bytes:
         raise ImageRejected(f"The file could not be read ({error.strerror}).") from None
 
 
-def _check_pixels(size: tuple[int, int]) -> None:
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
-    if width * height > MAX_PIXELS:
+    if width * height > max_pixels:
         raise ImageRejected(f"The image is {width}×{height} = {width * height:,} pixels; "
-                            f"the limit is {MAX_PIXELS:,}. Please downscale it.")
+                            f"this server's limit is {max_pixels:,}. Please downscale it.")
 
 
 def _check_shape(size: tuple[int, int]) -> None:

@@ -30,7 +30,8 @@ SCALES: dict[str, str] = {
 }
 DEFAULT_SCALE = "per map"
 HOME_COLOUR = (0, 220, 255)
-HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's (positive) mass"
+HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's mass"
+SIGNED_HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's positive mass"
 
 
 # At the peak a colour is blended this strongly over the photo: high enough that the peak's colour
@@ -117,7 +118,9 @@ def draw_maps(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, unit
     heats = overlay.overlays(image, maps, geometry, style.colormap, style.opacity, vranges)
     drawn = [overlay.outline(heat, trace_maths.mass_region(values, 0.5), geometry) for heat, values in zip(heats, maps)]
     low, high = (min(0.0, shared[0]), shared[1]) if shared else (0.0, None)
-    return drawn, ColourKey(unit, style.colormap, low, high, note=HALF_MASS_NOTE)
+    signed = any(np.nanmin(values) < 0 for values in maps)  # attributions; attention is never negative
+    note = SIGNED_HALF_MASS_NOTE if signed else HALF_MASS_NOTE
+    return drawn, ColourKey(unit, style.colormap, low, high, note=note)
 
 
 def draw_one(analysis: Analysis, values: np.ndarray, style: Style, unit: str = ATTENTION) -> Picture:
@@ -372,8 +375,9 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                  f"The image is cut into a {stage1.height}×{stage1.width} grid of **pixel tokens** (faint lines). "
                  f"Beside them Dual-ViT keeps **{tokens} semantic tokens**, one per cell of a "
                  f"{semantic.height}×{semantic.width} *home grid* (bold boxes, {trace_maths.POOL_SIZE}×{trace_maths.POOL_SIZE} "
-                 f"pixel tokens each). The tour follows **token {lead}** (home: row {home_row}, column "
-                 f"{home_col}), the token that owns the most pixels at {last_dual.label}."),
+                 f"pixel tokens each). The tour follows **token {lead}** (home: row {home_row + 1}, column "
+                 f"{home_col + 1}, counting from the top left, boxed in cyan), the token that owns the most pixels "
+                 f"at {last_dual.label}: more pixels read from it than from any other token."),
         TourStep("Tokens start from pooled patches (semantic_init)", init_picture,
                  f"Before stage 1, {tokens} learned queries attend over the pooled home cells, and each result is "
                  f"mixed with its own home cell. Token {lead}'s query puts {share(float(init[home_row, home_col]))} "

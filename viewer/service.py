@@ -14,11 +14,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.allocator import release_freed_memory
 from model.bundle import ModelBundle
 from model.capture import capture
 from model.preprocess import Geometry, preprocess
 from model.trace import Trace
 from viewer import attribution
+from viewer.limits import Limits
 
 Resolution = Literal["224", "384", "aspect"]
 RESOLUTIONS: dict[str, str] = {
@@ -61,21 +63,28 @@ class Analysis:
 
 
 class AnalysisCache:
-    """Least-recently-used analyses, bounded in count and bytes; safe across request threads."""
+    """Analyses and the explanations computed on them, least recently used out first: at most
+    ``session_analyses`` per session and ``max_bytes`` in all. Safe across request threads."""
 
-    def __init__(self, max_entries: int, max_bytes: int):
-        self.max_entries = max_entries
+    def __init__(self, max_bytes: int, session_analyses: int):
         self.max_bytes = max_bytes
+        self.session_analyses = session_analyses
         self._entries: OrderedDict[str, Analysis] = OrderedDict()
+        self._sessions: dict[str, str | None] = {}  # analysis key -> the session that made it
+        self._explanations: OrderedDict[tuple, np.ndarray] = OrderedDict()  # (key, method, class, stage)
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def put(self, analysis: Analysis) -> str:
+    def put(self, analysis: Analysis, session: str | None = None) -> str:
         key = uuid.uuid4().hex
         with self._lock:
-            self._entries[key] = analysis
-            while len(self._entries) > self.max_entries or (
-                    len(self._entries) > 1 and self.total_bytes() > self.max_bytes):
-                self._entries.popitem(last=False)
+            self._entries[key], self._sessions[key] = analysis, session
+            self._bytes += analysis.nbytes()
+            if session is not None:
+                owned = [owned_key for owned_key, owner in self._sessions.items() if owner == session]
+                for stale in owned[:-self.session_analyses]:  # in insertion order: the oldest first
+                    self._drop(stale)
+            self._shrink()
         return key
 
     def get(self, key: str | None) -> Analysis:
@@ -85,26 +94,69 @@ class AnalysisCache:
             self._entries.move_to_end(key)
             return self._entries[key]
 
+    def newest(self) -> Analysis:
+        with self._lock:
+            return next(reversed(self._entries.values()))
+
+    def explanation(self, explanation_key: tuple) -> np.ndarray | None:
+        with self._lock:
+            result = self._explanations.get(explanation_key)
+            if result is not None:
+                self._explanations.move_to_end(explanation_key)  # the latest shown, for the export
+            return result
+
+    def keep_explanation(self, explanation_key: tuple, result: np.ndarray) -> None:
+        with self._lock:
+            if explanation_key[0] not in self._entries or explanation_key in self._explanations:
+                return  # its analysis left the cache while it was computed, or another request kept it first
+            self._explanations[explanation_key] = result
+            self._bytes += result.nbytes
+            self._shrink()
+
+    def latest_explanation(self, key: str | None) -> tuple[tuple, np.ndarray] | None:
+        with self._lock:
+            for explanation_key, result in reversed(self._explanations.items()):
+                if explanation_key[0] == key:
+                    return explanation_key, result
+        return None
+
+    @property
+    def explanations(self) -> int:
+        return len(self._explanations)
+
+    @property
     def total_bytes(self) -> int:
-        return sum(entry.nbytes() for entry in self._entries.values())
+        return self._bytes
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def _shrink(self) -> None:
+        """Drop the least recently used analyses until the rest fit (the newest one always stays)."""
+        while len(self._entries) > 1 and self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: str) -> None:
+        self._bytes -= self._entries.pop(key).nbytes()
+        del self._sessions[key]
+        for explanation_key in [item for item in self._explanations if item[0] == key]:
+            self._bytes -= self._explanations.pop(explanation_key).nbytes
+
 
 class Explorer:
-    """Runs the model (once per image) and keeps the traces for the views."""
+    """Runs the model (once per image) and keeps the traces for the views, within the host's limits."""
 
-    def __init__(self, bundle: ModelBundle, max_entries: int = 24, max_bytes: int = 1_500_000_000):
+    def __init__(self, bundle: ModelBundle, limits: Limits = Limits()):
         self.bundle = bundle
-        self.cache = AnalysisCache(max_entries, max_bytes)
+        self.limits = limits
+        self.cache = AnalysisCache(limits.cache_bytes, limits.session_analyses)
         self.forward_passes = 0
         self._model_lock = threading.Lock()
-        self._explanations: OrderedDict[tuple, np.ndarray] = OrderedDict()
-        self._explanation_lock = threading.Lock()
 
-    def analyse(self, image: Image.Image, resolution: str = "224", notes: tuple[str, ...] = ()) -> str:
-        """Capture every attention map of ``image``; returns the cache key of the analysis."""
+    def analyse(self, image: Image.Image, resolution: str = "224", notes: tuple[str, ...] = (),
+                session: str | None = None) -> str:
+        """Capture every attention map of ``image``; returns the cache key of the analysis. A ``session``
+        keeps at most the host's number of analyses: its older ones leave the cache."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"Unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}.")
         mode, size = ("aspect", 224) if resolution == "aspect" else ("crop", int(resolution))
@@ -115,22 +167,18 @@ class Explorer:
         display, thumbnail = display_copy(image, DISPLAY_SIDE, MIN_DISPLAY_SIDE), display_copy(image, THUMBNAIL_SIDE)
         analysis = Analysis(trace, images, np.asarray(display), geometry.for_display(display.size),
                             np.asarray(thumbnail), geometry.for_display(thumbnail.size), resolution, notes)
-        return self.cache.put(analysis)
+        return self.cache.put(analysis, session)
 
     def get(self, key: str | None) -> Analysis:
         return self.cache.get(key)
 
     def latest_explanation(self, key: str | None) -> tuple[str, int, int, np.ndarray] | None:
         """(method, class, stage, result) of the last explanation computed or shown for this analysis, if any."""
-        with self._explanation_lock:
-            for (cached_key, method, target, stage), result in reversed(self._explanations.items()):
-                if cached_key == key:
-                    return method, target, stage, result
-        return None
-
-    @property
-    def cached_explanations(self) -> int:
-        return len(self._explanations)
+        latest = self.cache.latest_explanation(key)
+        if latest is None:
+            return None
+        (_, method, target, stage), result = latest
+        return method, target, stage, result
 
     def explain(self, key: str | None, method: str, target: int, stage: int = 2,
                 on_pass: Callable[[int, int], None] | None = None) -> np.ndarray:
@@ -145,19 +193,16 @@ class Explorer:
             raise ValueError(f"Class index {target} does not exist (0 to {len(self.bundle.class_names) - 1}).")
         if not 1 <= stage <= 4:
             raise ValueError(f"Stage {stage} does not exist: Dual-ViT has stages 1 to 4.")
-        cache_key = (key, method, target, stage if method == "token_importance" else 2)
-        with self._explanation_lock:
-            if cache_key in self._explanations:
-                self._explanations.move_to_end(cache_key)  # the latest shown, for the export
-                return self._explanations[cache_key]
-        expected = expected_passes(method, analysis)
+        explanation_key = (key, method, target, stage if method == "token_importance" else 2)
+        cached = self.cache.explanation(explanation_key)
+        if cached is not None:
+            return cached
+        expected = expected_passes(self.bundle, method, analysis)
         report = (lambda _pass, done: on_pass(done, expected)) if on_pass else (lambda _pass, done: None)
         with self._model_lock, attribution.recording_passes(self.bundle.network, report):
             result = run_explanation(self.bundle, analysis, method, target, stage)
-        with self._explanation_lock:
-            self._explanations[cache_key] = result
-            while len(self._explanations) > MAX_EXPLANATIONS:
-                self._explanations.popitem(last=False)
+            release_freed_memory()  # an explanation's gradients and batches, gigabytes at large inputs
+        self.cache.keep_explanation(explanation_key, result)
         return result
 
 
@@ -184,7 +229,6 @@ EXPLANATION_METHODS: dict[str, str] = {
     "dual_rollout": "Attention rollout through the semantic tokens",
     "token_importance": "Semantic-token importance (ablation)",
 }
-MAX_EXPLANATIONS = 128
 
 
 @on_gpu
@@ -207,20 +251,21 @@ def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target
     return attribution.token_importance(network, images, target, stage)
 
 
-def expected_passes(method: str, analysis: Analysis) -> int:
+def expected_passes(bundle: ModelBundle, method: str, analysis: Analysis) -> int:
     """How many forward passes ``method`` makes on this analysis's input (for a progress bar)."""
-    height, width = analysis.inputs.shape[-2:]
+    size, network = analysis.inputs.shape[-2:], bundle.network
     if method == "dual_rollout":
         return 0  # it reads the trace
     if method == "integrated_gradients":
-        return -(-IG_STEPS // attribution.GRADIENT_BATCH)
+        return -(-IG_STEPS // attribution.gradient_batch(network, size))
     if method == "smoothgrad":
-        return -(-SMOOTH_STEPS * SMOOTH_SAMPLES // max(attribution.GRADIENT_BATCH, SMOOTH_SAMPLES))
+        return -(-SMOOTH_STEPS * SMOOTH_SAMPLES // attribution.gradient_batch(network, size, SMOOTH_SAMPLES))
     if method == "occlusion":
-        windows = attribution.occlusion_windows((height, width))
-        return 1 + -(-windows // attribution.PERTURBATION_BATCH)
+        windows = attribution.occlusion_windows(size)
+        return 1 + -(-windows // attribution.batch_size(network, size, with_grad=False))
     if method == "token_importance":
-        return len(attribution.token_batches(analysis.trace.num_semantic))
+        per_pass = attribution.batch_size(network, size, with_grad=False)
+        return len(attribution.token_batches(analysis.trace.num_semantic, per_pass))
     return 1
 
 

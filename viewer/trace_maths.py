@@ -98,7 +98,7 @@ def fuse_heads(attention: np.ndarray | torch.Tensor, fusion: str) -> np.ndarray:
 
 def head_index(fusion: str, num_heads: int) -> int:
     """The head named by a fusion such as "head 3", checked against the number of heads."""
-    if not fusion.startswith(HEAD_PREFIX) or not fusion[len(HEAD_PREFIX):].strip().isdigit():
+    if not isinstance(fusion, str) or not fusion.startswith(HEAD_PREFIX) or not fusion[len(HEAD_PREFIX):].strip().isdigit():
         raise ValueError(f"unknown fusion {fusion!r}: choose one of {', '.join(FUSIONS)} or 'head <k>'")
     index = int(fusion[len(HEAD_PREFIX):])
     if index >= num_heads:
@@ -146,8 +146,8 @@ def fusion_in(trace: Trace, ref: BlockRef, fusion: str) -> str:
     Views that span blocks (filmstrip, stage overview) cross stages with different numbers of
     heads, so "head 3" cannot mean the same thing everywhere.
     """
-    if not fusion.startswith(HEAD_PREFIX):
-        return fusion
+    if not isinstance(fusion, str) or not fusion.startswith(HEAD_PREFIX):
+        return fusion  # a bad value is refused where it is used, with its message
     part = "semantic_to_pixel" if ref.kind == "dual" else MERGE_PART
     num_heads = trace.maps[ref.map_name(part)].shape[1]
     return fusion if head_index(fusion, 10 ** 6) < num_heads else "mean"
@@ -275,12 +275,19 @@ def area_holding(values: np.ndarray, share: float) -> float:
     return min(cells, values.size) / values.size
 
 
-def default_block(trace: Trace, item: int = 0) -> BlockRef:
-    """The block to open on: the one whose token maps are least peaked (the largest median area
-    holding half a token's mass, relative to the stage grid), earliest on a tie.
+# Below this median half-mass area (share of the stage grid) a block's token maps read as dots.
+DOT_AREA = 0.01
 
-    Peaked maps read as a few dots on a photo; the block where the tokens spread most shows their
-    roles best. Chosen per trace, so a model whose tokens outline objects early opens early.
+
+def default_block(trace: Trace, item: int = 0) -> BlockRef:
+    """The block to open on: the last Dual block whose token maps show regions rather than dots (a median
+    area holding half a token's mass of at least ``DOT_AREA`` of the stage grid); when every Dual
+    block shows dots, the block whose maps spread widest, Merge blocks included, earliest on a tie.
+
+    A Dual block's ``semantic_to_pixel`` is the tokens' own reading of the pixels, the paper's
+    picture of what a semantic token looks at, and the last one shows the tokens after every round
+    of reading, just before they merge with the pixels. Peaked maps read as a few dots on a photo,
+    so dots send the page on to the block where the tokens spread most.
     """
     candidates = [ref for ref in blocks(trace) if has_token_maps(trace, ref)]
     if not candidates:
@@ -290,8 +297,11 @@ def default_block(trace: Trace, item: int = 0) -> BlockRef:
         maps = token_maps(trace, ref.stage, ref.block, "mean", item)
         return float(np.nanmedian([area_holding(token_map, 0.5) for token_map in maps]))
 
-    spreads = [spread(ref) for ref in candidates]
-    return candidates[int(np.argmax(spreads))]
+    spreads = {ref: spread(ref) for ref in candidates}
+    regions = [ref for ref in candidates if ref.kind == "dual" and spreads[ref] >= DOT_AREA]
+    if regions:
+        return regions[-1]
+    return max(candidates, key=lambda ref: (spreads[ref], -candidates.index(ref)))
 
 
 SEMANTIC_INIT = "semantic_init"

@@ -1,7 +1,6 @@
 """The Gradio page: wiring only. Maths lives in viewer.trace_maths, drawing in viewer.overlay/figures."""
 from __future__ import annotations
 
-import base64
 import functools
 import shutil
 import tempfile
@@ -10,29 +9,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from model.bundle import ASSETS
 from viewer import catalogue, help_texts, markup, overlay, render, trace_maths
+from viewer.components import CheckedSlider, TokenNumber, UploadedImage
 from viewer.export import Settings, write_bundle
 from viewer.help_texts import EXPLANATIONS
+from viewer.http_guard import UploadGuard
 from viewer.inputs import ImageRejected, open_image
 from viewer.service import EXPLANATION_METHODS, RESOLUTIONS, Analysis, Explorer
 
 EXAMPLES = ASSETS / "examples"
 MEAN_OF_TOKENS = "mean over tokens"
-
-
-class UploadedImage(gr.Image):
-    """gr.Image that hands the upload over undecoded: decoding and its error messages are ours."""
-
-    is_template = True  # rendered by the ordinary Image front end
-
-    def preprocess(self, payload):  # noqa: D102
-        if payload is None:
-            return None
-        if payload.url and payload.url.startswith("data:"):
-            return base64.b64decode(payload.url.split(",", 1)[1])
-        return payload.path
 
 
 EXPORTS = Path(tempfile.gettempdir()) / "dualvit-explorer-exports"
@@ -120,18 +109,19 @@ class Page:
         return gr.update(choices=choices, value=fusion if fusion in choices else "mean")
 
     # -- analyse -----------------------------------------------------------------------------
-    def analyse(self, upload: Any, resolution: str, progress: gr.Progress = gr.Progress()) -> dict[str, Any]:
+    def analyse(self, upload: Any, resolution: str, request: gr.Request,
+                progress: gr.Progress = gr.Progress()) -> dict[str, Any]:
         if upload is None:
             raise gr.Error("Add an image first: upload, paste, use the webcam or pick an example.",
                            print_exception=False)
         progress(0.1, desc="reading the image")
         try:
-            loaded = open_image(upload)
+            loaded = open_image(upload, self.explorer.limits.max_pixels)
         except ImageRejected as error:
             raise user_error(error) from None
         progress(0.3, desc="running Dual-ViT and capturing every attention map")
         try:
-            key = self.explorer.analyse(loaded.image, resolution, tuple(loaded.notes))
+            key = self.explorer.analyse(loaded.image, resolution, tuple(loaded.notes), session=request.session_hash)
         except ValueError as error:
             raise user_error(error) from None
         analysis = self.explorer.get(key)
@@ -140,7 +130,8 @@ class Page:
         opening = trace_maths.default_block(trace)
         status = f"Analysed at {RESOLUTIONS[resolution]}: {trace.num_semantic} semantic tokens " \
                  f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid). Opened on " \
-                 f"{opening.label}, the block whose tokens spread most."
+                 f"{opening.label}, " + ("the last Dual block whose tokens show regions." if opening.kind == "dual"
+                                         else "the block whose tokens spread most.")
         if loaded.notes:
             status += " Note: " + "; ".join(loaded.notes) + "."
         top_classes = trace.top_classes(5)
@@ -276,10 +267,14 @@ CSS = markup.PAGE_CSS + """
 """
 
 
-# How every server of the page is launched (app, tests, benches). No run history: the browser would
-# otherwise store every view's images in its local storage after every event, which cost more than
-# drawing them.
-LAUNCH_OPTIONS = {"css": CSS, "run_history": False}
+def launch_options() -> dict[str, Any]:
+    """How every server of the page is launched (app, tests, benches), as ``demo.launch(**launch_options())``.
+
+    No run history: the browser would otherwise store every view's images in its local storage after
+    every event, which cost more than drawing them. A fresh dict each time, because Gradio adds its
+    own entries to ``app_kwargs``.
+    """
+    return {"css": CSS, "run_history": False, "app_kwargs": {"middleware": [Middleware(UploadGuard)]}}
 
 
 def tour_picture(step: int) -> str:
@@ -328,7 +323,7 @@ def render_views(tab: str, controls: dict[str, Callable[[], dict[str, Any]]]) ->
 
 
 def token_box() -> dict[str, Any]:
-    return {"token": gr.Number(0, minimum=0, maximum=63, step=1, elem_id="token",
+    return {"token": TokenNumber(0, minimum=0, maximum=63, step=1, elem_id="token",
                                label="Token (type a number and press Enter, or click a tile)")}
 
 
@@ -350,7 +345,9 @@ def explanation_controls(bundle) -> dict[str, Any]:
 
 
 def build_demo(explorer: Explorer) -> gr.Blocks:
+    """The page, with its queue set to the explorer's limits."""
     page = Page(explorer)
+    limits = explorer.limits
     bundle = explorer.bundle
     examples = sorted(str(path) for path in EXAMPLES.glob("*") if path.suffix.lower() in (".png", ".jpg", ".jpeg"))
     with gr.Blocks(title="Dual-ViT Explorer") as demo:
@@ -373,8 +370,10 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                     gr.Examples(examples, inputs=named["upload"], label="Examples")
             with gr.Column(scale=1):
                 gr.Markdown(help_texts.model_statement(bundle), elem_id="weights-info")
-                named["prediction"] = gr.Label(num_top_classes=5, label="Prediction", elem_id="prediction")
+                # The verdict comes first: on an image unlike its training, it says the scores mean nothing
+                # before the largest class name on the page is read.
                 named["verdict"] = gr.Markdown(elem_id="verdict")
+                named["prediction"] = gr.Label(num_top_classes=5, label="Prediction", elem_id="prediction")
                 explanation("prediction")
                 named["status"] = gr.Markdown(elem_id="status")
         with gr.Row():
@@ -384,7 +383,7 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
             named["scale"] = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE,
                                          label="Colour scale", elem_id="scale")
             named["colormap"] = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")
-            named["opacity"] = gr.Slider(0, 1, value=render.DEFAULT_OPACITY, step=0.05, label="Opacity")
+            named["opacity"] = CheckedSlider(0, 1, value=render.DEFAULT_OPACITY, step=0.05, label="Opacity")
         explanation("overlay_controls")
         named["selection"] = gr.HTML(elem_id="selection-style")
         with gr.Tabs() as tabs:
@@ -459,7 +458,7 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
         # Each step of a chain is a round trip to the server: the gallery, which the reader is looking
         # at, is drawn by the first one.
         analysed = wire(run.click, page.analyse, ["upload", "resolution"], ANALYSIS_OUTPUTS, api_name="analyse",
-                        concurrency_limit=2, show_progress_on=[named["status"]])
+                        concurrency_limit=limits.concurrent_analyses, show_progress_on=[named["status"]])
         redraw_after_gallery(wire(analysed.success, page.token_gallery, view_inputs, drawn_by("token_gallery"),
                                   api_name="token_gallery"), named_api=True)
         redraw_after_gallery(wire(named["block"].select, page.block_view, view_inputs,
@@ -488,8 +487,10 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                                components("target_class", "stage_choice", "importance_plot"), api_name=False)
         wire(named["explain_button"].click, page.explain,
              ["key", "method", "target_class", "stage_choice", "scale", "colormap", "opacity"], drawn_by("explain"),
-             api_name="explain", concurrency_limit=1)
+             api_name="explain", concurrency_limit=limits.concurrent_explanations)
         export_button.click(page.export, components(*view_inputs, "token", "point"), export_file, api_name="export")
+    # Views are drawn from the cache in milliseconds; only the two events above run the model.
+    demo.queue(default_concurrency_limit=limits.concurrent_analyses, max_size=limits.queue_size)
     return demo
 
 

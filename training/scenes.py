@@ -14,6 +14,14 @@ Seed ranges (disjoint, so evaluation never sees a training scene):
 
 Sizes below are stated for the reference resolution of 224 px and scale
 linearly (lengths) or quadratically (pixel counts) with ``size``.
+
+A quarter of the scenes hold none of the classes (background alone, or with
+distractors), and most scenes carry distractors: whole shapes that are not
+among the classes (ellipses, bars, pentagons, hexagons, blobs, other letters),
+painted like the objects, some larger than any object. Backgrounds are of three
+kinds: smooth noise with clutter, "dead leaves" (many overlapping shapes, whose
+statistics resemble natural photographs) and coloured 1/f noise. Distractors and
+leaves are what teach the model that a blob or a texture is not yet a class.
 """
 
 from __future__ import annotations
@@ -27,18 +35,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-CLASSES: tuple[str, ...] = (
-    "circle",
-    "square",
-    "triangle",
-    "star",
-    "ring",
-    "cross",
-    "heart",
-    "crescent",
-    "arrow",
-    "letter_A",
-)
+from model.registry import SCENE_CLASSES
+
+CLASSES = SCENE_CLASSES
 
 TRAIN_SEEDS = range(0, 1_000_000_000)
 HELDOUT_SEEDS = range(1_000_000_000, 1_100_000_000)
@@ -53,6 +52,12 @@ RADIUS_RANGE = (32.0, 64.0)  # circumscribed radius at REFERENCE_SIZE
 # Fewer objects are likelier: a small model on two CPU cores learned nothing about classes
 # within 13 k scenes when counts were uniform, occlusion heavier and objects smaller.
 OBJECT_COUNT_WEIGHTS = (0.4, 0.3, 0.2, 0.1)  # for 1, 2, 3, 4 objects
+# Scenes with none of the classes, so that "nothing I know" is an answer the model has seen.
+EMPTY_SCENE_SHARE = 0.25
+DISTRACTOR_COUNT_WEIGHTS = (0.35, 0.35, 0.2, 0.1)  # for 0, 1, 2, 3 distractors
+DISTRACTOR_RADIUS_RANGE = (24.0, 110.0)  # up to well past the largest object
+BACKGROUND_KINDS = ("clutter", "leaves", "spectral")
+BACKGROUND_WEIGHTS = (0.4, 0.35, 0.25)
 MIN_VISIBLE_FRACTION = 0.6
 MIN_VISIBLE_PIXELS = 300  # at REFERENCE_SIZE
 PLACEMENT_TRIES = 30
@@ -72,6 +77,7 @@ class Scene:
     masks: np.ndarray  # bool, K x H x W, visible pixels of each object
     classes: tuple[int, ...]  # class index of each mask, same order
     seed: int
+    distractors: int = 0  # shapes that are none of the classes, painted under the objects
 
 
 def heldout_seed(i: int) -> int:
@@ -188,6 +194,50 @@ def class_template(class_index: int) -> np.ndarray:
     return template
 
 
+# Distractors: whole shapes that are none of the classes. Ellipses and bars are clearly
+# elongated (never a circle or a square); the letters share no outline with "A".
+DISTRACTORS: tuple[str, ...] = ("ellipse", "bar", "pentagon", "hexagon", "blob",
+                                "letter_B", "letter_E", "letter_K", "letter_S", "letter_Z")
+
+
+def _ellipse_template(aspect: float) -> np.ndarray:
+    canvas = np.zeros((TEMPLATE_SIZE, TEMPLATE_SIZE), np.uint8)
+    centre = (TEMPLATE_SIZE // 2, TEMPLATE_SIZE // 2)
+    axes = (int(TEMPLATE_RADIUS), int(TEMPLATE_RADIUS / aspect))
+    cv2.ellipse(canvas, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_AA)
+    return canvas
+
+
+def _blob_points(rng: np.random.Generator) -> np.ndarray:
+    """A smooth irregular outline: a radius that wanders with a few low harmonics."""
+    angles = np.linspace(0, 2 * np.pi, 90, endpoint=False)
+    radius = np.ones_like(angles)
+    for harmonic in (2, 3, 4):
+        radius += rng.uniform(0.08, 0.22) * np.cos(harmonic * angles + rng.uniform(0, 2 * np.pi))
+    radius /= radius.max()
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+
+
+def distractor_template(rng: np.random.Generator) -> np.ndarray:
+    """A fresh distractor shape, inscribed in the template circle like a class template."""
+    kind = DISTRACTORS[int(rng.integers(len(DISTRACTORS)))]
+    if kind == "ellipse":
+        return _ellipse_template(float(rng.uniform(1.6, 3.0)))
+    if kind == "bar":
+        aspect = float(rng.uniform(2.0, 5.0))
+        half_height = 1.0 / np.hypot(aspect, 1.0)
+        half_width = aspect * half_height
+        return _polygon_template(np.array([(half_width, half_height), (-half_width, half_height),
+                                           (-half_width, -half_height), (half_width, -half_height)]))
+    if kind == "pentagon":
+        return _polygon_template(_regular_polygon(5))
+    if kind == "hexagon":
+        return _polygon_template(_regular_polygon(6))
+    if kind == "blob":
+        return _polygon_template(_blob_points(rng))
+    return _glyph_template(kind.removeprefix("letter_"))
+
+
 # ---------------------------------------------------------------------------
 # Background
 # ---------------------------------------------------------------------------
@@ -242,8 +292,61 @@ def _draw_clutter(rng: np.random.Generator, canvas: np.ndarray, base: np.ndarray
         cv2.ellipse(canvas, centre, axes, angle, 0, 360, colour, -1, cv2.LINE_AA)
 
 
+def _leaves_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Dead leaves: overlapping random ellipses and polygons of many sizes, then a slight blur.
+
+    Sizes follow a power law (many small, few large), as in the classic model of natural-image
+    statistics. Ellipses are never round, so no leaf is a whole circle.
+    """
+    scale = size / REFERENCE_SIZE
+    palette = rng.uniform(20, 235, (int(rng.integers(3, 7)), 3))
+    canvas = np.empty((size, size, 3), np.float32)
+    canvas[:] = palette[0]
+    for _ in range(int(rng.integers(80, 220))):
+        colour = np.clip(palette[int(rng.integers(len(palette)))] + rng.normal(0, 18, 3), 0, 255)
+        colour = tuple(float(v) for v in colour)
+        radius = scale * 4.0 * (1 - rng.uniform()) ** -0.8  # Pareto-like, from 4 px up
+        radius = min(radius, size * 0.6)
+        centre = tuple(int(v) for v in rng.integers(0, size, 2))
+        if rng.uniform() < 0.5:
+            aspect = rng.uniform(1.5, 4.0)
+            axes = (max(1, int(radius)), max(1, int(radius / aspect)))
+            cv2.ellipse(canvas, centre, axes, float(rng.uniform(0, 180)), 0, 360, colour, -1, cv2.LINE_AA)
+        else:
+            points = _blob_points(rng) * radius + np.array(centre)
+            cv2.fillPoly(canvas, [np.round(points).astype(np.int32)], colour, cv2.LINE_AA)
+    return cv2.GaussianBlur(canvas, (0, 0), rng.uniform(0.5, 1.5) * scale)
+
+
+def _spectral_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Coloured noise with a 1/f^a amplitude spectrum (a in 1..2), the falloff of photographs."""
+    frequencies = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.rfftfreq(size), indexing="ij"))
+    frequencies[0, 0] = 1.0
+    falloff = frequencies ** -rng.uniform(1.0, 2.0)
+    falloff[0, 0] = 0.0
+    channels = []
+    for _ in range(3):
+        spectrum = falloff * np.exp(2j * np.pi * rng.uniform(size=falloff.shape))
+        field = np.fft.irfft2(spectrum, s=(size, size))
+        channels.append(field / (field.std() + 1e-9))
+    mixing = rng.normal(0, 1, (3, 3)) * 0.4 + np.eye(3)  # correlated channels, like real colour
+    field = np.stack(channels, axis=-1) @ mixing.T
+    base = rng.uniform(60, 195, 3)
+    return np.clip(base + field * rng.uniform(20, 45), 0, 255).astype(np.float32)
+
+
 def make_background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """Float32 RGB background around a random base colour, values in [0, 255]."""
+    """Float32 RGB background of a random kind (see the module docstring), values in [0, 255]."""
+    kind = BACKGROUND_KINDS[int(rng.choice(len(BACKGROUND_KINDS), p=BACKGROUND_WEIGHTS))]
+    if kind == "leaves":
+        return _leaves_background(rng, size)
+    if kind == "spectral":
+        return _spectral_background(rng, size)
+    return _clutter_background(rng, size)
+
+
+def _clutter_background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Smooth colour noise around a random base colour, with thin lines and small blobs."""
     base = rng.uniform(50, 205, 3).astype(np.float32)
     field = (
         base
@@ -279,13 +382,32 @@ def _sample_spec(rng: np.random.Generator, size: int) -> _ObjectSpec:
     )
 
 
-def _render_object_mask(spec: _ObjectSpec, centre: tuple[float, float], size: int) -> np.ndarray:
+def _warp_template(template: np.ndarray, radius: float, angle_degrees: float,
+                   centre: tuple[float, float], size: int) -> np.ndarray:
     half = TEMPLATE_SIZE / 2.0
-    warp = cv2.getRotationMatrix2D((half, half), spec.angle_degrees, spec.radius / TEMPLATE_RADIUS)
+    warp = cv2.getRotationMatrix2D((half, half), angle_degrees, radius / TEMPLATE_RADIUS)
     warp[:, 2] += (centre[0] - half, centre[1] - half)
-    warped = cv2.warpAffine(class_template(spec.class_index), warp, (size, size),
-                            flags=cv2.INTER_LINEAR, borderValue=0)
+    warped = cv2.warpAffine(template, warp, (size, size), flags=cv2.INTER_LINEAR, borderValue=0)
     return warped > 127
+
+
+def _render_object_mask(spec: _ObjectSpec, centre: tuple[float, float], size: int) -> np.ndarray:
+    return _warp_template(class_template(spec.class_index), spec.radius, spec.angle_degrees, centre, size)
+
+
+def _paint_distractors(rng: np.random.Generator, canvas: np.ndarray, count: int) -> None:
+    """Draw ``count`` distractors onto the background, before any object (so objects stay whole).
+
+    Centres may lie anywhere in the frame: large distractors are often cut by its edge.
+    """
+    size = canvas.shape[0]
+    scale = size / REFERENCE_SIZE
+    for _ in range(count):
+        radius = float(rng.uniform(*DISTRACTOR_RADIUS_RANGE)) * scale
+        centre = (float(rng.uniform(0, size)), float(rng.uniform(0, size)))
+        mask = _warp_template(distractor_template(rng), radius, float(rng.uniform(0, 360)), centre, size)
+        if mask.any():
+            _paint_object(rng, canvas, mask)
 
 
 def _min_visible_pixels(size: int) -> float:
@@ -408,10 +530,13 @@ def make_scene(seed: int, size: int = REFERENCE_SIZE) -> Scene:
     """The scene for ``seed``; identical output for identical (seed, size)."""
     rng = np.random.default_rng(seed)
     canvas = make_background(rng, size)
+    distractors = int(rng.choice(len(DISTRACTOR_COUNT_WEIGHTS), p=DISTRACTOR_COUNT_WEIGHTS))
+    _paint_distractors(rng, canvas, distractors)
     visible: list[np.ndarray] = []
     full_areas: list[int] = []
     classes: list[int] = []
-    count = int(rng.choice(np.arange(MIN_OBJECTS, MAX_OBJECTS + 1), p=OBJECT_COUNT_WEIGHTS))
+    empty = rng.uniform() < EMPTY_SCENE_SHARE
+    count = 0 if empty else int(rng.choice(np.arange(MIN_OBJECTS, MAX_OBJECTS + 1), p=OBJECT_COUNT_WEIGHTS))
     for _ in range(count):
         spec = _sample_spec(rng, size)
         mask = _place_object(rng, spec, visible, full_areas, size)
@@ -425,9 +550,10 @@ def make_scene(seed: int, size: int = REFERENCE_SIZE) -> Scene:
     return Scene(
         image=_to_uint8(canvas),
         labels=_labels_from_classes(tuple(classes)),
-        masks=np.stack(visible),
+        masks=np.stack(visible) if visible else np.zeros((0, size, size), bool),
         classes=tuple(classes),
         seed=seed,
+        distractors=distractors,
     )
 
 
@@ -488,7 +614,7 @@ class SceneDataset(Dataset):
     """
 
     def __init__(self, seeds: range, transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 grid: int = 7, size: int = REFERENCE_SIZE, object_grid: int = 28) -> None:
+                 grid: int = 7, size: int = REFERENCE_SIZE, object_grid: int = 56) -> None:
         self.seeds = seeds
         self.transform = transform
         self.grid = grid

@@ -1,0 +1,71 @@
+"""The shipped scene model as a user meets it: honest on photographs, objects outlined by the opening view."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from PIL import Image
+
+from model.bundle import open_model
+from training.evaluate import object_figures
+from training.examples import heldout_index
+from training.photos import answers, share_saying_none, skimage_photos
+from training.scenes import heldout_seed, make_scene
+from viewer import trace_maths
+from viewer.service import Explorer
+
+EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
+EXAMPLE_SCENES = sorted(EXAMPLES.glob("scene_*.png"))
+EXAMPLE_PHOTOS = sorted(EXAMPLES.glob("*.jpg"))
+WITHOUT_CLASSES = EXAMPLE_PHOTOS + sorted(EXAMPLES.glob("scene_*_none.png"))
+
+
+@pytest.fixture(scope="module")
+def explorer() -> Explorer:
+    return Explorer(open_model(None, device="cpu"))
+
+
+def test_most_natural_photographs_get_no_class_above_one_half():
+    """The model card's target is 90% of the eight photographs; these weights reach 6 of 8 (the card says
+    so). The test holds that figure, so a retraining that loses it is noticed."""
+    results = answers(open_model(None, device="cpu"), skimage_photos())
+    assert len(results) == 8
+    assert share_saying_none(results) >= 0.75, [(r.photo, r.top_class, round(r.top_probability, 2)) for r in results]
+
+
+def test_the_page_says_none_of_its_classes_on_most_examples_without_them(shipped_app):
+    client = shipped_app.client()
+    verdicts = [client.predict(handle_file(image), "224", api_name="/analyse")[1] for image in WITHOUT_CLASSES]
+    assert sum("None of its classes" in verdict for verdict in verdicts) >= 3, verdicts
+
+
+def test_the_example_scenes_are_the_heldout_scenes_they_are_named_after():
+    assert len(EXAMPLE_SCENES) >= 4
+    for path in EXAMPLE_SCENES:
+        scene = make_scene(heldout_seed(heldout_index(path)))
+        np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), scene.image)
+
+
+def test_the_opening_block_outlines_the_objects_of_the_example_scenes(explorer):
+    """At the block the page opens on, an object counts as outlined when a token's 80%-mass region covers it
+    (IoU with its mask >= 0.5, the figure an even spread over the object scores 0.8 on). Thin shapes (a star's
+    arms) can be missed, so the test asks it of three objects in four, and of every scene's largest object."""
+    outlined = []
+    for path in EXAMPLE_SCENES:
+        scene = make_scene(heldout_seed(heldout_index(path)))
+        analysis = explorer.get(explorer.analyse(Image.open(path).convert("RGB")))
+        opening = trace_maths.default_block(analysis.trace)
+        assert opening.kind == "dual", opening.label  # the tokens' own reading of the pixels
+        token_maps = trace_maths.token_maps(analysis.trace, opening.stage, opening.block)  # (M, H, W)
+        height, width = token_maps.shape[1:]
+        scores = []
+        for mask in scene.masks:
+            # The scene is 224 x 224 and the model sees it whole: each cell is an equal block of pixels.
+            coverage = mask.reshape(height, mask.shape[0] // height, width, mask.shape[1] // width).mean(axis=(1, 3))
+            scores.append(object_figures(token_maps.reshape(len(token_maps), -1), coverage.ravel())["iou_80"])
+        if scores:
+            assert scores[int(np.argmax([mask.sum() for mask in scene.masks]))] >= 0.5, (path.name, scores)
+        outlined += [score >= 0.5 for score in scores]
+    assert len(outlined) >= 8 and np.mean(outlined) >= 0.75, outlined
