@@ -26,7 +26,7 @@ def resident_gib() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
 
 
-def test_resident_memory_levels_off_over_300_requests(shipped_app, tmp_path):
+def test_resident_memory_levels_off_over_300_requests(shipped_app, tmp_path, capsys):
     rng = np.random.default_rng(0)
     images = []
     for side in SIDES:  # noise photos of varied sizes, up to 3000 x 3900
@@ -66,7 +66,8 @@ def test_resident_memory_levels_off_over_300_requests(shipped_app, tmp_path):
         thread.start()
     for thread in threads:
         thread.join()
-    print("resident GiB by request:", {k: round(v, 3) for k, v in sorted(readings.items())})
+    with capsys.disabled():  # the figures belong in the test run's output, passed or not
+        print("\nresident GiB by request:", {k: round(v, 3) for k, v in sorted(readings.items())})
     assert not errors, errors[:3]
     after_first, after_last = readings[100], readings[REQUESTS]
     assert after_last <= 1.10 * after_first, readings
