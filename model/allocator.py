@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import platform
 
 # mallopt parameters (malloc.h).
@@ -35,6 +36,7 @@ ARENAS = 2
 _kept = False
 
 
+@functools.cache  # looked up once: release_freed_memory runs after every explanation
 def _libc() -> ctypes.CDLL | None:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
