@@ -1,8 +1,10 @@
-"""Dual-ViT Explorer: ``python app.py [--weights PATH_OR_HUB_REF] [--model NAME] [--device auto|cpu|cuda]``.
+"""Dual-ViT Explorer: ``python app.py [--weights NAME_PATH_URL_OR_HUB_REF] [--model NAME] [--device auto|cpu|cuda]``.
 
-With no arguments it serves the default weights shipped in assets/. Host and port also come from
-Gradio's environment variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT), as on Hugging Face Spaces;
-the server's limits (``--max-pixels``, ``--concurrent-explanations``, ...) from DUALVIT_* variables.
+With no arguments it serves the default weights shipped in assets/. ``--weights dualvit_s`` (and the
+other names of ``python -m model.pretrained list``) takes the paper's ImageNet checkpoints from the
+cache. Weights and model also come from DUALVIT_WEIGHTS and DUALVIT_MODEL, host and port from
+Gradio's variables (GRADIO_SERVER_NAME, GRADIO_SERVER_PORT), as on a Hugging Face Space; the
+server's limits (``--max-pixels``, ``--concurrent-explanations``, ...) from DUALVIT_* variables.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import sys
 import model  # noqa: F401  (registers the Dual-ViT architectures)
 from model.allocator import keep_freed_memory
 from model.bundle import open_model
+from model.pretrained import NAMED_WEIGHTS, how_to_get
 from model.weights import CheckpointError
 from viewer import limits
 from viewer.service import Explorer
@@ -21,10 +24,13 @@ from viewer.ui import build_demo, launch_options
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Explore the attention of Dual-ViT's semantic tokens.")
-    parser.add_argument("--weights", help="checkpoint file (.safetensors, .pth, .pth.tar) or hf://OWNER/REPO/FILE; "
-                                          "default: the shipped scene model")
-    parser.add_argument("--model", help="architecture (dualvit_s, dualvit_b, dualvit_l, dualvit_nano); "
-                                        "default: read from the weights")
+    parser.add_argument("--weights", default=os.environ.get("DUALVIT_WEIGHTS") or None,
+                        help=f"the paper's checkpoint by name ({', '.join(NAMED_WEIGHTS)}), a file (.safetensors, "
+                             ".pth, .pth.tar), an https:// URL or hf://OWNER/REPO/FILE; default: $DUALVIT_WEIGHTS, "
+                             "else the shipped scene model")
+    parser.add_argument("--model", default=os.environ.get("DUALVIT_MODEL") or None,
+                        help="architecture (dualvit_s, dualvit_b, dualvit_l, dualvit_nano); default: $DUALVIT_MODEL, "
+                             "else read from the weights")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
@@ -44,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not bundle.trained:
         print(f"warning: {bundle.architecture} runs with randomly initialised weights ({bundle.weights}): its maps "
-              "show the untrained architecture and its predictions mean nothing. Pass --weights with a trained "
-              "checkpoint (for example the paper's ImageNet weights) to see learned semantic tokens.",
+              "show the untrained architecture and its predictions mean nothing. " + how_to_get(bundle.architecture),
               file=sys.stderr)
     demo = build_demo(Explorer(bundle, server_limits))
     demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, **launch_options())

@@ -19,6 +19,7 @@ from timm.data import ImageNetInfo
 
 from model.dualvit import DualViT
 from model.preprocess import data_config_for
+from model.pretrained import is_url, named
 from model.weights import HUB_PREFIX, load_model, safetensors_metadata
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -67,7 +68,7 @@ def random_model(architecture: str) -> tuple[DualViT, dict[str, str]]:
     import model as _registry  # noqa: F401  (registers the architectures with timm)
 
     known = timm.list_models("dualvit_*")
-    if architecture not in known:
+    if architecture.split(".")[0] not in known:
         raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(known)}")
     return timm.create_model(architecture).eval(), {"trained": "false", "domain": "nothing (untrained)"}
 
@@ -87,7 +88,7 @@ def open_model(weights: str | Path | None = None, architecture: str | None = Non
         metadata = safetensors_metadata(source)
         network = load_model(str(source), architecture or metadata.get("architecture"))
         name = str(source)
-        if not name.startswith(HUB_PREFIX):
+        if not (name.startswith(HUB_PREFIX) or named(name) or is_url(name)):
             name = Path(name).name
     target = pick_device(device)
     network = network.to(target).eval()

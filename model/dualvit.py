@@ -493,6 +493,13 @@ class DualViT(nn.Module):
             self.aux_head = nn.Linear(embed_dims[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.apply(init_weights)
 
+    def load_pretrained(self, path: str) -> None:
+        """timm's hook for ``pretrained=True`` (``custom_load``): the project's reader, which opens official
+        layouts without unpickling code; a checkpoint with other heads lends its body only."""
+        from model.weights import load_body
+
+        load_body(self, path)
+
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Accepts our keys or the official ones, in any layout the official training code wrote."""
         from model.weights import prepare_state_dict

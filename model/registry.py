@@ -2,8 +2,8 @@
 
 The pretrained configs match the official evaluation: bicubic resize of the short side to 256 and a
 224 centre crop (crop_pct 0.875), ImageNet mean/std; the 384 fine-tuned weights use the whole
-image at 384. The official ImageNet checkpoints are a manual download: pass them as
-``checkpoint_path`` (or use :func:`model.weights.load_model`).
+image at 384. ``pretrained=True`` takes the paper's ImageNet checkpoints from the user's cache,
+fetching them there the first time where a source is known (model/pretrained.py).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _cfg(**overrides: Any) -> dict[str, Any]:
         "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 0.875,
         "crop_mode": "center", "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "stages.0.patch_embed.convs.0", "classifier": "head",
+        "first_conv": "stages.0.patch_embed.convs.0", "classifier": "head", "custom_load": True,
         "license": "apache-2.0", "paper_ids": "arXiv:2207.04976", **overrides,
     }
 
@@ -65,6 +65,16 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> DualViT:
     architecture = {**ARCHITECTURES[variant.split(".")[0]], "norm_layer": OFFICIAL_NORM, **kwargs}
+    tag = kwargs.get("pretrained_cfg")
+    if pretrained and variant != "dualvit_nano" and (tag is None or isinstance(tag, str)):
+        # The paper's checkpoints come from the user's cache (fetched there the first time): see model/pretrained.py.
+        from model import pretrained as named_weights
+
+        name = variant if tag in (None, "in1k") else f"{variant}_384" if tag == "in1k_384" else None
+        if name is not None:
+            overlay = {**(architecture.pop("pretrained_cfg_overlay", None) or {}),
+                       "file": str(named_weights.fetch(name)), "custom_load": True}
+            architecture["pretrained_cfg_overlay"] = overlay
     return build_model_with_cfg(DualViT, variant, pretrained, **architecture)
 
 

@@ -131,7 +131,8 @@ def to_our_keys(checkpoint: Any) -> dict[str, torch.Tensor]:
 
 
 def prepare_state_dict(checkpoint: Any, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Our keys for ``model``; raises CheckpointError naming every missing, unexpected or mis-shaped key."""
+    """Our keys for ``model``; raises CheckpointError naming the first missing, unexpected and mis-shaped
+    keys with a count of the rest, and the architecture the checkpoint looks like."""
     state_dict = to_our_keys(checkpoint)
     expected = model.state_dict()
     missing = [key for key in expected if key not in state_dict]
@@ -142,13 +143,46 @@ def prepare_state_dict(checkpoint: Any, model: torch.nn.Module) -> dict[str, tor
         problems = []
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
             if keys:
-                shown = ", ".join(keys[:12]) + (f", ... ({len(keys)} in all)" if len(keys) > 12 else "")
-                problems.append(f"{label} keys: {shown}")
-        hint = ""
-        if any(key.startswith("aux_head.") for key in unexpected + missing):
-            hint = " (the token-labeling head 'aux_head' differs: build with token_label matching the checkpoint)"
-        raise CheckpointError(f"checkpoint does not fit {type(model).__name__}{hint}: " + "; ".join(problems))
+                more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+                problems.append(f"{len(keys)} {label} ({', '.join(keys[:SHOWN_KEYS])}{more})")
+        name = getattr(model, "pretrained_cfg", {}).get("architecture") or type(model).__name__
+        raise CheckpointError(f"the checkpoint does not fit {name}: {'; '.join(problems)}. "
+                              f"It looks like {describe_checkpoint(state_dict)}.")
     return state_dict
+
+
+SHOWN_KEYS = 3
+
+
+def check_fits(state_dict: Mapping[str, torch.Tensor], architecture: str, config: Mapping[str, Any] = {}) -> None:
+    """Raise CheckpointError unless ``state_dict`` loads strictly into ``architecture`` (built on no memory)."""
+    import timm
+
+    import model as _registry  # noqa: F401  (registers the architectures with timm)
+
+    with torch.device("meta"):
+        network = timm.create_model(architecture, **{**infer_model_kwargs(state_dict), **config})
+    prepare_state_dict(state_dict, network)
+
+
+def describe_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """What a checkpoint (our keys) holds, read from its keys and shapes: a registered Dual-ViT, or its sizes."""
+    blocks: dict[int, set[int]] = {}
+    for key in state_dict:
+        match = re.match(r"^stages\.(\d)\.blocks\.(\d+)\.", key)
+        if match:
+            blocks.setdefault(int(match[1]), set()).add(int(match[2]))
+    if not blocks:
+        return "no Dual-ViT (none of its keys are a Dual-ViT's, official or ours)"
+    kwargs = infer_model_kwargs(state_dict)
+    head = f"{kwargs['num_classes']} classes" + (", a token-labeling head" if kwargs["token_label"] else "")
+    try:
+        return f"{infer_architecture(state_dict)} with {head}"
+    except CheckpointError:
+        depths = "-".join(str(len(blocks.get(stage, ()))) for stage in range(4))
+        widths = "-".join(str(state_dict[f"stages.{stage}.blocks.0.norm1.weight"].shape[0])
+                          if f"stages.{stage}.blocks.0.norm1.weight" in state_dict else "?" for stage in range(4))
+        return f"a Dual-ViT of no registered size (blocks per stage {depths}, widths {widths}) with {head}"
 
 
 def parse_hub_reference(reference: str) -> tuple[str, str, str | None]:
@@ -162,7 +196,12 @@ def parse_hub_reference(reference: str) -> tuple[str, str, str | None]:
 
 
 def resolve_source(source: str | Path) -> Path:
-    """A local path for a file or Hub reference (Hub files come from, or go to, the local cache)."""
+    """A local path for a file, a Hub reference, a named checkpoint or a URL (the last three come from,
+    or go to, the local cache)."""
+    from model import pretrained
+
+    if pretrained.named(source) is not None or pretrained.is_url(source):
+        return pretrained.fetch(source)
     if isinstance(source, str) and source.startswith(HUB_PREFIX):
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -174,7 +213,8 @@ def resolve_source(source: str | Path) -> Path:
             raise CheckpointError(f"could not get {filename} from the Hub repository {repo_id}: {error}") from error
     path = Path(source)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint file at {path}")
+        hint = f" (named checkpoints: {', '.join(pretrained.NAMED_WEIGHTS)})" if "/" not in str(source) else ""
+        raise CheckpointError(f"no checkpoint file at {path}{hint}")
     return path
 
 
@@ -227,6 +267,22 @@ def load_checkpoint(model: torch.nn.Module, source: Any) -> torch.nn.Module:
     return model
 
 
+HEAD_PREFIXES = ("head.", "aux_head.")
+
+
+def load_body(model: torch.nn.Module, source: Any) -> torch.nn.Module:
+    """Load ``source`` strictly, except that heads of another class count (or a token-labeling head the
+    model lacks or has alone) stay as the model initialised them: for fine-tuning."""
+    state_dict = read_checkpoint(source)
+    own = model.state_dict()
+    if any(key.startswith(HEAD_PREFIXES) and (key not in state_dict or state_dict[key].shape != value.shape)
+           for key, value in own.items()) or any(key.startswith(HEAD_PREFIXES) and key not in own for key in state_dict):
+        state_dict = {key: value for key, value in state_dict.items() if not key.startswith(HEAD_PREFIXES)}
+        state_dict.update({key: value for key, value in own.items() if key.startswith(HEAD_PREFIXES)})
+    model.load_state_dict(state_dict, strict=True)
+    return model
+
+
 def infer_model_kwargs(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     """Constructor arguments a checkpoint implies: its class count and whether it has a token-labeling head."""
     head = state_dict.get("head.weight")
@@ -250,15 +306,22 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> str:
 
 
 def load_model(source: Any, architecture: str | None = None, **kwargs: Any) -> torch.nn.Module:
-    """Build the model a checkpoint needs (architecture, classes, token labeling) and load it strictly."""
+    """Build the model a checkpoint needs (architecture, classes, token labeling) and load it strictly.
+
+    ``architecture`` may carry a pretrained tag (``dualvit_s.in1k_384``), which sets the input size; a
+    named checkpoint brings its own."""
     import timm
 
-    import model as _registry  # noqa: F401  (registers the architectures with timm)
+    from model import pretrained
 
     state_dict = read_checkpoint(source)
+    entry = pretrained.named(source)
+    if entry is not None:
+        architecture, kwargs = architecture or entry.architecture, {**entry.config, **kwargs}
     architecture = architecture or infer_architecture(state_dict)
-    if architecture not in timm.list_models("dualvit_*"):
-        raise CheckpointError(f"unknown architecture {architecture!r}; known: {', '.join(timm.list_models('dualvit_*'))}")
+    known = timm.list_models("dualvit_*")
+    if architecture.split(".")[0] not in known:
+        raise CheckpointError(f"unknown architecture {architecture!r}; known: {', '.join(known)}")
     network = timm.create_model(architecture, **{**infer_model_kwargs(state_dict), **kwargs})
     network.load_state_dict(state_dict, strict=True)
     return network.eval()

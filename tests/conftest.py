@@ -1,8 +1,10 @@
 """Shared fixtures: the official reference outputs copied into tests/data (see its README)."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import socket
 from functools import partial
 from pathlib import Path
 
@@ -13,8 +15,28 @@ from safetensors import safe_open
 import model  # noqa: F401  (registers the architectures)
 from model.dualvit import DualViT
 
-# Tests talk only to the local server: no usage statistics sent by Gradio.
+# Tests talk only to the local server: no usage statistics sent by Gradio, no Hub downloads (in this
+# process and in the apps it starts), and a connection anywhere else fails the run (loopback_only).
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def loopback_only():
+    """Every connection this process opens goes to 127.0.0.1 / ::1; any other is refused and reported."""
+    attempts = []
+    original = socket.socket.connect
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not ipaddress.ip_address(address[0]).is_loopback:
+            attempts.append(address)
+            raise ConnectionRefusedError(f"the tests may not reach {address[0]}: loopback only")
+        return original(self, address)
+
+    socket.socket.connect = connect
+    yield
+    socket.socket.connect = original
+    assert not attempts, f"the tests tried to reach beyond the loopback address: {attempts}"
 
 DATA = Path(__file__).parent / "data"
 OFFICIAL_FIXTURE = DATA / "dualvit_tiny_official.safetensors"

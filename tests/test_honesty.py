@@ -53,6 +53,7 @@ def test_an_architecture_without_weights_starts_untrained_with_imagenet_placehol
     random_bundle = open_model(None, "dualvit_s", device="cpu")
     assert not random_bundle.trained and random_bundle.weights == "random initialisation"
     assert "Untrained" in help_texts.model_banner(random_bundle)
+    assert "`--weights dualvit_s` (or `dualvit_s_384`)" in help_texts.model_banner(random_bundle)
     assert "ImageNet" not in help_texts.model_statement(random_bundle)
 
 

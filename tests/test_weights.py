@@ -88,9 +88,22 @@ def test_missing_unexpected_and_misshaped_keys_are_named(official):
     with pytest.raises(CheckpointError) as error:
         load_checkpoint(official.build(), state_dict)
     message = str(error.value)
-    assert "missing keys: head.weight" in message
-    assert "unexpected keys: extra.weight" in message
-    assert "stages.0.semantic_embed.queries (checkpoint (3, 3)" in message
+    assert "1 missing (head.weight)" in message
+    assert "1 unexpected (extra.weight)" in message
+    assert "1 mis-shaped (stages.0.semantic_embed.queries (checkpoint (3, 3), model (64, 16)))" in message
+    # Read from the checkpoint's own keys and shapes: the fixture's sizes are no registered variant's.
+    assert "looks like a Dual-ViT of no registered size (blocks per stage 2-2-2-1, widths 16-32-40-48)" in message
+
+
+def test_a_checkpoint_of_another_size_is_named_in_a_short_message():
+    nano = timm.create_model("dualvit_nano", num_classes=10).state_dict()
+    with pytest.raises(CheckpointError) as error:
+        load_model(nano, "dualvit_s")
+    message = str(error.value)
+    assert message.startswith("the checkpoint does not fit dualvit_s: 327 missing (")
+    assert "and 324 more); 230 mis-shaped (" in message and "and 227 more)" in message
+    assert message.endswith("It looks like dualvit_nano with 10 classes, a token-labeling head.")
+    assert len(message) < 800  # three keys of each kind, not hundreds
 
 
 class _RunsCode:
@@ -209,7 +222,7 @@ def test_checkpoint_of_another_model_is_refused_with_the_reason(official, tmp_pa
     path = tmp_path / "nano.safetensors"
     safetensors.torch.save_file({k: v.contiguous() for k, v in timm.create_model("dualvit_nano").state_dict().items()},
                                 str(path))
-    with pytest.raises(CheckpointError, match="mis-shaped keys: .*stages.0.patch_embed.convs.0.weight"):
+    with pytest.raises(CheckpointError, match=r"mis-shaped \(stages.0.patch_embed.convs.0.weight"):
         load_checkpoint(official.build(), str(path))
     with pytest.raises(CheckpointError, match="matches no registered Dual-ViT"):
         load_model({"head.weight": torch.zeros(3, 5)})

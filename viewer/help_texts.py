@@ -3,6 +3,7 @@ and plain statements of what the loaded model knows and what its prediction mean
 from __future__ import annotations
 
 from model.bundle import ASSETS, ModelBundle
+from model.pretrained import how_to_get
 from model.trace import Trace
 
 EVIDENCE_FILE = ASSETS / "EXPLANATIONS.md"
@@ -122,8 +123,7 @@ def model_banner(bundle: ModelBundle) -> str:
         return ""
     return (f"⚠️ **Untrained weights.** `{bundle.weights}` ({bundle.architecture}) is randomly initialised: its "
             "attention maps show the architecture's wiring on noise, and its predictions mean nothing. "
-            "Start the app with `--weights` and a trained checkpoint (the paper's ImageNet weights, for "
-            "instance) to see learned semantic tokens.")
+            + how_to_get(bundle.architecture))
 
 
 def model_statement(bundle: ModelBundle) -> str:
