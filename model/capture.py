@@ -1,14 +1,14 @@
 """Record every attention map of one forward pass as a :class:`~model.trace.Trace`.
 
 Each attention in :mod:`model.dualvit` passes its probabilities through an ``AttentionProbe``;
-capture registers forward hooks on the probes it wants, so the model's own forward runs
-unchanged. By default the fused kernel still produces every output, so the logits do not move;
-``fused=False`` takes each recorded attention's output from its map instead, which is cheaper.
+capture registers forward hooks on the probes it wants. A hooked attention takes its output from
+the map it records (each map is formed once): the logits differ from a plain forward's by float32
+rounding only, and in float64 they equal it (and the official code's) to 1e-9.
 """
 from __future__ import annotations
 
 import fnmatch
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 import torch
@@ -42,22 +42,10 @@ def listening(probes: dict[str, torch.nn.Module], record: Callable[[str, torch.T
 
 @contextmanager
 def explicit_attention(network: DualViT, include: Sequence[str] = ("*",)) -> Iterator[None]:
-    """Compute the chosen attentions as explicit softmax(q k^T) v, their output taken from the very
-    probabilities a listener receives (FLOP counters cannot see into the fused kernel either)."""
-    with explicit(select_probes(network, include)):
+    """Compute the chosen attentions as explicit softmax(q k^T) v, as a capture does, without keeping
+    the maps (FLOP counters cannot see into the fused kernel)."""
+    with listening(select_probes(network, include), lambda _name, _probs: None):
         yield
-
-
-@contextmanager
-def explicit(probes: dict[str, torch.nn.Module]) -> Iterator[None]:
-    """While inside, these probes run explicit attention (see explicit_attention)."""
-    for probe in probes.values():
-        probe.explicit = True
-    try:
-        yield
-    finally:
-        for probe in probes.values():
-            probe.explicit = False
 
 
 def stage_grids(network: DualViT, images: torch.Tensor) -> tuple[Grid, ...]:
@@ -85,17 +73,12 @@ def capture(
     class_names: Sequence[str] | None = None,
     multi_label: bool = False,
     geometries: Sequence[Geometry] = (),
-    fused: bool = True,
 ) -> tuple[torch.Tensor, Trace]:
     """One forward pass of ``images`` (B, 3, H, W) that records the chosen attention maps.
 
     Maps are stored in ``dtype`` on the images' device during the pass and copied to CPU memory
-    once at the end. Works under ``torch.inference_mode``.
-
-    ``fused=True`` leaves every output to the fused attention kernel, so the logits are exactly a
-    plain forward's, and forms each recorded map a second time. ``fused=False`` computes each
-    recorded attention's output from its map, as the official code does: one formation instead
-    of two, and logits that differ from a plain forward's by float32 rounding only.
+    once at the end. Works under ``torch.inference_mode``. Returns the logits in the network's
+    precision, on the CPU, and the trace (whose logits are float32).
     """
     recorded: dict[str, torch.Tensor] = {}
 
@@ -103,16 +86,16 @@ def capture(
         recorded[name] = probs.detach().to(dtype)
 
     probes = select_probes(network, include)
-    with listening(probes, record), (nullcontext() if fused else explicit(probes)):
+    with listening(probes, record):
         logits = network(images)
     grids = stage_grids(network, images)
-    logits = logits.detach().float().cpu()
+    logits = logits.detach().cpu()  # in the network's precision; the trace keeps float32
     num_classes = logits.shape[-1]
     trace = Trace(
         maps={name: probs.cpu() for name, probs in recorded.items()},
         stage_grids=grids,
         semantic_grid=pooled_grid(grids[0]),
-        logits=logits,
+        logits=logits.float(),
         probabilities=probabilities_of(logits, multi_label),
         class_names=tuple(class_names) if class_names is not None else tuple(f"class {i}" for i in range(num_classes)),
         multi_label=multi_label,

@@ -12,10 +12,11 @@ Written from the paper and checked against the official implementation's outputs
 * the head is one class-attention block over [mean token, pixels, tokens]; with token labeling an
   auxiliary per-pixel head adds ``0.5 * max`` over pixels to the logits.
 
-Every attention runs through the fused ``scaled_dot_product_attention`` kernel. Each has an
-:class:`AttentionProbe`; when ``model.capture`` hooks a probe, the probabilities of that attention
-are also formed and passed through the probe, and the fused output is left as it is; or, when the
-probe is set ``explicit``, the output is computed from those very probabilities instead.
+Every attention runs through the fused ``scaled_dot_product_attention`` kernel, unless somebody
+listens: each has an :class:`AttentionProbe`, and when ``model.capture`` hooks one, that attention
+forms its probabilities, hands them through the probe, and takes its output from those very
+probabilities (as the official code does): each map is formed once, and the output moves from the
+fused kernel's by float32 rounding only.
 
 Module names are ours (``semantic_to_pixel`` rather than ``attn.q_proxy``); official checkpoints
 are converted by the single rename map in :mod:`model.weights`.
@@ -29,7 +30,7 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_
 
 # The learned semantic queries form this grid; the stage-1 map is average-pooled by POOL_SIZE,
 # so a 224 input (56x56 at stage 1) gives exactly one pooled cell per query.
@@ -58,13 +59,6 @@ class StageFeatures(NamedTuple):
 class AttentionProbe(nn.Module):
     """Identity on attention probabilities (B, heads, queries, keys): the hook point for capture."""
 
-    def __init__(self):
-        super().__init__()
-        # Set by model.capture.explicit_attention: the output is computed as softmax(q k^T) v from
-        # the probabilities the listener gets (formed once), and tools that cannot see inside the
-        # fused kernel (FLOP counters) see both products.
-        self.explicit = False
-
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         return probs
 
@@ -91,15 +85,10 @@ def merge_heads(tokens: torch.Tensor) -> torch.Tensor:
 
 def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, probe: AttentionProbe) -> torch.Tensor:
     """softmax(q k^T * scale) v over (B, heads, length, head_dim) tensors."""
-    if probe.explicit:
-        # The output comes from the very probabilities the listener gets: formed once.
-        return probe(attention_probabilities(q, k, scale)) @ v
-    output = F.scaled_dot_product_attention(q, k, v, scale=scale)
     if probe.listening:
-        # The output stays the fused kernel's, so capturing leaves every logit bit-for-bit as in a
-        # plain forward; the probabilities are formed a second time, for the listener only.
-        probe(attention_probabilities(q, k, scale))
-    return output
+        # The output comes from the very probabilities the listener gets: each map formed once.
+        return probe(attention_probabilities(q, k, scale)) @ v
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)
 
 
 def attention_probabilities(q: torch.Tensor, k: torch.Tensor, scale: float) -> torch.Tensor:
@@ -110,15 +99,6 @@ def attention_probabilities(q: torch.Tensor, k: torch.Tensor, scale: float) -> t
     # In place: the scores are the largest buffer capture makes, and a second one costs more
     # (allocation, page faults) than the softmax itself.
     return torch.softmax(scores, dim=-1, out=scores)
-
-
-class LayerScale(nn.Module):
-    def __init__(self, dim: int, init_value: float):
-        super().__init__()
-        self.gamma = nn.Parameter(init_value * torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gamma * x
 
 
 class Stem(nn.Module):
@@ -180,18 +160,6 @@ class DepthwiseConvMlp(nn.Module):
         return self.fc2(self.act(hidden))
 
 
-class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden_dim: int, act_layer: Callable[[], nn.Module] = nn.GELU,
-                 out_dim: int | None = None):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = act_layer()
-        self.fc2 = nn.Linear(hidden_dim, out_dim or dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
-
-
 class SemanticInit(nn.Module):
     """Stage-1 semantic tokens: learned queries over the pooled map, SE-mixed with the pooled cells."""
 
@@ -202,7 +170,7 @@ class SemanticInit(nn.Module):
         self.query_proj = nn.Linear(dim, dim)
         self.kv = nn.Linear(dim, 2 * dim)
         # Squeeze-excitation over the pair (attended, pooled): two weights per channel.
-        self.gate = Mlp(dim, dim, act_layer=partial(nn.ReLU, inplace=True), out_dim=2 * dim)
+        self.gate = Mlp(dim, dim, out_features=2 * dim, act_layer=partial(nn.ReLU, inplace=True))
         self.norm = nn.LayerNorm(dim)
         self.probe = AttentionProbe()
         self.scale = dim ** -0.5
@@ -242,40 +210,43 @@ class SemanticProjection(nn.Module):
         return self.norm(self.proj(semantics))
 
 
-class SemanticSelfAttention(nn.Module):
-    """Semantic tokens attend to each other (no output projection, as in the paper's code)."""
+class ProbedAttention(nn.Module):
+    """Multi-head attention whose probabilities pass through an :class:`AttentionProbe`.
 
-    def __init__(self, dim: int, num_heads: int, layer_scale_init: float):
+    ``queries`` (B, Lq, C) attend over ``context`` (B, Lk, C), or over themselves when no context is
+    given. Each optional part exists where the official code has it, under the official layout's
+    names (so state-dict keys stay as they are): ``norm`` on the queries' input, one ``qkv``
+    projection (self-attention) or ``q`` and ``kv``, ``kv_norm`` on the context, ``proj`` on the
+    output, and ``layer_scale`` where the official code scales inside the attention (elsewhere the
+    block does).
+    """
+
+    def __init__(self, dim: int, num_heads: int, *, joint_qkv: bool = False, query_norm: bool = False,
+                 context_norm: bool = False, proj: bool = True, layer_scale_init: float | None = None):
         super().__init__()
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
-        self.norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.norm = nn.LayerNorm(dim) if query_norm else nn.Identity()
+        self.joint_qkv = joint_qkv
+        if joint_qkv:
+            self.qkv = nn.Linear(dim, 3 * dim)
+        else:
+            self.q = nn.Linear(dim, dim)
+            self.kv_norm = nn.LayerNorm(dim) if context_norm else nn.Identity()
+            self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim) if proj else nn.Identity()
         self.probe = AttentionProbe()
-        self.layer_scale = LayerScale(dim, layer_scale_init)
+        self.layer_scale = LayerScale(dim, layer_scale_init) if layer_scale_init is not None else nn.Identity()
 
-    def forward(self, semantics: torch.Tensor) -> torch.Tensor:
-        q, k, v = (split_heads(t, self.num_heads) for t in self.qkv(self.norm(semantics)).chunk(3, dim=-1))
-        return self.layer_scale(merge_heads(attend(q, k, v, self.scale, self.probe)))
-
-
-class SemanticToPixelAttention(nn.Module):
-    """Each semantic token queries all pixels of the stage: the tokens gather global context."""
-
-    def __init__(self, dim: int, num_heads: int, layer_scale_init: float):
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.norm = nn.LayerNorm(dim)
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.probe = AttentionProbe()
-        self.layer_scale = LayerScale(dim, layer_scale_init)
-
-    def forward(self, semantics: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
-        q = split_heads(self.q(self.norm(semantics)), self.num_heads)
-        k, v = (split_heads(t, self.num_heads) for t in self.kv(pixels).chunk(2, dim=-1))
-        return self.layer_scale(merge_heads(attend(q, k, v, self.scale, self.probe)))
+    def forward(self, queries: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        queries = self.norm(queries)
+        if self.joint_qkv:
+            q, k, v = (split_heads(t, self.num_heads) for t in self.qkv(queries).chunk(3, dim=-1))
+        else:
+            q = split_heads(self.q(queries), self.num_heads)
+            context = self.kv_norm(queries if context is None else context)
+            k, v = (split_heads(t, self.num_heads) for t in self.kv(context).chunk(2, dim=-1))
+        return self.layer_scale(self.proj(merge_heads(attend(q, k, v, self.scale, self.probe))))
 
 
 class SemanticMlp(nn.Module):
@@ -289,25 +260,6 @@ class SemanticMlp(nn.Module):
         return self.layer_scale(self.mlp(self.norm(semantics)))
 
 
-class PixelToSemanticAttention(nn.Module):
-    """Each pixel queries the M semantic tokens: N x M attention instead of N x N."""
-
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.q = nn.Linear(dim, dim)
-        self.kv_norm = nn.LayerNorm(dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.probe = AttentionProbe()
-
-    def forward(self, pixels: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
-        q = split_heads(self.q(pixels), self.num_heads)
-        k, v = (split_heads(t, self.num_heads) for t in self.kv(self.kv_norm(semantics)).chunk(2, dim=-1))
-        return self.proj(merge_heads(attend(q, k, v, self.scale, self.probe)))
-
-
 class DualBlock(nn.Module):
     """Stages 1-2: the semantic path updates the tokens, then the pixels read from them."""
 
@@ -315,10 +267,15 @@ class DualBlock(nn.Module):
                  norm_layer: Callable[[int], nn.Module], layer_scale_init: float):
         super().__init__()
         self.norm1 = norm_layer(dim)
-        self.semantic_self = SemanticSelfAttention(dim, num_heads, layer_scale_init)
-        self.semantic_to_pixel = SemanticToPixelAttention(dim, num_heads, layer_scale_init)
+        # The semantic path: tokens attend to each other (no output projection, as in the paper's
+        # code), then query every pixel of the stage to gather global context.
+        self.semantic_self = ProbedAttention(dim, num_heads, joint_qkv=True, query_norm=True, proj=False,
+                                             layer_scale_init=layer_scale_init)
+        self.semantic_to_pixel = ProbedAttention(dim, num_heads, query_norm=True, proj=False,
+                                                 layer_scale_init=layer_scale_init)
         self.semantic_mlp = SemanticMlp(dim, layer_scale_init)
-        self.pixel_to_semantic = PixelToSemanticAttention(dim, num_heads)
+        # The pixel path: each pixel queries the M tokens, N x M attention instead of N x N.
+        self.pixel_to_semantic = ProbedAttention(dim, num_heads, context_norm=True)
         self.layer_scale1 = LayerScale(dim, layer_scale_init)
         self.norm2 = norm_layer(dim)
         self.mlp = DepthwiseConvMlp(dim, int(dim * mlp_ratio))
@@ -335,24 +292,6 @@ class DualBlock(nn.Module):
         return pixels, semantics
 
 
-class MergedAttention(nn.Module):
-    """Joint self-attention over [pixels, semantic tokens]."""
-
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.probe = AttentionProbe()
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        q = split_heads(self.q(tokens), self.num_heads)
-        k, v = (split_heads(t, self.num_heads) for t in self.kv(tokens).chunk(2, dim=-1))
-        return self.proj(merge_heads(attend(q, k, v, self.scale, self.probe)))
-
-
 class MergeBlock(nn.Module):
     """Stages 3-4: one attention over pixels and tokens together, then an MLP for each kind."""
 
@@ -360,7 +299,7 @@ class MergeBlock(nn.Module):
                  norm_layer: Callable[[int], nn.Module], layer_scale_init: float):
         super().__init__()
         self.norm1 = norm_layer(dim)
-        self.attn = MergedAttention(dim, num_heads)
+        self.attn = ProbedAttention(dim, num_heads)  # joint self-attention over [pixels, semantic tokens]
         self.layer_scale1 = LayerScale(dim, layer_scale_init)
         self.norm2 = norm_layer(dim)
         self.mlp = DepthwiseConvMlp(dim, int(dim * mlp_ratio))
@@ -405,34 +344,17 @@ class Stage(nn.Module):
         return StageFeatures(pixels, semantics, grid)
 
 
-class ClassAttention(nn.Module):
-    """The class token (first) queries every token; only it is updated."""
-
-    def __init__(self, dim: int, num_heads: int):
-        super().__init__()
-        self.num_heads = num_heads
-        self.scale = (dim // num_heads) ** -0.5
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.probe = AttentionProbe()
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        q = split_heads(self.q(tokens[:, :1]), self.num_heads)
-        k, v = (split_heads(t, self.num_heads) for t in self.kv(tokens).chunk(2, dim=-1))
-        return self.proj(merge_heads(attend(q, k, v, self.scale, self.probe)))
-
-
 class ClassBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, norm_layer: Callable[[int], nn.Module]):
         super().__init__()
         self.norm1 = norm_layer(dim)
-        self.attn = ClassAttention(dim, num_heads)
+        self.attn = ProbedAttention(dim, num_heads)  # the class token (first) queries every token
         self.norm2 = norm_layer(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        cls = tokens[:, :1] + self.attn(self.norm1(tokens))
+        normed = self.norm1(tokens)
+        cls = tokens[:, :1] + self.attn(normed[:, :1], normed)
         cls = cls + self.mlp(self.norm2(cls))
         return torch.cat([cls, tokens[:, 1:]], dim=1)
 
@@ -544,16 +466,16 @@ class DualViT(nn.Module):
 
     def attention_probes(self) -> dict[str, AttentionProbe]:
         """Every probe under its canonical name (see ``tests/data/README.md``)."""
+        from model.trace import MERGE_PART, MapName
+
         probes = {"semantic_init": self.stages[0].semantic_embed.probe}
         for stage_index, stage in enumerate(self.stages, start=1):
             for block_index, block in enumerate(stage.blocks):
-                prefix = f"stage{stage_index}.block{block_index}"
-                if isinstance(block, MergeBlock):
-                    probes[f"{prefix}.merged"] = block.attn.probe
-                else:
-                    probes[f"{prefix}.semantic_self"] = block.semantic_self.probe
-                    probes[f"{prefix}.semantic_to_pixel"] = block.semantic_to_pixel.probe
-                    probes[f"{prefix}.pixel_to_semantic"] = block.pixel_to_semantic.probe
+                parts = ({MERGE_PART: block.attn} if isinstance(block, MergeBlock) else
+                         {"semantic_self": block.semantic_self, "semantic_to_pixel": block.semantic_to_pixel,
+                          "pixel_to_semantic": block.pixel_to_semantic})
+                for part, attention in parts.items():
+                    probes[str(MapName(part, stage_index, block_index))] = attention.probe
         probes["head.class_attention"] = self.class_block.attn.probe
         return probes
 

@@ -261,12 +261,6 @@ def read_checkpoint(source: Any) -> dict[str, torch.Tensor]:
     return to_our_keys(checkpoint)
 
 
-def load_checkpoint(model: torch.nn.Module, source: Any) -> torch.nn.Module:
-    """Strictly load ``source`` into ``model`` (missing, unexpected or mis-shaped keys raise)."""
-    model.load_state_dict(read_checkpoint(source), strict=True)
-    return model
-
-
 HEAD_PREFIXES = ("head.", "aux_head.")
 
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from model.capture import capture, explicit_attention, select_probes
 from model.preprocess import data_config_for, preprocess
-from model.trace import Trace
+from model.trace import MapName, Trace
 
 
 def test_every_official_map_is_reproduced(official, official_model64):
@@ -30,38 +30,51 @@ def test_float32_maps_stay_within_a_few_times_the_official_float32_error(officia
                                    atol=official.fp32_logit_tolerance, msg=name)
 
 
-def test_capturing_changes_no_logit(official, official_model):
+def test_capturing_changes_no_logit_in_float64(official, official_model64):
+    """The contract: outputs come from the recorded maps, which moves the logits by rounding only; in
+    float64 they equal a plain forward's and the official code's."""
+    with torch.inference_mode():
+        plain = official_model64(official.input.double())
+        logits, trace = capture(official_model64, official.input.double(), dtype=torch.float64)
+    torch.testing.assert_close(logits.double(), plain, rtol=0, atol=1e-9)
+    torch.testing.assert_close(plain, official.logits, rtol=0, atol=1e-9)
+
+
+def test_float32_capture_moves_the_logits_by_rounding_only(official, official_model):
     with torch.inference_mode():
         plain = official_model(official.input)
         logits, trace = capture(official_model, official.input)
-    torch.testing.assert_close(logits, plain, rtol=0, atol=1e-6)
+    official.check_fp32_logits(logits)
+    torch.testing.assert_close(logits, plain, rtol=0, atol=official.fp32_logit_tolerance)
     assert all(value.dtype == torch.float16 for value in trace.maps.values())
-    # Hooks are gone afterwards: the probes are silent again.
+    # Hooks are gone afterwards: the probes are silent again, and the fused kernel is back.
     assert not any(probe.listening for probe in official_model.attention_probes().values())
-
-
-def test_shared_capture_reproduces_the_maps_and_takes_outputs_from_them(official, official_model):
     with torch.inference_mode():
-        logits, trace = capture(official_model, official.input, dtype=torch.float32, fused=False)
+        assert torch.equal(official_model(official.input), plain)
+
+
+def test_capture_takes_each_output_from_the_map_it_records(official, official_model):
+    """A capture's arithmetic is an explicit forward's to the last bit, and differs from the fused
+    kernel's: so the outputs really are computed from the recorded maps."""
+    with torch.inference_mode():
+        logits, trace = capture(official_model, official.input, dtype=torch.float32)
         with explicit_attention(official_model):
             explicit = official_model(official.input)
+        plain = official_model(official.input)
+    assert torch.equal(logits, explicit) and not torch.equal(logits, plain)
     for name, expected in official.maps.items():
         torch.testing.assert_close(trace.maps[name].double(), expected.double(), rtol=0,
                                    atol=official.fp32_logit_tolerance, msg=name)
-    # The same arithmetic as an explicit forward, to the last bit; and as close to the official
-    # outputs as a plain forward is.
-    assert torch.equal(logits, explicit)
-    official.check_fp32_logits(logits)
-    assert not any(probe.explicit for probe in official_model.attention_probes().values())
 
 
-def test_shared_subset_capture_leaves_the_other_attentions_fused(official, official_model):
+def test_subset_capture_leaves_the_other_attentions_fused(official, official_model):
     with torch.inference_mode():
-        logits, trace = capture(official_model, official.input, include=("stage3.*",), fused=False)
+        logits, trace = capture(official_model, official.input, include=("stage3.*",))
         with explicit_attention(official_model, ("stage3.*",)):
             expected = official_model(official.input)
+        everything = capture(official_model, official.input)[0]
     assert set(trace.maps) == {name for name in official.maps if name.startswith("stage3.")}
-    assert torch.equal(logits, expected)
+    assert torch.equal(logits, expected) and not torch.equal(logits, everything)
 
 
 def test_probabilities_rows_sum_to_one(official, official_model):
@@ -140,3 +153,34 @@ def test_capture_of_a_registered_model_in_half_storage_is_small():
     with torch.inference_mode():
         _, trace = capture(network, torch.randn(1, 3, 224, 224))
     assert trace.nbytes() / 1e6 <= 32
+
+
+def test_every_canonical_map_name_parses_and_prints_back(official, official_model):
+    names = list(official_model.attention_probes())
+    assert set(names) == set(official.maps)
+    for name in names:
+        assert str(MapName.parse(name)) == name
+    assert MapName.parse("stage2.block10.semantic_to_pixel") == MapName("semantic_to_pixel", 2, 10)
+    assert MapName.parse("stage4.block0.merged").is_merge
+    assert MapName.parse("head.class_attention").stage is None
+    for bad in ("stage5.block0.merged", "stage1.block0.pixels", "stage1.semantic_self", "attn.semantic_init", ""):
+        with pytest.raises(ValueError, match="is not an attention map name"):
+            MapName.parse(bad)
+
+
+def test_queries_resized_to_a_5x6_pooled_grid_match_the_official_code():
+    """A 160 x 192 input pools to 5 x 6 cells: the 64 learned queries are resized (bicubic) to 30, in
+    the official code as here. Float64 logits to 1e-9, maps within their float32 storage."""
+    from conftest import DATA, OfficialReference
+
+    reference = OfficialReference(DATA / "dualvit_tiny_official_160x192.safetensors")
+    network = reference.model().double()
+    with torch.inference_mode():
+        logits, trace = capture(network, reference.input, dtype=torch.float64)
+        float32_logits = reference.model()(reference.input.float())
+    assert tuple(trace.semantic_grid) == (5, 6) and trace.num_semantic == 30
+    torch.testing.assert_close(logits, reference.logits, rtol=0, atol=1e-9)
+    assert set(trace.maps) == set(reference.maps)
+    for name, expected in reference.maps.items():
+        torch.testing.assert_close(trace.maps[name], expected.double(), rtol=0, atol=1e-6, msg=name)
+    reference.check_fp32_logits(float32_logits)

@@ -98,3 +98,22 @@ def test_an_all_zero_attribution_is_said_in_words_not_drawn_blank():
     assert "<img" not in page_html and "zero everywhere" in page_html
     drawn = render.explanation_view(analysis, "grad_cam", np.eye(7, dtype=np.float32), render.Style(), 2)
     assert drawn.picture.image is not None and drawn.picture.key is not None and not drawn.message
+
+
+def test_a_head_chosen_for_a_block_is_not_silently_applied_to_the_class_attention():
+    from PIL import Image
+
+    from model.bundle import ASSETS
+    from viewer import trace_maths
+    from viewer.service import Explorer
+
+    explorer = Explorer(open_model(None, device="cpu"))
+    analysis = explorer.get(explorer.analyse(Image.open(ASSETS / "examples" / "scene_7_ring.png").convert("RGB")))
+    block = trace_maths.block_ref(analysis.trace, 2, 0)
+    with_head = render.stages_view(analysis, block, "head 1", render.Style(), None)
+    with_mean = render.stages_view(analysis, block, "mean", render.Style(), None)
+    # The class block's head mean is what is drawn, and the key says so and why.
+    assert np.array_equal(with_head.class_attention.image, with_mean.class_attention.image)
+    assert with_head.class_attention.key.note.startswith(
+        "mean of the class block's heads (head 1 is a head of stage 2 · block 0, not of the class block)")
+    assert "class block" not in with_mean.class_attention.key.note

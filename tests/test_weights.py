@@ -13,8 +13,13 @@ import timm
 import torch
 
 from conftest import read_keys_tsv
-from model.weights import (OFFICIAL_BLOCK_RENAMES, CheckpointError, load_checkpoint, load_model,
-                           official_to_ours, read_checkpoint)
+from model.weights import OFFICIAL_BLOCK_RENAMES, CheckpointError, load_model, official_to_ours, read_checkpoint
+
+def load_strictly(network, source):
+    """As the app loads a user's file: read (any layout, nothing unpickled), then a strict load."""
+    network.load_state_dict(read_checkpoint(source), strict=True)
+    return network
+
 
 REGISTERED = [("dualvit_s", 25_054_000), ("dualvit_b", 42_627_024), ("dualvit_l", 72_966_544)]
 BATCHNORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -26,7 +31,7 @@ def test_official_key_set_loads_strictly(variant, parameter_count):
     assert sum(torch.Size(s).numel() for k, s in shapes.items() if not k.endswith(BATCHNORM_BUFFERS)) == parameter_count
     state_dict = {key: torch.full(shape, 0.5) for key, shape in shapes.items()}
     network = timm.create_model(variant)
-    load_checkpoint(network, {"state_dict": state_dict})
+    load_strictly(network, {"state_dict": state_dict})
     assert sum(p.numel() for p in network.parameters()) == parameter_count
     assert all(bool((p == 0.5).all()) for p in network.parameters())
 
@@ -65,7 +70,7 @@ def _layouts(state_dict):
 def test_every_official_layout_loads(official, tmp_path, layout, suffix):
     path = tmp_path / f"checkpoint{suffix}"
     torch.save(_layouts(official.state_dict)[layout], path)
-    network = load_checkpoint(official.build(), str(path))
+    network = load_strictly(official.build(), str(path))
     with torch.inference_mode():
         official.check_fp32_logits(network(official.input))
 
@@ -86,7 +91,7 @@ def test_missing_unexpected_and_misshaped_keys_are_named(official):
     state_dict["extra.weight"] = torch.zeros(1)
     state_dict["q"] = torch.zeros(3, 3)
     with pytest.raises(CheckpointError) as error:
-        load_checkpoint(official.build(), state_dict)
+        load_strictly(official.build(), state_dict)
     message = str(error.value)
     assert "1 missing (head.weight)" in message
     assert "1 unexpected (extra.weight)" in message
@@ -119,7 +124,7 @@ def test_pickle_that_would_run_code_is_refused(official, tmp_path):
     path = tmp_path / "hostile.pth"
     torch.save({"state_dict": official.state_dict, "payload": _RunsCode(marker)}, path)
     with pytest.raises(CheckpointError, match="refused to open hostile.pth"):
-        load_checkpoint(official.build(), str(path))
+        load_strictly(official.build(), str(path))
     assert not marker.exists()
 
 
@@ -153,7 +158,7 @@ def test_token_label_and_classes_are_detected_from_the_checkpoint(official, tmp_
     with torch.inference_mode():
         torch.testing.assert_close(loaded(official.input), expected, rtol=0, atol=1e-6)
     with pytest.raises(CheckpointError, match="aux_head"):
-        load_checkpoint(official.build(token_label=True), without_aux)
+        load_strictly(official.build(token_label=True), without_aux)
 
 
 def test_architecture_is_inferred_from_shapes():
@@ -171,7 +176,7 @@ def test_converter_writes_safetensors_with_our_keys(official, tmp_path):
     assert result.returncode == 0, result.stderr
     stored = safetensors.torch.load_file(destination)
     assert "stages.0.semantic_embed.queries" in stored and "q" not in stored
-    network = load_checkpoint(official.build(), str(destination))
+    network = load_strictly(official.build(), str(destination))
     with torch.inference_mode():
         official.check_fp32_logits(network(official.input))
 
@@ -223,7 +228,7 @@ def test_checkpoint_of_another_model_is_refused_with_the_reason(official, tmp_pa
     safetensors.torch.save_file({k: v.contiguous() for k, v in timm.create_model("dualvit_nano").state_dict().items()},
                                 str(path))
     with pytest.raises(CheckpointError, match=r"mis-shaped \(stages.0.patch_embed.convs.0.weight"):
-        load_checkpoint(official.build(), str(path))
+        load_strictly(official.build(), str(path))
     with pytest.raises(CheckpointError, match="matches no registered Dual-ViT"):
         load_model({"head.weight": torch.zeros(3, 5)})
 

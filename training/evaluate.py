@@ -36,6 +36,7 @@ import model  # noqa: F401
 from model.bundle import DEFAULT_WEIGHTS, ModelBundle, open_model
 from model.capture import capture
 from model.dualvit import DualViT
+from model.trace import MERGE_PART, MapName
 from training.photos import answers, share_saying_none, skimage_photos
 from training.scenes import HELDOUT_SEEDS, SceneDataset
 from training.train import token_distributions
@@ -102,7 +103,7 @@ def object_figures(token_maps: np.ndarray, coverage: np.ndarray) -> dict[str, fl
 
 def token_map_names(network: DualViT) -> list[str]:
     """Every Dual and Merge map the network captures, in order."""
-    return [name for name in network.attention_probes() if name.endswith((".semantic_to_pixel", ".merged"))]
+    return [name for name in network.attention_probes() if MapName.parse(name).part in ("semantic_to_pixel", MERGE_PART)]
 
 
 def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_size: int) -> dict:
@@ -119,7 +120,7 @@ def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_siz
         scores.append(trace.probabilities.numpy())
         labels.append(batch_labels.numpy())
         for name in names:
-            grid = trace.grid(int(name[len("stage")]))
+            grid = trace.grid(MapName.parse(name).stage)
             coverage = F.adaptive_avg_pool2d(objects, tuple(grid)).flatten(2).numpy()  # (B, objects, N)
             token_maps = token_distributions(name, trace.maps[name], grid.size).numpy()  # (B, M, N)
             for item, item_coverage in enumerate(coverage):

@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import model  # noqa: F401
-from model.bundle import open_model
+from model.bundle import open_model, pick_device
 from model.capture import listening
 from model.dualvit import DualViT
 from training.scenes import CLASSES, TRAIN_SEEDS, SceneDataset
@@ -280,8 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     if arguments.steps is None and arguments.minutes is None:
         parser.error("give --steps or --minutes")
-    device = torch.device("cuda" if arguments.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if arguments.device == "auto" else arguments.device))
+    device = pick_device(arguments.device)
     recipe = Recipe(batch_size=arguments.batch_size, lr=arguments.lr, warmup_steps=arguments.warmup_steps,
                     grounding_weight=arguments.grounding_weight)
     summary = train(arguments.out, recipe, arguments.steps, arguments.minutes, arguments.save_every,

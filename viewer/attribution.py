@@ -28,7 +28,7 @@ from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion
 from model.capture import stage_grids
 from model.dualvit import POOL_SIZE, DualViT, Grid, StageFeatures, pooled_grid
 from model.trace import STAGES, Trace
-from viewer.trace_maths import CLASS_ATTENTION, blocks, fused
+from viewer.trace_maths import CLASS_ATTENTION, blocks, fused, to_numpy
 
 # Copies of the image run in one pass: at most this many, and as many as fit in BATCH_MEMORY.
 MOST_PER_BATCH = 16
@@ -106,13 +106,9 @@ def check_class(network: DualViT, class_index: int) -> None:
         raise ValueError(f"class {class_index} is out of range: this model has {network.num_classes} classes")
 
 
-def to_map(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to("cpu", torch.float32).numpy()
-
-
 def channel_magnitude(attributions: torch.Tensor) -> np.ndarray:
     """(1, C, H, W) attributions -> (H, W): sum of |attribution| over channels."""
-    return to_map(attributions[0].abs().sum(dim=0))
+    return to_numpy(attributions[0].abs().sum(dim=0))
 
 
 # ----------------------------------------------------------------------------- input attributions
@@ -172,7 +168,7 @@ def occlusion(network: DualViT, images: torch.Tensor, target: int, window: int =
             images, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
             baselines=0.0, target=target, perturbations_per_eval=batch_size(network, images.shape[-2:], False))
     # The window spans every channel, so all channels carry the same value.
-    return to_map(attributions[0, 0])
+    return to_numpy(attributions[0, 0])
 
 
 # ----------------------------------------------------------------------------- stage-4 maps
@@ -208,7 +204,7 @@ def grad_cam(network: DualViT, images: torch.Tensor, target: int) -> np.ndarray:
     weights = gradient[0].mean(dim=0)  # (C,)
     cam = torch.relu(pixels[0].detach() @ weights)  # (N4,)
     grid = kept["features"].grid
-    return to_map(cam.reshape(grid.height, grid.width))
+    return to_numpy(cam.reshape(grid.height, grid.width))
 
 
 def aux_class_map(network: DualViT, images: torch.Tensor, class_index: int) -> np.ndarray:
@@ -219,7 +215,7 @@ def aux_class_map(network: DualViT, images: torch.Tensor, class_index: int) -> n
         raise ValueError("this model has no token-labeling (aux) head: it was built with token_label=False")
     with evaluating(network), torch.inference_mode():
         _, pixel_logits, grid = network.forward_dense(images)
-    return to_map(pixel_logits[0, :, class_index].reshape(grid.height, grid.width))
+    return to_numpy(pixel_logits[0, :, class_index].reshape(grid.height, grid.width))
 
 
 # ----------------------------------------------------------------------------- semantic tokens
@@ -251,7 +247,7 @@ def token_importance(network: DualViT, images: torch.Tensor, target: int, stage:
             for tokens in token_batches(num_tokens, batch_size(network, images.shape[-2:], with_grad=False)):
                 keep["mask"] = ablation_mask(tokens, num_tokens, images)
                 logits = network(images.repeat(len(tokens) + 1, 1, 1, 1))[:, target]
-                importance[tokens] = to_map(logits[0] - logits[1:])
+                importance[tokens] = to_numpy(logits[0] - logits[1:])
     finally:
         handle.remove()
     return importance
@@ -411,9 +407,11 @@ def cell_of_pixels(grid: Grid, cells: Grid) -> np.ndarray:
 def semantic_init_step(trace: Trace, item: int) -> RolloutStep:
     """(N1 + M, N1): stage-1 tokens back to the stage-1 pixels they were made from.
 
-    Token j is half its own pooled cell j (the SE-gated "home" mix), half ``semantic_init``'s
-    reading of the pooled cells: W = (I + A) / 2 over cells; each cell is the average of its
-    7 x 7 pixels, so it spreads equally over them. Pixel rows are identity.
+    Rollout's residual convention: token j counts as half its own pooled cell j and half
+    ``semantic_init``'s reading of the pooled cells, W = (I + A) / 2 over cells. (The model mixes the
+    two with the SE gate, a learned softmax per channel, which no one weight per token describes.)
+    Each cell is the average of its 7 x 7 pixels, so it spreads equally over them. Pixel rows are
+    identity.
     """
     grid = trace.grid(1)
     tokens = trace.num_semantic

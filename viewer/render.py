@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import plotly.graph_objects as go
 
-from viewer import figures, keys, overlay, trace_maths
+from viewer import attribution, figures, keys, overlay, trace_maths
 from viewer.keys import ColourKey
 from viewer.service import Analysis
 
@@ -219,8 +219,12 @@ def stages_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, st
                 token: int | None) -> StagesView:
     trace = analysis.trace
     stages = series_tiles(analysis, trace_maths.stage_overview(trace, token, fusion), style)
-    class_fusion = fusion if fusion in trace_maths.FUSIONS else "mean"  # the class block's heads are its own
+    class_fusion = fusion if fusion in trace_maths.FUSIONS else "mean"
     class_attention = draw_one(analysis, trace_maths.class_attention_map(trace, class_fusion), style)
+    if class_fusion != fusion:  # a head number names a head of the chosen block, not of the class block
+        note = (f"mean of the class block's heads ({fusion} is a head of {block.label}, not of the class block)"
+                + (f"; {class_attention.key.note}" if class_attention.key.note else ""))
+        class_attention = Picture(class_attention.image, replace(class_attention.key, note=note))
     # A Merge block has no separate token self-attention: its token-to-token quadrant stands in.
     matrix = trace_maths.semantic_self_matrix(trace, block.stage, block.block, trace_maths.fusion_in(trace, block, fusion))
     title = (f"semantic self-attention, {block.label}" if block.kind == "dual" else
@@ -292,7 +296,7 @@ def explanation_view(analysis: Analysis, method: str, result: np.ndarray, style:
     last_block = [ref for ref in trace_maths.blocks(trace) if ref.stage == stage][-1]
     maps = trace_maths.token_maps(trace, stage, last_block.block, "mean")
     deviations = standing_out(result)
-    ranked = [int(index) for index in np.argsort(-deviations, kind="stable")[:TOP_IMPORTANT_TOKENS]
+    ranked = [int(index) for index in attribution.rank_tokens(deviations, TOP_IMPORTANT_TOKENS)
               if deviations[index] >= SIGNIFICANT_DEVIATIONS]
     figure = figures.token_importance_figure(result, top_k=len(ranked))
     if not ranked:

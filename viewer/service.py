@@ -8,7 +8,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import torch
@@ -22,7 +22,6 @@ from model.trace import Trace
 from viewer import attribution
 from viewer.limits import Limits
 
-Resolution = Literal["224", "384", "aspect"]
 RESOLUTIONS: dict[str, str] = {
     "224": "224 × 224 (centre crop, as in evaluation)",
     "384": "384 × 384 (centre crop)",
@@ -210,10 +209,9 @@ class Explorer:
 def run_capture(bundle: ModelBundle, images: torch.Tensor, geometry: Geometry) -> Trace:
     """The one forward pass of an analysis (on the GPU when there is one)."""
     with torch.inference_mode():
-        # Outputs computed from the recorded maps: each map is formed once, and the maps shown are
-        # the very probabilities the prediction was made with.
+        # The maps shown are the very probabilities the prediction was made with.
         _, trace = capture(bundle.network, images.to(bundle.device), class_names=bundle.class_names,
-                           multi_label=bundle.multi_label, geometries=[geometry], fused=False)
+                           multi_label=bundle.multi_label, geometries=[geometry])
     return trace
 
 

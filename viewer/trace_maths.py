@@ -11,7 +11,6 @@ blocks (stages 3-4) hold ``merged`` (N + M, N + M), pixels first, then the M sem
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -19,17 +18,14 @@ import numpy as np
 import torch
 
 from model.dualvit import POOL_SIZE, Grid
-from model.trace import STAGES, Trace
+from model.trace import MERGE_PART, STAGES, MapName, Trace
 
 FUSIONS: tuple[str, ...] = ("mean", "max", "min")
 HEAD_PREFIX = "head "
-DUAL_PARTS = ("semantic_self", "semantic_to_pixel", "pixel_to_semantic")
-MERGE_PART = "merged"
 CLASS_ATTENTION = "head.class_attention"
 # The stem halves the input twice before stage 1 (stride 4): used only when a trace carries no
 # geometry to say how large its model input was.
 STEM_STRIDE = 4
-_BLOCK_NAME = re.compile(r"^stage(\d+)\.block(\d+)\.(\w+)$")
 
 BlockKind = Literal["dual", "merge"]
 
@@ -47,7 +43,7 @@ class BlockRef:
         return f"stage {self.stage} · block {self.block}"
 
     def map_name(self, part: str) -> str:
-        return f"stage{self.stage}.block{self.block}.{part}"
+        return str(MapName(part, self.stage, self.block))
 
 
 @dataclass(frozen=True)
@@ -119,10 +115,9 @@ def blocks(trace: Trace) -> list[BlockRef]:
     """Every block with at least one map in the trace, in network order."""
     found: dict[tuple[int, int], BlockKind] = {}
     for name in trace.maps:
-        match = _BLOCK_NAME.match(name)
-        if match:
-            stage, block, part = int(match[1]), int(match[2]), match[3]
-            found[(stage, block)] = "merge" if part == MERGE_PART else "dual"
+        parsed = MapName.parse(name)
+        if parsed.stage is not None:
+            found[(parsed.stage, parsed.block)] = "merge" if parsed.is_merge else "dual"
     return [BlockRef(stage, block, kind) for (stage, block), kind in sorted(found.items())]
 
 
