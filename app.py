@@ -15,9 +15,9 @@ import sys
 import model  # noqa: F401  (registers the Dual-ViT architectures)
 from model.allocator import keep_freed_memory
 from model.bundle import open_model
-from model.pretrained import NAMED_WEIGHTS, how_to_get
+from model.pretrained import NAMED_WEIGHTS
 from model.weights import CheckpointError
-from viewer import limits
+from viewer import help_texts, limits
 from viewer.service import Explorer
 from viewer.ui import build_demo, launch_options
 
@@ -48,10 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not bundle.trained:
-        print(f"warning: {bundle.architecture} runs with randomly initialised weights ({bundle.weights}): its maps "
-              "show the untrained architecture and its predictions mean nothing. " + how_to_get(bundle.architecture),
-              file=sys.stderr)
+    banner = help_texts.model_banner(bundle)  # the page's warning, said in the terminal as well
+    if banner:
+        print("warning: " + banner.replace("⚠️ ", "").replace("**", ""), file=sys.stderr)
     demo = build_demo(Explorer(bundle, server_limits))
     demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, **launch_options())
     return 0

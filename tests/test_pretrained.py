@@ -250,8 +250,8 @@ def test_an_architecture_without_weights_starts_untrained_and_says_how_to_get_th
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         warning = app.stderr.readline()  # printed before the server starts
-        assert warning.startswith("warning: dualvit_b runs with randomly initialised weights")
-        assert "start with `--weights dualvit_b` (or `dualvit_b_384`)" in warning
+        assert warning.startswith("warning: Untrained weights. dualvit_b runs with randomly initialised weights: ")
+        assert "restart with `--weights dualvit_b` (or `dualvit_b_384`)" in warning
         while "Running on local URL" not in (line := app.stdout.readline()):
             assert line, "the app stopped before serving"
         assert app.poll() is None

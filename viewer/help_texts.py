@@ -2,7 +2,7 @@
 and plain statements of what the loaded model knows and what its prediction means."""
 from __future__ import annotations
 
-from model.bundle import ASSETS, ModelBundle
+from model.bundle import ASSETS, RANDOM_WEIGHTS, ModelBundle
 from model.pretrained import how_to_get
 from model.trace import Trace
 
@@ -121,7 +121,9 @@ def model_banner(bundle: ModelBundle) -> str:
     """A warning for weights whose maps and classes mean nothing ("" for trained weights)."""
     if bundle.trained:
         return ""
-    return (f"⚠️ **Untrained weights.** `{bundle.weights}` ({bundle.architecture}) is randomly initialised: its "
+    what = (f"{bundle.architecture} runs with randomly initialised weights" if bundle.weights == RANDOM_WEIGHTS
+            else f"`{bundle.weights}` ({bundle.architecture}) is randomly initialised")
+    return (f"⚠️ **Untrained weights.** {what}: its "
             "attention maps show the architecture's wiring on noise, and its predictions mean nothing. "
             + how_to_get(bundle.architecture))
 
