@@ -414,21 +414,11 @@ class DualViT(nn.Module):
         if token_label:
             self.aux_head = nn.Linear(embed_dims[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.apply(init_weights)
+        # torch's load_state_dict (and so timm's checkpoint_path) takes official layouts too.
+        self.register_load_state_dict_pre_hook(accept_official_layouts)
 
-    def load_pretrained(self, path: str) -> None:
-        """timm's hook for ``pretrained=True`` (``custom_load``): the project's reader, which opens official
-        layouts without unpickling code; a checkpoint with other heads lends its body only."""
-        from model.weights import load_body
-
-        load_body(self, path)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """Accepts our keys or the official ones, in any layout the official training code wrote."""
-        from model.weights import prepare_state_dict
-
-        return super().load_state_dict(prepare_state_dict(state_dict, self), strict=strict, assign=assign)
-
-    def forward_features(self, images: torch.Tensor) -> StageFeatures:
+    def forward_stages(self, images: torch.Tensor) -> StageFeatures:
+        """The four stages: stage 4's pixel and semantic tokens and its grid."""
         features, semantics = images, None
         for stage in self.stages:
             stage_out = stage(features, semantics)
@@ -444,18 +434,25 @@ class DualViT(nn.Module):
 
     def forward_dense(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, Grid]:
         """Class-head logits, per-pixel aux-head logits (B, N, classes) or None, and the pixel grid."""
-        features = self.forward_features(images)
+        features = self.forward_stages(images)
         tokens = self.forward_tokens(features)
         pixel_logits = self.aux_head(tokens[:, 1:1 + features.grid.size]) if self.token_label else None
         return self.head(tokens[:, 0]), pixel_logits, features.grid
 
-    def forward_head(self, features: StageFeatures, pre_logits: bool = False) -> torch.Tensor:
-        tokens = self.forward_tokens(features)
-        if pre_logits:
+    def forward_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The final tokens the heads read, (B, 1 + N4, C): the class token, then the stage-4 pixels
+        (row-major). The semantic tokens take part in the class attention, but no head reads them."""
+        features = self.forward_stages(images)
+        return self.forward_tokens(features)[:, :1 + features.grid.size]
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Logits from :meth:`forward_features`; ``pre_logits`` (or a model without classes): the class
+        token's features (B, C). With token labeling, half the strongest per-pixel score is added."""
+        if pre_logits or self.num_classes == 0:
             return tokens[:, 0]
         logits = self.head(tokens[:, 0])
         if self.token_label:
-            logits = logits + 0.5 * self.aux_head(tokens[:, 1:1 + features.grid.size]).amax(dim=1)
+            logits = logits + 0.5 * self.aux_head(tokens[:, 1:]).amax(dim=1)
         return logits
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -463,6 +460,19 @@ class DualViT(nn.Module):
 
     def get_classifier(self) -> nn.Module:
         return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """New heads for ``num_classes`` (0: none, the model returns the class token's features), as
+        initialised at construction; the token-labeling head follows. Dual-ViT pools with its class
+        token only, so ``global_pool`` has nothing to choose."""
+        if global_pool not in (None, "token"):
+            raise ValueError(f"Dual-ViT pools with its class token; global_pool={global_pool!r} is not available")
+        self.num_classes = num_classes
+        reference = self.stages[0].patch_embed.proj.weight
+        for name in ["head", "aux_head"] if self.token_label else ["head"]:
+            head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+            head.apply(init_weights)
+            setattr(self, name, head.to(reference.device, reference.dtype))
 
     def attention_probes(self) -> dict[str, AttentionProbe]:
         """Every probe under its canonical name (see ``tests/data/README.md``)."""
@@ -478,6 +488,17 @@ class DualViT(nn.Module):
                     probes[str(MapName(part, stage_index, block_index))] = attention.probe
         probes["head.class_attention"] = self.class_block.attn.probe
         return probes
+
+
+def accept_official_layouts(module: nn.Module, state_dict: dict, prefix: str, *_: object) -> None:
+    """A load_state_dict pre-hook: the keys under ``prefix`` become ours, in place (official names and
+    wrappers; heads of another class count are left as initialised, for fine-tuning). torch then
+    loads as asked, strictly or not; :func:`model.weights.checkpoint_filter_fn` with ``strict`` says
+    what does not fit in words."""
+    from model.weights import checkpoint_filter_fn
+
+    mine = {key[len(prefix):]: state_dict.pop(key) for key in [key for key in state_dict if key.startswith(prefix)]}
+    state_dict.update({prefix + key: value for key, value in checkpoint_filter_fn(mine, module, strict=False).items()})
 
 
 def init_weights(module: nn.Module) -> None:

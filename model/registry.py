@@ -16,6 +16,7 @@ from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 
 from model.dualvit import DualViT
+from model.weights import checkpoint_filter_fn
 
 # The classes of the shipped model, as its weights' metadata names them; the scene generator
 # (training/scenes.py) draws these shapes.
@@ -32,7 +33,7 @@ def _cfg(**overrides: Any) -> dict[str, Any]:
         "num_classes": 1000, "input_size": (3, 224, 224), "pool_size": None, "crop_pct": 0.875,
         "crop_mode": "center", "interpolation": "bicubic", "fixed_input_size": False,
         "mean": IMAGENET_DEFAULT_MEAN, "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "stages.0.patch_embed.convs.0", "classifier": "head", "custom_load": True,
+        "first_conv": "stages.0.patch_embed.convs.0", "classifier": "head",
         "license": "apache-2.0", "paper_ids": "arXiv:2207.04976", **overrides,
     }
 
@@ -72,10 +73,9 @@ def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> DualViT:
 
         name = variant if tag in (None, "in1k") else f"{variant}_384" if tag == "in1k_384" else None
         if name is not None:
-            overlay = {**(architecture.pop("pretrained_cfg_overlay", None) or {}),
-                       "file": str(named_weights.fetch(name)), "custom_load": True}
+            overlay = {**(architecture.pop("pretrained_cfg_overlay", None) or {}), "file": str(named_weights.fetch(name))}
             architecture["pretrained_cfg_overlay"] = overlay
-    return build_model_with_cfg(DualViT, variant, pretrained, **architecture)
+    return build_model_with_cfg(DualViT, variant, pretrained, pretrained_filter_fn=checkpoint_filter_fn, **architecture)
 
 
 @register_model

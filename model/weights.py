@@ -30,6 +30,8 @@ HUB_PREFIX = "hf://"
 # Keys under which training scripts nest the weights, in order of preference (EMA first, as timm).
 NESTING_KEYS = ("state_dict_ema", "state_dict", "model")
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+# The official training script pickles its arguments (an argparse.Namespace, plain data) beside the
+# weights; timm's own loader allows the same one class.
 ALLOWED_PICKLE_GLOBALS = [argparse.Namespace]
 
 
@@ -130,27 +132,53 @@ def to_our_keys(checkpoint: Any) -> dict[str, torch.Tensor]:
     return state_dict
 
 
-def prepare_state_dict(checkpoint: Any, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Our keys for ``model``; raises CheckpointError naming the first missing, unexpected and mis-shaped
-    keys with a count of the rest, and the architecture the checkpoint looks like."""
-    state_dict = to_our_keys(checkpoint)
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    mis_shaped = [f"{key} (checkpoint {tuple(state_dict[key].shape)}, model {tuple(value.shape)})"
-                  for key, value in expected.items() if key in state_dict and state_dict[key].shape != value.shape]
-    if missing or unexpected or mis_shaped:
-        problems = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
-            if keys:
-                more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
-                problems.append(f"{len(keys)} {label} ({', '.join(keys[:SHOWN_KEYS])}{more})")
+def checkpoint_filter_fn(checkpoint: Any, model: torch.nn.Module, strict: bool = True) -> dict[str, torch.Tensor]:
+    """timm's filter: a checkpoint in any layout (official or ours, wrapped or not) as our keys for ``model``.
+
+    Heads trained for another class count are left as the model initialised them (fine-tuning, as
+    timm does). With ``strict``, CheckpointError names the first missing, unexpected and mis-shaped
+    keys with a count of the rest, and the architecture the checkpoint looks like.
+    """
+    original = to_our_keys(checkpoint)
+    own = model.state_dict()
+    state_dict = original
+    if "head.weight" in state_dict and "head.weight" in own and state_dict["head.weight"].shape != own["head.weight"].shape:
+        state_dict = {key: value for key, value in state_dict.items() if not key.startswith(HEAD_PREFIXES)}
+        state_dict.update({key: value for key, value in own.items() if key.startswith(HEAD_PREFIXES)})
+    if strict and _problems(state_dict, own):
+        # Said of the checkpoint as it is, heads included: they tell which model it belongs to.
         name = getattr(model, "pretrained_cfg", {}).get("architecture") or type(model).__name__
-        raise CheckpointError(f"the checkpoint does not fit {name}: {'; '.join(problems)}. "
-                              f"It looks like {describe_checkpoint(state_dict)}.")
+        problems = _problems(original, own)
+        hint = ""
+        mismatches = _mismatches(original, own)
+        if any(key.startswith("aux_head.") for key in mismatches["missing"] + mismatches["unexpected"]):
+            hint = " (the token-labeling head aux_head differs: build with token_label matching the checkpoint)"
+        raise CheckpointError(f"the checkpoint does not fit {name}{hint}: {'; '.join(problems)}. "
+                              f"It looks like {describe_checkpoint(original)}.")
     return state_dict
 
 
+def _mismatches(state_dict: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
+    return {
+        "missing": [key for key in own if key not in state_dict],
+        "unexpected": [key for key in state_dict if key not in own],
+        "mis-shaped": [key for key, value in own.items() if key in state_dict and state_dict[key].shape != value.shape],
+    }
+
+
+def _problems(state_dict: Mapping[str, torch.Tensor], own: Mapping[str, torch.Tensor]) -> list[str]:
+    """One phrase per kind of mismatch: its count and its first keys."""
+    problems = []
+    for label, keys in _mismatches(state_dict, own).items():
+        if label == "mis-shaped":
+            keys = [f"{key} (checkpoint {tuple(state_dict[key].shape)}, model {tuple(own[key].shape)})" for key in keys]
+        if keys:
+            more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+            problems.append(f"{len(keys)} {label} ({', '.join(keys[:SHOWN_KEYS])}{more})")
+    return problems
+
+
+HEAD_PREFIXES = ("head.", "aux_head.")
 SHOWN_KEYS = 3
 
 
@@ -162,7 +190,7 @@ def check_fits(state_dict: Mapping[str, torch.Tensor], architecture: str, config
 
     with torch.device("meta"):
         network = timm.create_model(architecture, **{**infer_model_kwargs(state_dict), **config})
-    prepare_state_dict(state_dict, network)
+    checkpoint_filter_fn(state_dict, network)
 
 
 def describe_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> str:
@@ -261,22 +289,6 @@ def read_checkpoint(source: Any) -> dict[str, torch.Tensor]:
     return to_our_keys(checkpoint)
 
 
-HEAD_PREFIXES = ("head.", "aux_head.")
-
-
-def load_body(model: torch.nn.Module, source: Any) -> torch.nn.Module:
-    """Load ``source`` strictly, except that heads of another class count (or a token-labeling head the
-    model lacks or has alone) stay as the model initialised them: for fine-tuning."""
-    state_dict = read_checkpoint(source)
-    own = model.state_dict()
-    if any(key.startswith(HEAD_PREFIXES) and (key not in state_dict or state_dict[key].shape != value.shape)
-           for key, value in own.items()) or any(key.startswith(HEAD_PREFIXES) and key not in own for key in state_dict):
-        state_dict = {key: value for key, value in state_dict.items() if not key.startswith(HEAD_PREFIXES)}
-        state_dict.update({key: value for key, value in own.items() if key.startswith(HEAD_PREFIXES)})
-    model.load_state_dict(state_dict, strict=True)
-    return model
-
-
 def infer_model_kwargs(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
     """Constructor arguments a checkpoint implies: its class count and whether it has a token-labeling head."""
     head = state_dict.get("head.weight")
@@ -317,7 +329,7 @@ def load_model(source: Any, architecture: str | None = None, **kwargs: Any) -> t
     if architecture.split(".")[0] not in known:
         raise CheckpointError(f"unknown architecture {architecture!r}; known: {', '.join(known)}")
     network = timm.create_model(architecture, **{**infer_model_kwargs(state_dict), **kwargs})
-    network.load_state_dict(state_dict, strict=True)
+    network.load_state_dict(checkpoint_filter_fn(state_dict, network), strict=True)
     return network.eval()
 
 

@@ -32,9 +32,14 @@ def test_explicit_attention_gives_the_same_logits(official, official_model):
 def test_other_input_sizes_run(official_model, height, width):
     images = torch.randn(2, 3, height, width)
     with torch.inference_mode():
-        features = official_model.forward_features(images)
+        features = official_model.forward_stages(images)
+        tokens = official_model.forward_features(images)
         logits = official_model(images)
+        from_tokens = official_model.forward_head(tokens)
     assert logits.shape == (2, official_model.num_classes)
+    # timm's convention: forward_features gives a tensor, forward_head the logits from it.
+    assert tokens.shape == (2, 1 + features.grid.size, official_model.num_features)
+    assert torch.equal(from_tokens, logits)
     assert torch.isfinite(logits).all()
     assert features.grid == ((height + 31) // 32, (width + 31) // 32)
     # Semantic tokens: one per 7x7 cell of the stride-4 map (floor).
@@ -97,3 +102,34 @@ def test_timm_pretrained_configs_match_official_evaluation():
         assert int(224 / config["crop_pct"]) == 256
         config_384 = timm.data.resolve_data_config(model=timm.create_model(f"{name}.in1k_384"))
         assert config_384["input_size"] == (3, 384, 384)
+
+
+@pytest.mark.parametrize("name", ["dualvit_nano", "dualvit_s"])
+def test_timm_model_contract(name):
+    """timm's checks for a registered model (its tests/test_models.py): the configured classifier and
+    first convolution exist, and without classes the model returns its pooled features."""
+    network = timm.create_model(name).eval()
+    state_dict, config = network.state_dict(), network.pretrained_cfg
+    assert f"{config['classifier']}.weight" in state_dict and f"{config['first_conv']}.weight" in state_dict
+    assert state_dict[f"{config['first_conv']}.weight"].shape[1] == 3
+    images = torch.randn(1, 3, 160, 192)
+    with torch.inference_mode():
+        features = network.forward_head(network.forward_features(images), pre_logits=True)
+        network.reset_classifier(0)
+        pooled = network(images)
+        network.reset_classifier(7)
+        logits = network(images)
+    assert pooled.shape == (1, network.num_features) and torch.equal(pooled, features)
+    assert logits.shape == (1, 7) and network.num_classes == 7 and network.aux_head.out_features == 7
+    with pytest.raises(ValueError, match="pools with its class token"):
+        network.reset_classifier(7, "avg")
+
+
+def test_backward_reaches_every_parameter():
+    """timm's backward check: in training mode, a loss on the logits gives every parameter a gradient."""
+    torch.manual_seed(0)
+    network = timm.create_model("dualvit_nano", num_classes=42).train()
+    outputs = network(torch.randn(2, 3, 160, 160))
+    outputs.mean().backward()
+    missing = [name for name, parameter in network.named_parameters() if parameter.grad is None]
+    assert outputs.shape == (2, 42) and not missing and torch.isfinite(outputs).all()

@@ -13,11 +13,12 @@ import timm
 import torch
 
 from conftest import read_keys_tsv
-from model.weights import OFFICIAL_BLOCK_RENAMES, CheckpointError, load_model, official_to_ours, read_checkpoint
+from model.weights import (OFFICIAL_BLOCK_RENAMES, CheckpointError, checkpoint_filter_fn, load_model, official_to_ours,
+                           read_checkpoint)
 
 def load_strictly(network, source):
-    """As the app loads a user's file: read (any layout, nothing unpickled), then a strict load."""
-    network.load_state_dict(read_checkpoint(source), strict=True)
+    """As the app loads a user's file: read (any layout, nothing unpickled), check it fits, load strictly."""
+    network.load_state_dict(checkpoint_filter_fn(read_checkpoint(source), network), strict=True)
     return network
 
 
@@ -244,3 +245,29 @@ def test_app_refuses_a_corrupt_safetensors_file_with_one_line(tmp_path, header):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         next(line for line in result.stderr.splitlines() if line.startswith("error: corrupt.safetensors is not a readable"))]
+
+
+def test_timm_checkpoint_path_fine_tunes_from_an_official_checkpoint(tmp_path):
+    """timm.create_model(..., checkpoint_path=...) with an official file (official names, EMA weights,
+    the training arguments pickled beside them) and another class count: body loaded, heads new."""
+    torch.manual_seed(0)
+    official = {key: torch.randn(shape) if shape else torch.tensor(3) for key, shape in read_keys_tsv("dualvit_s").items()}
+    path = tmp_path / "dualvit_s.pth.tar"
+    torch.save({"state_dict_ema": official, "args": argparse.Namespace(model="dualvit_s")}, path)
+    tuned = timm.create_model("dualvit_s", num_classes=10, checkpoint_path=str(path))
+    ours = tuned.state_dict()
+    assert tuned.head.weight.shape == (10, 448) and tuned.aux_head.weight.shape == (10, 448)
+    body = {official_to_ours(key): value for key, value in official.items()
+            if not key.startswith(("head.", "aux_head."))}
+    assert len(body) == len(official) - 4 and all(torch.equal(ours[key], value) for key, value in body.items())
+
+
+def test_load_state_dict_is_torchs_own_and_honours_strict_false():
+    network = timm.create_model("dualvit_nano")
+    before = network.stages[1].blocks[0].norm1.weight.clone()
+    partial = {"stages.0.semantic_embed.queries": torch.zeros(64, 32)}
+    result = network.load_state_dict(partial, strict=False)
+    assert torch.equal(network.stages[0].semantic_embed.queries, torch.zeros(64, 32))
+    assert torch.equal(network.stages[1].blocks[0].norm1.weight, before) and len(result.missing_keys) > 100
+    with pytest.raises(RuntimeError, match="Missing key"):
+        network.load_state_dict(partial)
