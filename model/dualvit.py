@@ -163,18 +163,22 @@ class DepthwiseConvMlp(nn.Module):
 class SemanticInit(nn.Module):
     """Stage-1 semantic tokens: learned queries over the pooled map, SE-mixed with the pooled cells."""
 
+    # The query attention's parts keep the official layout's names in the state dict.
+    STORED_NAMES = {"attention.norm.": "query_norm.", "attention.q.": "query_proj.", "attention.kv.": "kv."}
+
     def __init__(self, dim: int, num_queries: int = QUERY_GRID * QUERY_GRID):
         super().__init__()
         self.queries = nn.Parameter(torch.empty(num_queries, dim))
-        self.query_norm = nn.LayerNorm(dim)
-        self.query_proj = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, 2 * dim)
+        # One head over the pooled cells; the queries are parameters, so they are normalised and
+        # projected, and the cells give keys and values.
+        self.attention = ProbedAttention(dim, 1, query_norm=True, proj=False)
         # Squeeze-excitation over the pair (attended, pooled): two weights per channel.
         self.gate = Mlp(dim, dim, out_features=2 * dim, act_layer=partial(nn.ReLU, inplace=True))
         self.norm = nn.LayerNorm(dim)
-        self.probe = AttentionProbe()
-        self.scale = dim ** -0.5
         trunc_normal_(self.queries, std=0.02)
+        self.register_state_dict_post_hook(partial(rename_keys, names=self.STORED_NAMES))
+        self.register_load_state_dict_pre_hook(
+            partial(rename_keys, names={stored: name for name, stored in self.STORED_NAMES.items()}))
 
     def queries_for(self, pooled_grid: Grid) -> torch.Tensor:
         # The official code resizes only when the cell count differs from the query count, so a
@@ -189,13 +193,21 @@ class SemanticInit(nn.Module):
         pooled_map = F.avg_pool2d(to_feature_map(pixels, grid), POOL_SIZE, stride=POOL_SIZE)
         pooled = pooled_map.flatten(2).transpose(1, 2)  # (B, M, C): cell j is token j's home
         batch, _, channels = pooled.shape
-        keys, values = self.kv(pooled).chunk(2, dim=-1)
-        queries = self.query_proj(self.query_norm(self.queries_for(pooled_grid(grid))))
-        queries = queries.expand(batch, -1, -1).unsqueeze(1)
-        attended = attend(queries, keys.unsqueeze(1), values.unsqueeze(1), self.scale, self.probe).squeeze(1)
-        candidates = torch.stack([attended, pooled], dim=2)  # (B, M, 2, C)
+        # A copy per image, not a view of the parameter (FLOP counters hook module inputs; a view has no grad_fn).
+        queries = self.queries_for(pooled_grid(grid)).expand(batch, -1, -1).clone()
+        candidates = torch.stack([self.attention(queries, pooled), pooled], dim=2)  # (B, M, 2, C)
         weights = self.gate(candidates.sum(2).mean(1)).view(batch, 2, channels).softmax(dim=1)
         return self.norm((candidates * weights.unsqueeze(1)).sum(2))
+
+
+def rename_keys(module: nn.Module, state_dict: dict, prefix: str, *_: object, names: dict[str, str]) -> None:
+    """A state-dict hook: keys under ``prefix`` starting with a key of ``names`` start with its value instead."""
+    for key in [key for key in state_dict if key.startswith(prefix)]:
+        local = key[len(prefix):]
+        for old, new in names.items():
+            if local.startswith(old):
+                state_dict[prefix + new + local[len(old):]] = state_dict.pop(key)
+                break
 
 
 class SemanticProjection(nn.Module):
@@ -478,7 +490,7 @@ class DualViT(nn.Module):
         """Every probe under its canonical name (see ``tests/data/README.md``)."""
         from model.trace import MERGE_PART, MapName
 
-        probes = {"semantic_init": self.stages[0].semantic_embed.probe}
+        probes = {"semantic_init": self.stages[0].semantic_embed.attention.probe}
         for stage_index, stage in enumerate(self.stages, start=1):
             for block_index, block in enumerate(stage.blocks):
                 parts = ({MERGE_PART: block.attn} if isinstance(block, MergeBlock) else
