@@ -1,14 +1,16 @@
 """Attention capture against the official maps, and the trace's metadata and storage."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import timm
 import torch
 from PIL import Image
 
-from model.capture import capture, explicit_attention, select_probes
-from model.preprocess import data_config_for, preprocess
+from model.capture import capture, explicit_attention, select_probes, stage_grids
+from model.preprocess import Geometry, data_config_for, preprocess
 from model.trace import MapName, Trace
 
 
@@ -184,3 +186,51 @@ def test_queries_resized_to_a_5x6_pooled_grid_match_the_official_code():
     for name, expected in reference.maps.items():
         torch.testing.assert_close(trace.maps[name], expected.double(), rtol=0, atol=1e-6, msg=name)
     reference.check_fp32_logits(float32_logits)
+
+
+def test_traces_saved_side_by_side_load_back_as_themselves(official_model, tmp_path):
+    """Each file loads as the trace written to it, not another one (two different captures)."""
+    traces = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            traces.append(capture(official_model, torch.randn(1, 3, 64, 96), include=("stage1.*",))[1])
+        traces[-1].save(tmp_path / f"trace{seed}.safetensors")
+    for seed, trace in enumerate(traces):
+        loaded = Trace.load(tmp_path / f"trace{seed}.safetensors")
+        assert loaded.stage_grids == trace.stage_grids
+        assert all(torch.equal(loaded.maps[name], trace.maps[name]) for name in trace.maps)
+
+
+def test_a_name_that_is_no_map_is_refused_with_examples():
+    with pytest.raises(ValueError, match="stage3.block1.merged or semantic_init"):
+        MapName.parse("stage5.block0.merged")
+
+
+def test_stage_grids_round_each_halving_up(official_model):
+    for height, width in ((224, 224), (161, 97), (33, 65)):
+        expected = tuple((math.ceil(height / 2 ** k), math.ceil(width / 2 ** k)) for k in (2, 3, 4, 5))
+        assert stage_grids(official_model, torch.zeros(1, 3, height, width)) == expected
+
+
+def test_a_capture_keeps_what_it_was_given_and_numbers_unnamed_classes(official_model):
+    geometry = Geometry(original_size=(192, 128), resized_size=(96, 64), crop_box=(0, 0, 96, 64))
+    images = torch.randn(2, 3, 64, 96)
+    with torch.inference_mode():
+        logits, trace = capture(official_model, images, include=("stage2.*",), geometries=[geometry, geometry])
+    assert trace.class_names == tuple(f"class {index}" for index in range(logits.shape[-1]))
+    assert set(trace.maps) and all(name.startswith("stage2.") for name in trace.maps)
+    assert all(value.dtype == torch.float16 and value.device.type == "cpu" for value in trace.maps.values())
+    assert trace.logits.dtype == torch.float32 and not trace.multi_label
+    torch.testing.assert_close(trace.probabilities, logits.float().softmax(dim=-1))
+    assert trace.geometries == (geometry, geometry)
+    assert trace.stage_grids[0] == (16, 24) and trace.semantic_grid == (2, 3)  # 16 // 7 by 24 // 7 home cells
+    names = [f"c{index}" for index in range(logits.shape[-1])]
+    with torch.inference_mode():
+        logits, multi = capture(official_model, images, include=("stage1.block0.*",), class_names=names,
+                                multi_label=True, dtype=torch.float32)
+    assert multi.class_names == tuple(names) and multi.multi_label
+    assert all(value.dtype == torch.float32 for value in multi.maps.values())
+    torch.testing.assert_close(multi.probabilities, logits.float().sigmoid())
+    with pytest.raises(ValueError, match=r"no attention map matches \['stage9\.\*'\]; names look like"):
+        capture(official_model, images, include=("stage9.*",))

@@ -2,13 +2,17 @@
 their geometry says, in their colours, and leave the rest of the picture alone."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 import timm
 import torch
 
 import model  # noqa: F401  (registers dualvit_nano)
 from model.capture import capture
+from model.dualvit import Grid
 from model.preprocess import Geometry
+from model.trace import Trace
 from viewer import overlay
 
 DARK = 40
@@ -61,3 +65,309 @@ def test_grid_lines_draw_the_stage_one_cells_faintly_and_the_home_cells_boldly()
     faint = drawn[14, 8]  # a stage-1 cell border inside a home cell
     assert 120 < faint.min() and faint.max() <= 210
     assert (drawn[14, 10] == DARK).all() and (drawn[10, 14] == DARK).all()  # inside a stage-1 cell
+
+
+def test_a_token_hue_is_drawn_as_that_hue_at_full_brightness():
+    # OpenCV hues run 0..179 for 0..358 degrees: 0 red, 30 yellow, 60 green, 90 cyan, 120 blue, 150 magenta.
+    expected = {0: (255, 0, 0), 30: (255, 255, 0), 60: (0, 255, 0), 90: (0, 255, 255), 120: (0, 0, 255),
+                150: (255, 0, 255)}
+    for hue, rgb in expected.items():
+        assert overlay.hue_colour(hue) == rgb, hue
+    assert all(isinstance(channel, int) for channel in overlay.hue_colour(45))
+
+
+def test_an_outline_is_its_colour_on_a_dark_halo_on_both_sides():
+    image = canvas(64, 64)  # a 64-pixel side: a light line 1 pixel wide
+    region = np.zeros((4, 4), bool)
+    region[1, 2] = True  # original rows 16..31, columns 32..47: its border pixels are columns 32 and 47
+    drawn = overlay.outline(image, region, identity(64, 64), colour=(250, 120, 10))
+    row = drawn[24, :, :]
+    assert tuple(row[32]) == (250, 120, 10) and tuple(row[47]) == (250, 120, 10)
+    for x in (31, 33, 46, 48):  # the halo, just outside and just inside the line
+        assert tuple(row[x]) == (0, 0, 0), x
+    assert (row[36:44] == DARK).all() and (row[:28] == DARK).all() and (row[52:] == DARK).all()
+
+
+def test_an_outline_draws_nothing_where_the_model_saw_nothing():
+    # The model saw the middle 32 x 32 of a 64 x 64 photo; the region is its whole view.
+    geometry = Geometry(original_size=(64, 64), resized_size=(64, 64), crop_box=(16, 16, 48, 48))
+    drawn = overlay.outline(canvas(64, 64), np.ones((4, 4), bool), geometry)
+    assert drawn[16, 30].min() > 200 and drawn[30, 47].min() > 200  # the view's border
+    assert (drawn[:12, :] == DARK).all() and (drawn[:, :12] == DARK).all()  # the unseen margin untouched
+    with pytest.raises(ValueError, match="geometry"):
+        overlay.outline(canvas(60, 64), np.ones((4, 4), bool), geometry)
+
+
+def colour_map(name: str) -> np.ndarray:
+    """(256, 3) RGB of an OpenCV colour map, read from OpenCV itself."""
+    levels = np.arange(256, dtype=np.uint8)[:, None]
+    return cv2.cvtColor(cv2.applyColorMap(levels, overlay.COLORMAPS[name]), cv2.COLOR_BGR2RGB)[:, 0]
+
+
+def test_mass_bands_take_evenly_spaced_colours_from_the_top_of_the_colour_map():
+    table = colour_map("viridis")
+    # Three bands from 1.0 down to 0.45 of the colour map: levels 255, 185 and 115.
+    assert overlay.band_colours("viridis", 3) == [tuple(int(c) for c in table[level]) for level in (255, 185, 115)]
+    assert overlay.band_colours("magma", 2) == [tuple(int(c) for c in colour_map("magma")[level]) for level in (255, 115)]
+
+
+def test_each_mass_band_is_blended_with_its_colour_at_its_weight():
+    """Band k of 3 (1: the largest region, 3: the smallest) takes the colour map at 0.45, 0.725 or 1.0 and
+    covers the photo with that same fraction of the opacity; outside every region the photo is left."""
+    image = np.full((64, 64, 3), 128, np.uint8)
+    levels = np.zeros((4, 4), np.int64)
+    levels[0, 0], levels[0, 3], levels[3, 0] = 1, 2, 3
+    levels[3, 3] = 7  # above the bands: drawn as the innermost
+    drawn = overlay.mass_overlay(image, levels, identity(64, 64), "viridis", opacity=0.5)
+    table = colour_map("viridis").astype(float)
+    for (row, col), position in (((0, 0), 0.45), ((0, 3), 0.725), ((3, 0), 1.0), ((3, 3), 1.0)):
+        weight = 0.5 * position
+        expected = 128 * (1 - weight) + table[round(position * 255)] * weight
+        np.testing.assert_allclose(drawn[16 * row + 8, 16 * col + 8], expected, atol=1, err_msg=str((row, col)))
+    np.testing.assert_array_equal(drawn[20:44, 20:44], image[20:44, 20:44])
+    np.testing.assert_array_equal(overlay.mass_overlay(image, levels, identity(64, 64)),
+                                  overlay.mass_overlay(image, levels, identity(64, 64), "inferno", 0.6))
+    with pytest.raises(ValueError, match="geometry"):
+        overlay.mass_overlay(image[:60], levels, identity(64, 64))
+
+
+def test_a_display_geometry_keeps_the_cut_on_a_smaller_copy():
+    geometry = Geometry(original_size=(1000, 800), resized_size=(280, 224), crop_box=(28, 0, 252, 224))
+    display = geometry.for_display((500, 400))
+    assert display == Geometry(original_size=(500, 400), resized_size=(280, 224), crop_box=(28, 0, 252, 224))
+    np.testing.assert_allclose(display.model_to_original(np.array([112.0, 112.0])), [250.0, 200.0])
+
+
+def hand_built_trace(stage1: tuple[int, int], semantic: tuple[int, int]) -> Trace:
+    """A trace with no maps: enough for the drawings that need only its grids."""
+    height, width = stage1
+    grids = tuple(Grid(-(-height // 2 ** k), -(-width // 2 ** k)) for k in range(4))
+    return Trace(maps={}, stage_grids=grids, semantic_grid=Grid(*semantic), logits=torch.zeros(1, 3),
+                 probabilities=torch.zeros(1, 3), class_names=("a", "b", "c"))
+
+
+def faint(pixel: np.ndarray) -> bool:
+    return 120 < int(pixel.min()) and int(pixel.max()) <= 210
+
+
+def test_grid_lines_cover_the_model_view_and_nothing_outside_it():
+    # A 224 x 160 input cut from (38, 20) of a 300 x 200 photo: stage-1 cells of 4 pixels (56 x 40),
+    # home cells of 28 (8 x 5, covering stage-1 rows 0..34: rows 35..39 have faint lines only).
+    trace = hand_built_trace((40, 56), (5, 8))
+    geometry = Geometry(original_size=(300, 200), resized_size=(300, 200), crop_box=(38, 20, 262, 180))
+    drawn = overlay.grid_lines(canvas(300, 200), trace, geometry)
+    assert faint(drawn[22, 42]) and faint(drawn[22, 38 + 4 * 55])  # the second and the last inner column border
+    assert (drawn[22, 44] == DARK).all()  # inside a stage-1 cell
+    assert faint(drawn[20 + 4 * 39, 52]) and faint(drawn[20 + 4 * 40, 52])  # the last row border and the bottom edge
+    assert (drawn[20 + 4 * 38 + 2, 52] == DARK).all()
+    assert (drawn[183:] == DARK).all() and (drawn[:, 265:] == DARK).all()  # nothing past the view
+    assert (drawn[:18] == DARK).all() and (drawn[:, :36] == DARK).all()
+    with pytest.raises(ValueError, match="geometry"):
+        overlay.grid_lines(canvas(300, 199), trace, geometry)
+
+
+def test_home_cell_borders_are_as_wide_as_the_picture_asks():
+    # The same input shown on a photo twice its size: lines of 2 pixels (a 320-pixel side) for the home
+    # cells, 1 pixel for the stage-1 cells.
+    trace = hand_built_trace((40, 56), (5, 8))
+    geometry = Geometry(original_size=(448, 320), resized_size=(224, 160), crop_box=(0, 0, 224, 160))
+    drawn = overlay.grid_lines(canvas(448, 320), trace, geometry)
+    bold = [x for x in range(50, 62) if drawn[10, x].min() > 240]  # across the border at x = 2 * 28
+    assert len(bold) >= 2 and min(bold) <= 56 <= max(bold)
+    across_faint = [x for x in range(2, 14) if drawn[10, x].min() > 120]  # the stage-1 border at x = 8
+    assert len(across_faint) <= 3 and faint(drawn[10, 8])
+
+
+def test_colorize_scales_between_its_bounds():
+    table = colour_map("inferno")
+    values = np.array([[2.0, 3.0, 4.0, 1.0, 9.0, np.nan]])
+    np.testing.assert_array_equal(overlay.colorize(values, 2.0, 4.0), table[[0, 128, 255, 0, 255, 0]][None])
+    np.testing.assert_array_equal(overlay.colorize(values * 10, 20.0, 40.0, "inferno"), table[[0, 128, 255, 0, 255, 0]][None])
+    # An empty range has nothing to scale: every value takes the first colour.
+    flat = overlay.colorize(np.array([[5.0, 6.0], [4.0, 5.0]]), 5.0, 5.0)
+    assert flat.shape == (2, 2, 3) and (flat == table[0]).all()
+
+
+def test_an_unknown_colour_map_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="choose one of inferno, viridis, magma, turbo, jet, hot"):
+        overlay.colormap_code("rainbow")
+
+
+def test_consecutive_tokens_are_a_golden_angle_apart_in_opencv_hues():
+    hues = overlay.token_hues(256)
+    assert hues.dtype == np.uint8 and hues.max() < 180  # OpenCV's hue range; token 233 sits at 359.3 degrees
+    assert hues[:4].tolist() == [0, 69, 138, 26]  # 0, 137.5, 275.0 and 52.5 degrees, halved
+    steps = (hues[1:].astype(int) - hues[:-1]) * 2 % 360  # degrees, to the rounding of half a degree
+    assert (np.abs(steps - 137.5) <= 2).all()
+
+
+def test_ownership_takes_the_token_hue_brighter_where_the_pixel_reads_it_more():
+    owner = np.array([[0, 1], [2, 3]])
+    confidence = np.array([[1.0, 0.0], [0.5, 1.0]])
+    image = np.zeros((64, 64, 3), np.uint8)
+    drawn = overlay.ownership_overlay(image, owner, confidence, identity(64, 64), opacity=1.0)
+    hues = overlay.token_hues(4)
+    for (row, col), share in (((0, 0), 1.0), ((0, 1), 0.0), ((1, 0), 0.5), ((1, 1), 1.0)):
+        value = round(255 * (overlay.MIN_OWNERSHIP_VALUE + (1 - overlay.MIN_OWNERSHIP_VALUE) * share))
+        expected = cv2.cvtColor(np.array([[[hues[owner[row, col]], 255, value]]], np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
+        np.testing.assert_array_equal(drawn[32 * row + 16, 32 * col + 16], expected, err_msg=str((row, col)))
+    half = overlay.ownership_overlay(np.full((64, 64, 3), 100, np.uint8), owner, confidence, identity(64, 64), 0.5)
+    full = drawn[16, 16].astype(float)
+    np.testing.assert_allclose(half[16, 16], 50 + full / 2, atol=1)
+    with pytest.raises(ValueError, match="geometry"):
+        overlay.ownership_overlay(image[:, :60], owner, confidence, identity(64, 64))
+
+
+def test_a_home_box_outlines_exactly_the_pooled_window_on_a_dark_halo():
+    # A 112 x 112 input: stage-1 cells of 4 pixels (28 x 28), home cells of 28 pixels on a 4 x 4 grid;
+    # token 5 (row 1, column 1) started from pixels 28..55 in both directions.
+    trace = hand_built_trace((28, 28), (4, 4))
+    boxed = overlay.home_box(canvas(112, 112), trace, 5, identity(112, 112), colour=(0, 255, 255))
+    for x in (28, 55):  # the left and right sides, 1 pixel wide
+        assert tuple(boxed[40, x]) == (0, 255, 255), x
+        assert tuple(boxed[40, x - 1]) == (0, 0, 0) and tuple(boxed[40, x + 1]) == (0, 0, 0), x
+        assert (boxed[40, x - 3] == DARK).all() and (boxed[40, x + 3] == DARK).all(), x  # a halo of at most 2
+    for y in (28, 55):  # the top and bottom
+        assert tuple(boxed[y, 40]) == (0, 255, 255), y
+    assert (boxed[31:53, 31:53] == DARK).all() and (boxed[:25] == DARK).all() and (boxed[59:] == DARK).all()
+    assert (boxed[:, :25] == DARK).all() and (boxed[:, 59:] == DARK).all()
+    with pytest.raises(ValueError, match="geometry"):
+        overlay.home_box(canvas(112, 100), trace, 5, identity(112, 112))
+
+
+def test_ownership_clips_shares_and_dims_what_the_model_did_not_see():
+    owner = np.array([[0, 1], [0, 1]])
+    inside = overlay.ownership_overlay(np.zeros((64, 64, 3), np.uint8), owner, np.array([[1.5, -0.5], [1.0, 0.0]]),
+                                       identity(64, 64), opacity=1.0)
+    np.testing.assert_array_equal(inside[16, 16], inside[48, 16])  # a share of 1.5 is drawn as 1
+    np.testing.assert_array_equal(inside[16, 48], inside[48, 48])  # and one of -0.5 as 0
+    assert inside[16, 16].max() == 255 and inside[16, 48].max() == round(255 * overlay.MIN_OWNERSHIP_VALUE)
+    owner = np.array([[0, 1], [2, 3]])
+    photo = np.full((64, 64, 3), 200, np.uint8)
+    geometry = Geometry(original_size=(64, 64), resized_size=(64, 64), crop_box=(16, 16, 48, 48))
+    drawn = overlay.ownership_overlay(photo, owner, np.ones((2, 2)), geometry, opacity=1.0)
+    assert (drawn[:8] == round(200 * overlay.OUTSIDE_BRIGHTNESS)).all()  # outside the view: the photo, dimmed
+
+
+def test_the_point_marker_scales_with_the_picture_and_is_drawn_smooth():
+    image = canvas(1200, 1000)
+    cx, cy = 600, 500
+    marked = overlay.mark_point(image, (cx, cy))  # radius 1000 / 40 = 25, arms from 12 to 50 pixels out
+    for x, y in ((cx + 40, cy), (cx - 40, cy), (cx, cy + 40), (cx, cy - 40)):  # the arms, past the ring
+        assert marked[y, x].min() > 200, (x, y)
+    for x, y in ((cx + 55, cy), (cx - 55, cy), (cx, cy + 55), (cx, cy - 55)):  # just past their ends
+        assert (marked[y, x] == DARK).all(), (x, y)
+    for x, y in ((cx + 8, cy), (cx - 8, cy), (cx, cy + 8), (cx, cy - 8)):  # short of their starts
+        assert marked[y, x].max() < 200, (x, y)
+    assert marked[cy, cx + 25].min() > 200 and marked[cy + 18, cx + 18].min() > 200  # the ring, radius 25
+    assert marked[cy + 10, cx + 10].max() == DARK  # inside the ring, between the arms
+    assert (overlay.mark_point(canvas(300, 200), (150, 80)) == 0).all(axis=-1).any()  # the dark edge is black
+    levels = np.unique(marked[..., 0])
+    assert ((levels > DARK) & (levels < 200)).any()  # anti-aliased: edges blend into the picture
+
+
+def test_an_integer_map_goes_to_the_original_with_nan_outside():
+    geometry = Geometry(original_size=(64, 64), resized_size=(64, 64), crop_box=(16, 16, 48, 48))
+    drawn = overlay.to_original(np.array([[1, 2], [3, 4]]), geometry)
+    assert drawn.dtype == np.float32 and drawn[20, 20] == 1 and drawn[40, 40] == 4 and np.isnan(drawn[0, 0])
+    with pytest.raises(ValueError, match=r"expected an \(h, w\) map"):
+        overlay.to_original(np.zeros((2, 2, 2)), geometry)
+
+
+def test_a_tile_fits_the_image_centred_with_hard_edges_when_enlarged_and_averaged_when_shrunk():
+    wide = np.zeros((32, 64, 3), np.uint8)
+    wide[:] = (200, 10, 10)
+    tiled = overlay.fit_tile(wide, 64)
+    assert (tiled[:16] == overlay.BACKGROUND).all() and (tiled[48:] == overlay.BACKGROUND).all()
+    assert (tiled[16:48] == (200, 10, 10)).all()
+    tall = overlay.fit_tile(wide.transpose(1, 0, 2), 64)
+    assert (tall[:, :16] == overlay.BACKGROUND).all() and (tall[:, 16:48] == (200, 10, 10)).all()
+    checker = np.kron(np.array([[0, 255], [255, 0]], np.uint8), np.ones((20, 20), np.uint8))  # 40 x 40
+    enlarged = overlay.fit_tile(checker, 64)
+    assert set(np.unique(enlarged)) <= {0, 255}  # nearest: no blended pixels
+    fine = (np.indices((128, 128)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    shrunk = overlay.fit_tile(fine, 64)
+    assert np.abs(shrunk.astype(int) - 127.5).max() <= 1  # area averaging: every pixel of the pattern mid-grey
+    sliver = overlay.fit_tile(np.full((200, 1, 3), 255, np.uint8), 64)  # a 1-pixel column stays 1 pixel wide
+    assert (sliver == 255).all(axis=-1).any(axis=0).sum() == 1
+
+
+def test_a_label_sits_on_a_dark_strip_in_white_cut_to_fit_the_tile():
+    image = np.full((64, 64, 3), 200, np.uint8)
+    labelled = overlay.label_tile(image, "token 12")
+    strip = labelled[64 - overlay.LABEL_HEIGHT:]
+    assert (labelled[:64 - overlay.LABEL_HEIGHT] == 200).all()  # above the strip: untouched
+    assert (strip[:, 0] == overlay.BACKGROUND).all() and (strip[0] == overlay.BACKGROUND).all()
+    assert (strip == 255).all(axis=-1).any()  # white type
+    greys = np.unique(strip[..., 0])
+    assert ((greys > overlay.BACKGROUND[0]) & (greys < 255)).any()  # anti-aliased
+    assert (strip[..., 0] == strip[..., 1]).all() and (strip[..., 1] == strip[..., 2]).all()
+    text_columns = np.flatnonzero((strip > 100).any(axis=(0, 2)))
+    assert 2 <= text_columns.min() <= 4 and text_columns.max() < 64 - 16  # "token 12" fits, left-aligned
+    long = overlay.label_tile(image, "a label far too long for a tile of sixty-four pixels")
+    long_columns = np.flatnonzero((long[64 - overlay.LABEL_HEIGHT:] > 100).any(axis=(0, 2)))
+    assert 64 - 14 <= long_columns.max() <= 64 - 2  # cut at the last character that fits, none past the edge
+    assert (overlay.label_tile(image, "")[64 - overlay.LABEL_HEIGHT:] == overlay.BACKGROUND).all()
+
+
+def test_a_contact_sheet_places_each_tile_in_reading_order_with_black_gaps():
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    images = [np.full((10, 10, 3), colour, np.uint8) for colour in colours]
+    sheet = overlay.tile(images, columns=2, size=16)
+    assert sheet.shape == (34, 34, 3)
+    assert tuple(sheet[8, 8]) == colours[0] and tuple(sheet[8, 26]) == colours[1] and tuple(sheet[26, 8]) == colours[2]
+    assert (sheet[:, 16:18] == 0).all() and (sheet[16:18] == 0).all()  # the gaps
+    assert (sheet[15, :16] == colours[0]).all()  # no label: the tile's bottom row is the image
+    labelled = overlay.tile(images, columns=3, labels=["a", "b", "c"], size=32)
+    assert (labelled[31, :32] != colours[0]).all(axis=-1).all()  # a label strip along each bottom
+    assert overlay.tile(images[:1], columns=1, size=8).shape == (8, 8, 3)
+    with pytest.raises(ValueError, match="at least one image"):
+        overlay.tile([], columns=2)
+    for columns, size in ((0, 16), (2, 7)):
+        with pytest.raises(ValueError, match="columns >= 1 and size >= 8"):
+            overlay.tile(images, columns=columns, size=size)
+    with pytest.raises(ValueError, match="2 labels for 3 images"):
+        overlay.tile(images, columns=2, labels=["a", "b"])
+
+
+def test_the_scale_of_a_map_runs_from_zero_or_its_minimum_to_its_peak():
+    assert overlay.value_range(np.array([[0.5, 0.7]])) == (0.0, pytest.approx(0.7))
+    assert overlay.value_range(np.array([[-1.0, 2.0, np.nan]])) == (-1.0, 2.0)
+    assert overlay.value_range(np.array([[np.nan, np.inf]])) == (0.0, 1.0)
+
+
+def test_lines_are_a_pixel_wide_per_two_hundred_pixels_of_the_shorter_side():
+    assert [overlay.line_width(np.zeros((side, 2 * side, 3), np.uint8)) for side in (100, 299, 300, 1000)] == [1, 1, 2, 5]
+
+
+def test_a_home_box_spans_its_seven_stage_one_cells_on_any_grid():
+    # A 176 x 80 input: a 44 x 20 stage-1 grid of 4-pixel cells, a 6 x 2 home grid of 28-pixel cells.
+    trace = hand_built_trace((20, 44), (2, 6))
+    assert overlay.home_box_on_input(trace, 9, (176, 80)) == (84.0, 28.0, 112.0, 56.0)  # row 1, column 3
+    assert overlay.home_box_on_input(trace, 0, (176, 80)) == (0.0, 0.0, 28.0, 28.0)
+
+
+def test_an_overlay_scales_each_value_within_its_range_and_clips_outside_it():
+    image = np.full((64, 64, 3), 100, np.uint8)
+    table = colour_map("viridis").astype(float)
+    values = np.array([[3.0, 1.0], [9.0, np.nan]])  # range (2, 4): the middle, below, above, not a number
+    drawn = overlay.overlay(image, values, identity(64, 64), "viridis", opacity=0.8, vrange=(2.0, 4.0))
+    np.testing.assert_allclose(drawn[16, 16], 100 * (1 - 0.4) + table[128] * 0.4, atol=1)  # level 0.5
+    np.testing.assert_array_equal(drawn[16, 48], image[16, 48])  # below the range: the photo
+    np.testing.assert_allclose(drawn[48, 16], 100 * 0.2 + table[255] * 0.8, atol=1)  # above: as at the top
+    np.testing.assert_array_equal(drawn[48, 48], image[48, 48])  # NaN: the photo
+    flat = overlay.overlay(image, values, identity(64, 64), "viridis", opacity=0.8, vrange=(5.0, 5.0))
+    np.testing.assert_array_equal(flat, image)  # an empty range colours nothing
+    peak = np.array([[0.0, 16.0]])
+    np.testing.assert_array_equal(overlay.overlay(image, peak, identity(64, 64)),
+                                  overlay.overlay(image, peak, identity(64, 64), vrange=(0.0, 16.0)))
+
+
+def test_overlays_refuse_bad_maps_and_images_by_name():
+    with pytest.raises(ValueError, match=r"expected \(h, w\) maps, got shapes \[\(2, 2, 2\)\]"):
+        overlay.overlays(canvas(64, 64), [np.zeros((2, 2, 2))], identity(64, 64), "inferno", 0.5, [(0, 1)])
+    with pytest.raises(ValueError, match="image is 64x48 but the geometry's original is 64x64"):
+        overlay.overlays(canvas(64, 48), [np.zeros((2, 2))], identity(64, 64), "inferno", 0.5, [(0, 1)])
+    for bad in (np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8)):
+        with pytest.raises(ValueError, match=r"expected a uint8 RGB image \(H, W, 3\)"):
+            overlay.check_image(bad)

@@ -78,3 +78,10 @@ def test_geometry_json_round_trip():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="unknown preprocessing mode"):
         preprocess(_image(64, 64), {"input_size": (3, 224, 224), "mean": (0,) * 3, "std": (1,) * 3}, mode="zoom")
+
+
+def test_the_aspect_mode_clamps_extreme_shapes_to_one_to_four():
+    # 1:10 is clamped to 1:4: about 224 / 2 by 224 * 2 pixels, each side to the nearest multiple of 32.
+    assert aspect_size((100, 1000), 224) == (128, 448)
+    assert aspect_size((1000, 100), 224) == (448, 128)
+    assert aspect_size((300, 400), 224) == (192, 256)  # 3:4 kept: 194 by 259 to the nearest multiples

@@ -1,6 +1,7 @@
 """The viewer's pure functions on hand-built traces whose right answers are known, plus one real trace."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import cv2
@@ -603,3 +604,263 @@ def test_views_of_a_real_trace_are_the_raw_maps_they_name(real_trace):
         pixels = trace.grid(ref.stage).height * trace.grid(ref.stage).width
         assert shares["pixel→semantic"] == pytest.approx(merged[:pixels, pixels:].sum(1).mean(), abs=1e-5)
         assert shares["semantic→semantic"] == pytest.approx(merged[pixels:, pixels:].sum(1).mean(), abs=1e-5)
+
+
+# ----------------------------------------------------------------------------- home-grid rows and the prediction
+
+
+def test_the_semantic_init_row_is_the_token_query_over_the_home_cells_head_mean():
+    # Two heads: token 1's query reads home cells 0 and 3 in head 0, cell 3 alone in head 1.
+    init = np.zeros((1, 2, M, M), np.float32)
+    init[0, 0, 1, [0, 3]] = 0.5
+    init[0, 1, 1, 3] = 1.0
+    init[0, :, [0, 2, 3], :] = 1 / M
+    trace = make_trace({"semantic_init": init})
+    np.testing.assert_allclose(trace_maths.semantic_init_row(trace, 1), [[0.25, 0.0], [0.0, 0.75]], atol=1e-3)
+    np.testing.assert_allclose(trace_maths.semantic_init_row(trace, 2), np.full((2, 2), 1 / M), atol=1e-3)
+    batch = make_trace({"semantic_init": np.concatenate([uniform(M, M, heads=2), init])})
+    np.testing.assert_allclose(trace_maths.semantic_init_row(batch, 1, item=1), [[0.25, 0.0], [0.0, 0.75]], atol=1e-3)
+    with pytest.raises(ValueError, match="out of range"):
+        trace_maths.semantic_init_row(trace, M)
+
+
+def test_the_semantic_self_row_is_the_token_row_of_its_block_on_the_home_grid():
+    dual = np.zeros((1, 2, M, M), np.float32)
+    dual[0, 0, 2] = [0.1, 0.2, 0.3, 0.4]
+    dual[0, 1, 2] = [0.3, 0.2, 0.1, 0.4]
+    merged = merged_map(3, 0.5, 0.2)
+    n = size(3)
+    merged[0, 0, n + 3, n:] = [0.0, 0.8, 0.0, 0.0]  # token 3 in the Merge block: 0.8 to token 1
+    trace = make_trace({"stage1.block0.semantic_self": dual, "stage3.block0.merged": merged})
+    np.testing.assert_allclose(trace_maths.semantic_self_row(trace, trace_maths.block_ref(trace, 1, 0), 2),
+                               [[0.2, 0.2], [0.2, 0.4]], atol=1e-3)
+    np.testing.assert_allclose(trace_maths.semantic_self_row(trace, trace_maths.block_ref(trace, 3, 0), 3),
+                               [[0.0, 0.8], [0.0, 0.0]], atol=1e-3)
+    with pytest.raises(ValueError, match="out of range"):
+        trace_maths.semantic_self_row(trace, trace_maths.block_ref(trace, 1, 0), -1)
+    batch = make_trace({"stage1.block0.semantic_self": np.concatenate([uniform(M, M, heads=2), dual])})
+    np.testing.assert_allclose(trace_maths.semantic_self_row(batch, trace_maths.block_ref(batch, 1, 0), 2, item=1),
+                               [[0.2, 0.2], [0.2, 0.4]], atol=1e-3)
+
+
+def test_top_classes_are_the_most_probable_in_order():
+    trace = make_trace({"semantic_init": uniform(M, M, batch=2)})
+    trace = dataclasses.replace(trace, probabilities=torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.0, 0.4]]))
+    assert trace.top_classes(2) == [("b", pytest.approx(0.7)), ("c", pytest.approx(0.2))]
+    assert [name for name, _ in trace.top_classes(9, index=1)] == ["a", "c", "b"]  # k past the classes: all of them
+
+
+# ----------------------------------------------------------------------------- mass regions, exactly
+
+
+def test_tied_cells_join_a_mass_region_in_reading_order_whatever_the_total():
+    # 200 cells in a repeating pattern 0.2, 0.1, 0.3, 0.1 (total 35): the 50 cells of 0.3 hold 15, and
+    # each 0.2 cell adds 0.2 more. Half the mass (17.5) takes the 0.3 cells and then 0.2 cells while
+    # the mass before them is under 17.5: 15 + 0.2 k < 17.5 for k = 0..12, so the first 13 of them.
+    values = np.tile([0.2, 0.1, 0.3, 0.1], 50).reshape(10, 20)
+    region = trace_maths.mass_region(values, 0.5).ravel()
+    expected = np.zeros(200, bool)
+    expected[2::4] = True
+    expected[0:13 * 4:4] = True
+    np.testing.assert_array_equal(region, expected)
+    np.testing.assert_array_equal(trace_maths.mass_region(values * 7, 0.5).ravel(), expected)
+
+
+def test_nan_cells_carry_no_mass():
+    values = np.array([[np.nan, 1.0], [3.0, np.nan]])
+    np.testing.assert_array_equal(trace_maths.mass_region(values, 0.5), [[False, False], [True, False]])
+    np.testing.assert_array_equal(trace_maths.mass_levels(values), [[0, 2], [3, 0]])
+
+
+def test_a_half_precision_map_has_the_regions_of_its_exact_values():
+    # 4096 equal cells: a float16 running sum stops growing at 2048, which would put every cell past
+    # half the mass; the regions must be those of the exact values.
+    values = np.ones((64, 64), np.float16)
+    assert trace_maths.mass_region(values, 0.5).sum() == 2048
+    levels = trace_maths.mass_levels(values)
+    assert np.issubdtype(levels.dtype, np.integer)
+    inside = [math.ceil(share * 4096) for share in (0.95, 0.8, 0.5)]  # the fewest equal cells holding each share
+    assert np.bincount(levels.ravel()).tolist() == [4096 - inside[0], inside[0] - inside[1], inside[1] - inside[2], 2048]
+
+
+def test_home_grid_maps_land_on_their_pooled_windows_on_a_wide_grid():
+    # A 2 x 3 home grid pooled from a 15 x 22 stage-1 grid: the last row and column of stage-1 cells
+    # lie past the last whole 7 x 7 window and stay 0.
+    trace = dataclasses.replace(full_trace(), stage_grids=tuple(Grid(*grid) for grid in ((15, 22), (8, 11), (4, 6), (2, 3))),
+                                semantic_grid=Grid(2, 3))
+    values = np.arange(1, 7, dtype=np.float64).reshape(2, 3)
+    drawn = trace_maths.on_stage1(trace, values)
+    assert drawn.shape == (15, 22) and drawn.dtype == np.float32
+    for row in range(2):
+        for col in range(3):
+            assert (drawn[7 * row:7 * row + 7, 7 * col:7 * col + 7] == values[row, col]).all()
+    assert (drawn[14, :] == 0).all() and (drawn[:, 21] == 0).all()
+
+
+def test_the_lead_token_follows_the_item():
+    first = one_hot_rows(np.full(size(1), 1), M)
+    second = one_hot_rows(np.full(size(1), 3), M)
+    trace = make_trace({"stage1.block0.pixel_to_semantic": np.concatenate([first, second]),
+                        "stage1.block0.semantic_to_pixel": uniform(M, size(1), batch=2)})
+    ref = trace_maths.block_ref(trace, 1, 0)
+    assert trace_maths.lead_token(trace, ref) == 1 and trace_maths.lead_token(trace, ref, item=1) == 3
+
+
+def test_the_opening_block_needs_token_maps_and_follows_the_item():
+    with pytest.raises(KeyError, match="no semantic_to_pixel or merged map"):
+        trace_maths.default_block(make_trace({"stage1.block0.semantic_self": uniform(M, M)}))
+    # Image 0: regions at stage 1 (each token over 8 of 196 cells); image 1: dots there (1 cell, 0.5%),
+    # so the widest block opens.
+    stage1 = np.concatenate([rows_over(8, size(1)), one_hot_rows(np.arange(M), size(1))])
+    trace = make_trace({"stage1.block0.semantic_to_pixel": stage1,
+                        "stage3.block0.merged": np.concatenate([merged_map(3, 0.5, 0.9)] * 2)})
+    assert trace_maths.default_block(trace).label == "stage 1 · block 0"
+    assert trace_maths.default_block(trace, item=1).label == "stage 3 · block 0"
+
+
+def test_a_block_whose_half_mass_area_is_exactly_the_dot_threshold_shows_regions():
+    # A 10 x 10 stage-1 grid: one cell is exactly 1% of it, the threshold for "dots".
+    grids = tuple(Grid(*grid) for grid in ((10, 10), (5, 5), (3, 3), (2, 2)))
+    trace = dataclasses.replace(make_trace({"stage1.block0.semantic_to_pixel": one_hot_rows(np.arange(M), 100),
+                                            "stage4.block0.merged": merged_map(4, 0.5, 0.9)}), stage_grids=grids)
+    assert trace_maths.default_block(trace).label == "stage 1 · block 0"
+
+
+def test_among_equally_spread_blocks_the_earliest_opens():
+    dots = one_hot_rows(np.arange(M), size(1))
+    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage3.block0.merged": merged_map(3, 0.5, 0.9),
+                        "stage3.block1.merged": merged_map(3, 0.5, 0.9)})
+    assert trace_maths.default_block(trace).label == "stage 3 · block 0"
+
+
+def test_the_last_stage_offers_the_class_attention_heads_when_it_has_no_map_of_its_own():
+    class_only = make_trace({"head.class_attention": uniform(1, 1 + size(4) + M, heads=5)})
+    assert trace_maths.fusion_choices(class_only, 4)[3:] == [f"head {k}" for k in range(5)]
+    with pytest.raises(KeyError, match="stage 3"):
+        trace_maths.fusion_choices(class_only, 3)
+    both = make_trace({"head.class_attention": uniform(1, 1 + size(4) + M, heads=5),
+                       "stage4.block0.merged": merged_map(4, 0.5, 0.5, heads=2)})
+    assert trace_maths.fusion_choices(both, 4)[3:] == ["head 0", "head 1"]
+    with pytest.raises(KeyError, match="stage 4"):
+        trace_maths.fusion_choices(make_trace({"stage1.block0.semantic_self": uniform(M, M)}), 4)
+
+
+def test_a_shared_range_of_nothing_finite_says_so():
+    with pytest.raises(ValueError, match="at least one map with a finite value"):
+        trace_maths.shared_range([np.array([np.nan, np.inf])])
+
+
+def test_a_head_fusion_falls_back_to_the_mean_only_where_the_block_lacks_that_head():
+    trace = full_trace()  # stage 1: 1 head, stage 2: 2 heads, Merge blocks: 3 heads
+    dual1, dual2, merge = (trace_maths.block_ref(trace, stage, 0) for stage in (1, 2, 3))
+    assert trace_maths.fusion_in(trace, dual1, "head 0") == "head 0"
+    assert trace_maths.fusion_in(trace, dual1, "head 1") == "mean"
+    assert trace_maths.fusion_in(trace, dual2, "head 1") == "head 1"
+    assert trace_maths.fusion_in(trace, merge, "head 2") == "head 2"
+    assert trace_maths.fusion_in(trace, merge, "head 3") == "mean"
+    assert trace_maths.fusion_in(trace, merge, "head 100") == "mean"
+    assert trace_maths.fusion_in(trace, dual1, "max") == "max"
+    assert trace_maths.fusion_in(trace, dual1, 7) == 7  # not a fusion: refused where it is used, with its message
+
+
+def test_token_statistics_of_tiny_and_flat_maps():
+    one_cell = trace_maths.token_statistics(focused_trace(), np.array([[0.7]]), 0)
+    assert one_cell.normalised_entropy == 0.0 and one_cell.entropy == 0.0
+    pair = trace_maths.token_statistics(focused_trace(), np.array([[0.5, 0.5]]), 0)
+    assert pair.normalised_entropy == pytest.approx(1.0) and pair.entropy == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match=r"expected one \(H, W\) token map"):
+        trace_maths.token_statistics(focused_trace(), np.ones((2, 2, 2)), 0)
+
+
+def test_map_entropy_counts_only_cells_with_mass():
+    assert trace_maths.map_entropy(np.array([[0.5, 0.0], [0.5, 0.0]])) == pytest.approx(math.log(2))
+    assert math.isnan(trace_maths.map_entropy(np.zeros((2, 2))))
+
+
+def test_area_holding_of_any_total():
+    values = np.array([[4.0, 3.0], [2.0, 1.0]])  # total 10: the largest cell holds 40%, two hold 70%
+    assert trace_maths.area_holding(values, 0.4) == 0.25
+    assert trace_maths.area_holding(values, 0.6) == 0.5
+    assert trace_maths.area_holding(values, 0.95) == 1.0
+    assert math.isnan(trace_maths.area_holding(np.zeros((2, 2)), 0.5))
+
+
+def test_following_a_token_honours_the_head_and_the_item_in_every_block():
+    trace = full_trace()
+    stage3 = trace.maps["stage3.block0.merged"].clone()
+    stage3[0, 1, size(3) + 2, :size(3)] = 0.0
+    stage3[0, 1, size(3) + 2, 5] = 0.9  # head 1 of stage 3: token 2 on pixel 5
+    focused = np.asarray(trace.maps["stage1.block0.semantic_to_pixel"].float().numpy())
+    batch = np.concatenate([focused, focused])
+    batch[1, 0, 2] = 0.0
+    batch[1, 0, 2, 7] = 1.0  # image 1, stage 1: token 2 on pixel 7
+    maps = {name: value.float().numpy() for name, value in trace.maps.items()}
+    maps = {name: np.concatenate([value, value]) for name, value in maps.items()}
+    maps["stage3.block0.merged"] = np.concatenate([stage3.float().numpy()] * 2)
+    maps["stage1.block0.semantic_to_pixel"] = batch
+    trace = make_trace(maps)
+    strip = dict((ref.label, image) for ref, image in trace_maths.token_filmstrip(trace, 2, "head 1"))
+    assert strip["stage 3 · block 0"][1, 1] == pytest.approx(0.9, abs=1e-3)  # its head 1, not the mean
+    np.testing.assert_allclose(strip["stage 1 · block 0"], np.full((14, 14), 1 / 196), atol=1e-5)  # one head: the mean
+    second = dict((ref.label, image) for ref, image in trace_maths.token_filmstrip(trace, 2, item=1))
+    assert second["stage 1 · block 0"][0, 7] == 1.0
+    overview = dict((ref.label, image) for ref, image in trace_maths.stage_overview(trace, 2, "head 1", item=1))
+    assert overview["stage 1 · block 0"][0, 7] == 1.0 and overview["stage 1 · block 0"].sum() == 1.0
+    assert overview["stage 3 · block 1"].shape == (4, 4)
+    nothing = make_trace({"stage1.block0.semantic_self": uniform(M, M)})
+    with pytest.raises(KeyError, match="no semantic_to_pixel or merged map to follow a token through"):
+        trace_maths.token_filmstrip(nothing, 0)
+    with pytest.raises(KeyError, match="no semantic_to_pixel or merged map to overview"):
+        trace_maths.stage_overview(nothing, None)
+
+
+def test_bad_fusions_are_refused_with_the_choices():
+    heads = np.zeros((2, 1, 1), np.float32)
+    for fusion in ("head x", "heads 1", 5, None, "median"):
+        with pytest.raises(ValueError, match=r"unknown fusion .*: choose one of mean, max, min or 'head <k>'"):
+            trace_maths.fuse_heads(heads, fusion)
+
+
+def test_a_missing_block_is_named_beside_the_blocks_present():
+    trace = make_trace({"stage1.block0.semantic_self": uniform(M, M), "stage3.block0.merged": merged_map(3, 0.5, 0.5)})
+    with pytest.raises(KeyError, match="blocks present: stage 1 · block 0, stage 3 · block 0"):
+        trace_maths.block_ref(trace, 2, 0)
+    with pytest.raises(KeyError, match=r"blocks present: none\)"):
+        trace_maths.block_ref(make_trace({"semantic_init": uniform(M, M)}), 1, 0)
+
+
+def test_a_point_must_be_finite():
+    for point in ((math.nan, 3.0), (3.0, math.inf)):
+        with pytest.raises(ValueError, match="is not finite"):
+            trace_maths.cell_at(Grid(7, 7), INPUT, point)
+
+
+def test_the_input_size_comes_from_the_geometry_when_the_trace_has_one():
+    geometry = Geometry(original_size=(230, 230), resized_size=(230, 230), crop_box=(0, 0, 230, 230))
+    assert trace_maths.input_size_of(make_trace({"semantic_init": uniform(M, M)}, geometries=(geometry,))) == (230, 230)
+    assert trace_maths.input_size_of(make_trace({"semantic_init": uniform(M, M)})) == (56, 56)  # 14 cells of 4 pixels
+
+
+def test_a_pixel_that_reads_nothing_has_no_confidence():
+    reads = one_hot_rows(np.arange(size(4)) % M, M)
+    reads[0, 0, 3] = 0.0  # pixel 3 (row 1, col 1) reads nothing at all
+    owner, confidence = trace_maths.ownership(make_trace({"stage4.block0.pixel_to_semantic": reads}), 4, 0)
+    assert confidence.dtype == np.float32 and confidence[1, 1] == 0.0 and np.isfinite(confidence).all()
+    assert confidence[0, 0] == 1.0
+
+
+def test_a_missing_map_is_named_beside_the_maps_captured():
+    trace = make_trace({"stage1.block0.semantic_self": uniform(M, M), "semantic_init": uniform(M, M)})
+    with pytest.raises(KeyError, match="captured: semantic_init, stage1.block0.semantic_self"):
+        trace_maths.attention_of(trace, "stage2.block0.semantic_self")
+    empty = dataclasses.replace(trace, maps={})
+    with pytest.raises(KeyError, match=r"captured: nothing\)"):
+        trace_maths.attention_of(empty, "semantic_init")
+    batch = make_trace({"semantic_init": np.concatenate([uniform(M, M), np.zeros((1, 1, M, M), np.float32)])})
+    assert float(trace_maths.attention_of(batch, "semantic_init").sum()) == pytest.approx(M)  # item 0 by default
+
+
+def test_heads_given_as_numpy_are_fused_in_float32():
+    fused = trace_maths.fuse_heads(np.array([[[0.25, 0.75]], [[0.75, 0.25]]], np.float64), "mean")
+    assert fused.dtype == np.float32 and fused.tolist() == [[0.5, 0.5]]
+    assert trace_maths.fuse_heads([[[1.0, 0.0]]], "head 0").dtype == np.float32
