@@ -371,3 +371,20 @@ def test_overlays_refuse_bad_maps_and_images_by_name():
     for bad in (np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8)):
         with pytest.raises(ValueError, match=r"expected a uint8 RGB image \(H, W, 3\)"):
             overlay.check_image(bad)
+
+
+def test_the_default_scale_of_an_overlay_runs_to_the_map_peak():
+    image = np.full((64, 64, 3), 100, np.uint8)
+    values = np.array([[4.0, 16.0]])
+    np.testing.assert_array_equal(overlay.overlay(image, values, identity(64, 64)),
+                                  overlay.overlay(image, values, identity(64, 64), vrange=(0.0, 16.0)))
+    with pytest.raises(ValueError, match="image is 64x48 but the geometry's original is 64x80"):
+        overlay.check_image(canvas(64, 48), identity(64, 80))
+
+
+def test_the_innermost_mass_band_is_outlined():
+    image = np.full((64, 64, 3), 128, np.uint8)
+    levels = np.zeros((4, 4), np.int64)
+    levels[1, 1] = 3  # original rows and columns 16..31
+    drawn = overlay.mass_overlay(image, levels, identity(64, 64), opacity=0.5)
+    assert drawn[24, 16].min() > 240 and tuple(drawn[24, 15]) == (0, 0, 0)  # light border, dark halo outside

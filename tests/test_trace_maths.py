@@ -864,3 +864,21 @@ def test_heads_given_as_numpy_are_fused_in_float32():
     fused = trace_maths.fuse_heads(np.array([[[0.25, 0.75]], [[0.75, 0.25]]], np.float64), "mean")
     assert fused.dtype == np.float32 and fused.tolist() == [[0.5, 0.5]]
     assert trace_maths.fuse_heads([[[1.0, 0.0]]], "head 0").dtype == np.float32
+
+
+def test_an_item_of_a_batch_keeps_its_own_prediction_and_geometry_and_its_size_is_counted_exactly():
+    first = Geometry((100, 80), (50, 40), (10, 5, 42, 37))
+    second = Geometry((64, 64), (64, 64), (0, 0, 64, 64))
+    trace = make_trace({"semantic_init": uniform(M, M, batch=2)}, geometries=(first, second))
+    trace = dataclasses.replace(trace, probabilities=torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.0, 0.4]]))
+    item = trace.item(1)
+    assert item.geometries == (second,)
+    torch.testing.assert_close(item.probabilities, torch.tensor([[0.5, 0.0, 0.4]]))
+    assert item.maps["semantic_init"].shape == (1, 1, M, M) and item.batch_size == 1
+    assert trace.nbytes() == 2 * M * M * 2  # two images of M x M float16 values
+    assert len(trace.top_classes()) == 3 and len(make_trace({"semantic_init": uniform(M, M)}).top_classes(k=2)) == 2
+
+
+def test_attention_of_the_wrong_shape_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"expected attention of shape \(heads, queries, keys\), got \(2, 2\)"):
+        trace_maths.fuse_heads(np.zeros((2, 2)), "mean")
