@@ -58,7 +58,7 @@ def merged_map(stage: int, pixel_to_pixel: float, token_to_pixel: float, heads: 
     return values
 
 
-def full_trace() -> Trace:
+def full_maps() -> dict[str, np.ndarray]:
     """Every map of a two-stage-Dual, two-stage-Merge network, uniform attention."""
     maps = {"semantic_init": uniform(M, M)}
     for stage in (1, 2):
@@ -70,7 +70,11 @@ def full_trace() -> Trace:
     maps["stage3.block1.merged"] = merged_map(3, 0.5, 0.5, heads=3)
     maps["stage4.block0.merged"] = merged_map(4, 0.5, 0.5, heads=3)
     maps["head.class_attention"] = uniform(1, 1 + size(4) + M, heads=3)
-    return make_trace(maps)
+    return maps
+
+
+def full_trace() -> Trace:
+    return make_trace(full_maps())
 
 
 # ----------------------------------------------------------------------------- blocks and fusion
@@ -786,18 +790,13 @@ def test_area_holding_of_any_total():
 
 
 def test_following_a_token_honours_the_head_and_the_item_in_every_block():
-    trace = full_trace()
-    stage3 = trace.maps["stage3.block0.merged"].clone()
-    stage3[0, 1, size(3) + 2, :size(3)] = 0.0
-    stage3[0, 1, size(3) + 2, 5] = 0.9  # head 1 of stage 3: token 2 on pixel 5
-    focused = np.asarray(trace.maps["stage1.block0.semantic_to_pixel"].float().numpy())
-    batch = np.concatenate([focused, focused])
-    batch[1, 0, 2] = 0.0
-    batch[1, 0, 2, 7] = 1.0  # image 1, stage 1: token 2 on pixel 7
-    maps = {name: value.float().numpy() for name, value in trace.maps.items()}
-    maps = {name: np.concatenate([value, value]) for name, value in maps.items()}
-    maps["stage3.block0.merged"] = np.concatenate([stage3.float().numpy()] * 2)
-    maps["stage1.block0.semantic_to_pixel"] = batch
+    maps = {name: np.concatenate([values, values]) for name, values in full_maps().items()}  # two images
+    merged = maps["stage3.block0.merged"]
+    merged[:, 1, size(3) + 2, :size(3)] = 0.0
+    merged[:, 1, size(3) + 2, 5] = 0.9  # head 1 of stage 3: token 2 on pixel 5
+    to_pixel = maps["stage1.block0.semantic_to_pixel"]
+    to_pixel[1, 0, 2] = 0.0
+    to_pixel[1, 0, 2, 7] = 1.0  # image 1, stage 1: token 2 on pixel 7
     trace = make_trace(maps)
     strip = dict((ref.label, image) for ref, image in trace_maths.token_filmstrip(trace, 2, "head 1"))
     assert strip["stage 3 · block 0"][1, 1] == pytest.approx(0.9, abs=1e-3)  # its head 1, not the mean
