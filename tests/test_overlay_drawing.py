@@ -197,6 +197,7 @@ def test_consecutive_tokens_are_a_golden_angle_apart_in_opencv_hues():
     hues = overlay.token_hues(256)
     assert hues.dtype == np.uint8 and hues.max() < 180  # OpenCV's hue range; token 233 sits at 359.3 degrees
     assert hues[:4].tolist() == [0, 69, 138, 26]  # 0, 137.5, 275.0 and 52.5 degrees, halved
+    assert hues[100] == 35  # 100 x 137.508 = 13,750.8 degrees: 38 whole turns and 70.8 degrees
     steps = (hues[1:].astype(int) - hues[:-1]) * 2 % 360  # degrees, to the rounding of half a degree
     assert (np.abs(steps - 137.5) <= 2).all()
 
@@ -282,14 +283,16 @@ def test_a_tile_fits_the_image_centred_with_hard_edges_when_enlarged_and_average
     assert (tiled[16:48] == (200, 10, 10)).all()
     tall = overlay.fit_tile(wide.transpose(1, 0, 2), 64)
     assert (tall[:, :16] == overlay.BACKGROUND).all() and (tall[:, 16:48] == (200, 10, 10)).all()
-    checker = np.kron(np.array([[0, 255], [255, 0]], np.uint8), np.ones((20, 20), np.uint8))  # 40 x 40
+    checker = (np.indices((40, 40)).sum(axis=0) % 2 * 255).astype(np.uint8)  # single-pixel squares
     enlarged = overlay.fit_tile(checker, 64)
-    assert set(np.unique(enlarged)) <= {0, 255}  # nearest: no blended pixels
+    assert set(np.unique(enlarged)) == {0, 255}  # nearest: no blended pixels
     fine = (np.indices((128, 128)).sum(axis=0) % 2 * 255).astype(np.uint8)
     shrunk = overlay.fit_tile(fine, 64)
     assert np.abs(shrunk.astype(int) - 127.5).max() <= 1  # area averaging: every pixel of the pattern mid-grey
     sliver = overlay.fit_tile(np.full((200, 1, 3), 255, np.uint8), 64)  # a 1-pixel column stays 1 pixel wide
     assert (sliver == 255).all(axis=-1).any(axis=0).sum() == 1
+    flat = overlay.fit_tile(np.full((1, 200, 3), 255, np.uint8), 64)  # and a 1-pixel row 1 pixel high
+    assert (flat == 255).all(axis=-1).any(axis=1).sum() == 1
 
 
 def test_a_label_sits_on_a_dark_strip_in_white_cut_to_fit_the_tile():
@@ -320,6 +323,9 @@ def test_a_contact_sheet_places_each_tile_in_reading_order_with_black_gaps():
     assert (sheet[15, :16] == colours[0]).all()  # no label: the tile's bottom row is the image
     labelled = overlay.tile(images, columns=3, labels=["a", "b", "c"], size=32)
     assert (labelled[31, :32] != colours[0]).all(axis=-1).all()  # a label strip along each bottom
+    strips = [labelled[32 - overlay.LABEL_HEIGHT:32, 34 * column:34 * column + 32] for column in range(3)]
+    assert all((strip > 100).any() for strip in strips)  # each strip carries light type
+    assert not (strips[0] == strips[1]).all() and not (strips[1] == strips[2]).all()  # its own label
     assert overlay.tile(images[:1], columns=1, size=8).shape == (8, 8, 3)
     with pytest.raises(ValueError, match="at least one image"):
         overlay.tile([], columns=2)

@@ -652,6 +652,9 @@ def test_top_classes_are_the_most_probable_in_order():
     trace = dataclasses.replace(trace, probabilities=torch.tensor([[0.1, 0.7, 0.2], [0.5, 0.0, 0.4]]))
     assert trace.top_classes(2) == [("b", pytest.approx(0.7)), ("c", pytest.approx(0.2))]
     assert [name for name, _ in trace.top_classes(9, index=1)] == ["a", "c", "b"]  # k past the classes: all of them
+    seven = dataclasses.replace(trace, class_names=tuple("abcdefg"),
+                                probabilities=torch.tensor([[0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.6]]))
+    assert [name for name, _ in seven.top_classes()] == ["b", "e", "g", "d", "a"]  # the default: five
 
 
 # ----------------------------------------------------------------------------- mass regions, exactly
