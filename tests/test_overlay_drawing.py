@@ -275,6 +275,11 @@ def test_an_integer_map_goes_to_the_original_with_nan_outside():
         overlay.to_original(np.zeros((2, 2, 2)), geometry)
 
 
+def pixel_checkerboard(side: int) -> np.ndarray:
+    """A side x side grey image of alternating black and white pixels."""
+    return (np.indices((side, side)).sum(axis=0) % 2 * 255).astype(np.uint8)
+
+
 def test_a_tile_fits_the_image_centred_with_hard_edges_when_enlarged_and_averaged_when_shrunk():
     wide = np.zeros((32, 64, 3), np.uint8)
     wide[:] = (200, 10, 10)
@@ -283,11 +288,9 @@ def test_a_tile_fits_the_image_centred_with_hard_edges_when_enlarged_and_average
     assert (tiled[16:48] == (200, 10, 10)).all()
     tall = overlay.fit_tile(wide.transpose(1, 0, 2), 64)
     assert (tall[:, :16] == overlay.BACKGROUND).all() and (tall[:, 16:48] == (200, 10, 10)).all()
-    checker = (np.indices((40, 40)).sum(axis=0) % 2 * 255).astype(np.uint8)  # single-pixel squares
-    enlarged = overlay.fit_tile(checker, 64)
+    enlarged = overlay.fit_tile(pixel_checkerboard(40), 64)
     assert set(np.unique(enlarged)) == {0, 255}  # nearest: no blended pixels
-    fine = (np.indices((128, 128)).sum(axis=0) % 2 * 255).astype(np.uint8)
-    shrunk = overlay.fit_tile(fine, 64)
+    shrunk = overlay.fit_tile(pixel_checkerboard(128), 64)
     assert np.abs(shrunk.astype(int) - 127.5).max() <= 1  # area averaging: every pixel of the pattern mid-grey
     sliver = overlay.fit_tile(np.full((200, 1, 3), 255, np.uint8), 64)  # a 1-pixel column stays 1 pixel wide
     assert (sliver == 255).all(axis=-1).any(axis=0).sum() == 1
@@ -323,7 +326,8 @@ def test_a_contact_sheet_places_each_tile_in_reading_order_with_black_gaps():
     assert (sheet[15, :16] == colours[0]).all()  # no label: the tile's bottom row is the image
     labelled = overlay.tile(images, columns=3, labels=["a", "b", "c"], size=32)
     assert (labelled[31, :32] != colours[0]).all(axis=-1).all()  # a label strip along each bottom
-    strips = [labelled[32 - overlay.LABEL_HEIGHT:32, 34 * column:34 * column + 32] for column in range(3)]
+    step = 32 + overlay.TILE_GAP
+    strips = [labelled[32 - overlay.LABEL_HEIGHT:32, step * column:step * column + 32] for column in range(3)]
     assert all((strip > 100).any() for strip in strips)  # each strip carries light type
     assert not (strips[0] == strips[1]).all() and not (strips[1] == strips[2]).all()  # its own label
     assert overlay.tile(images[:1], columns=1, size=8).shape == (8, 8, 3)
