@@ -24,7 +24,7 @@ CASES = corpus()
 def session(app_server):
     """A client session that has analysed one example."""
     client = app_server.client()
-    client.predict(handle_file(EXAMPLES / "scene_5_star_heart.png"), "224", api_name="/analyse")
+    client.predict(handle_file(EXAMPLES / "scene_10_circle_triangle_heart.png"), "224", api_name="/analyse")
     return client
 
 

@@ -114,16 +114,25 @@ def test_empty_scenes_are_backgrounds_alone_or_with_distractors(many_scenes):
         assert len(scene.masks) == len(scene.classes) and scene.labels.sum() == len(set(scene.classes))
 
 
-def test_distractor_templates_are_none_of_the_class_templates():
-    from training.scenes import class_template, distractor_template
+def test_distractors_are_none_of_the_class_templates():
+    """One shape: not a near-copy of any class. Several (a bullseye): each lies inside the last and
+    is painted afresh, so the whole is a disc holding discs of other paint, which no class is."""
+    from training.scenes import class_template, distractor_layers
 
     rng = np.random.default_rng(0)
     classes = [class_template(index) > 127 for index in range(len(CLASSES))]
-    for _ in range(40):
-        distractor = distractor_template(rng) > 127
-        for template in classes:  # same placement and scale as a class: no distractor is a near-copy
-            overlap = np.count_nonzero(distractor & template) / np.count_nonzero(distractor | template)
-            assert overlap < 0.9
+    layered = 0
+    for _ in range(80):
+        layers = [layer > 127 for layer in distractor_layers(rng)]
+        if len(layers) == 1:
+            for template in classes:  # same placement and scale as a class: no distractor is a near-copy
+                overlap = np.count_nonzero(layers[0] & template) / np.count_nonzero(layers[0] | template)
+                assert overlap < 0.9
+            continue
+        layered += 1
+        for outer, inner in zip(layers, layers[1:]):
+            assert not (inner & ~outer).any() and 0 < np.count_nonzero(inner) < 0.6 * np.count_nonzero(outer)
+    assert layered > 0
 
 
 def test_labels_agree_with_masks(many_scenes):

@@ -27,12 +27,12 @@ def explorer() -> Explorer:
     return Explorer(open_model(None, device="cpu"))
 
 
-def test_most_natural_photographs_get_no_class_above_one_half():
-    """The model card's target is 90% of the eight photographs; these weights reach 6 of 8 (the card says
-    so). The test holds that figure, so a retraining that loses it is noticed."""
+def test_natural_photographs_get_no_class_above_one_half():
+    """The model card's target is 90% of the eight photographs (so all eight); these weights reach it, the
+    closest at 0.48 (the card lists them). A retraining that loses it is noticed here."""
     results = answers(open_model(None, device="cpu"), skimage_photos())
     assert len(results) == 8
-    assert share_saying_none(results) >= 0.75, [(r.photo, r.top_class, round(r.top_probability, 2)) for r in results]
+    assert share_saying_none(results) >= 0.9, [(r.photo, r.top_class, round(r.top_probability, 2)) for r in results]
 
 
 def test_the_page_says_none_of_its_classes_on_most_examples_without_them(shipped_app):

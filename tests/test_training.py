@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors
+import safetensors.torch
 import torch
 
 from training.evaluate import average_precision, exact_match, mean_average_precision, object_figures
 from training.scenes import CLASSES, heldout_seed, make_scene, normalise_image
-from training.train import grounding_loss, token_distributions
+from training.train import grounding_loss, token_distributions, training_record
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ROOT / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
@@ -34,6 +35,17 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["steps"] == 10
     assert "8/10" in resumed.stderr.replace("\r", "\n")
+
+
+def test_a_fine_tuning_run_records_its_training_after_that_of_its_start(tmp_path):
+    start = tmp_path / "start.safetensors"
+    safetensors.torch.save_file({"weight": torch.zeros(1)}, str(start),
+                                metadata={"training_steps": "3200", "training_minutes": "63.5"})
+    record = training_record(40, 1280, 90.0, torch.device("cpu"), start)
+    assert record["training_steps"] == "3200 + 40" and record["training_minutes"] == "63.5 + 1.5"
+    assert record["training_scenes"] == "1280"  # the start did not record it: this run's own figure
+    assert record["fine_tuned_from"] == "start.safetensors"
+    assert training_record(40, 1280, 90.0, torch.device("cpu"), None)["training_steps"] == "40"
 
 
 def test_grounding_loss_is_zero_when_a_token_spreads_evenly_over_each_object():

@@ -4,8 +4,9 @@
 
 Each file is ``scene_<i>_<classes>.png`` for ``heldout_seed(i)`` (``none`` when the scene holds no
 class), so its masks can be regenerated exactly with ``make_scene(heldout_seed(i))``. The indices
-were picked by eye for teaching: several objects with distractors beside them, a ring, and a
-scene with none of the classes.
+were picked by eye for teaching: several objects with distractors beside them, a ring alone, a ring
+beside an oval ring (a distractor: ring-like, not a ring), and a scene with none of the classes
+but two distractors.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from PIL import Image
 from training.scenes import CLASSES, Scene, heldout_seed, make_scene
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
-HELDOUT_INDICES = (4, 5, 7, 9, 10)
+HELDOUT_INDICES = (4, 7, 10, 11, 19)
 NAME = re.compile(r"scene_(\d+)_.*\.png")
 
 

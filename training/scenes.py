@@ -17,8 +17,9 @@ linearly (lengths) or quadratically (pixel counts) with ``size``.
 
 A quarter of the scenes hold none of the classes (background alone, or with
 distractors), and most scenes carry distractors: whole shapes that are not
-among the classes (ellipses, bars, pentagons, hexagons, blobs, other letters),
-painted like the objects, some larger than any object. Backgrounds are of three
+among the classes (ellipses, bars, pentagons, hexagons, blobs, other letters,
+and ring-like shapes that are not rings: bullseyes, frames, oval rings), painted
+like the objects, some larger than any object. Backgrounds are of three
 kinds: smooth noise with clutter, "dead leaves" (many overlapping shapes, whose
 statistics resemble natural photographs) and coloured 1/f noise. Distractors and
 leaves are what teach the model that a blob or a texture is not yet a class.
@@ -195,15 +196,20 @@ def class_template(class_index: int) -> np.ndarray:
 
 
 # Distractors: whole shapes that are none of the classes. Ellipses and bars are clearly
-# elongated (never a circle or a square); the letters share no outline with "A".
+# elongated (never a circle or a square); the letters share no outline with "A". The last three
+# are ring-like without being rings: a bullseye is a ring whose hole holds a disc of its own paint
+# (a ring shows the background through its hole; a cup of coffee seen from above, an eye), a frame
+# is square, an oval ring clearly elongated. The shipped model's second edition, trained without
+# them, called the coffee photograph a ring with 0.999.
 DISTRACTORS: tuple[str, ...] = ("ellipse", "bar", "pentagon", "hexagon", "blob",
-                                "letter_B", "letter_E", "letter_K", "letter_S", "letter_Z")
+                                "letter_B", "letter_E", "letter_K", "letter_S", "letter_Z",
+                                "bullseye", "frame", "oval_ring")
 
 
-def _ellipse_template(aspect: float) -> np.ndarray:
+def _ellipse_template(aspect: float, scale: float = 1.0) -> np.ndarray:
     canvas = np.zeros((TEMPLATE_SIZE, TEMPLATE_SIZE), np.uint8)
     centre = (TEMPLATE_SIZE // 2, TEMPLATE_SIZE // 2)
-    axes = (int(TEMPLATE_RADIUS), int(TEMPLATE_RADIUS / aspect))
+    axes = (int(TEMPLATE_RADIUS * scale), int(TEMPLATE_RADIUS * scale / aspect))
     cv2.ellipse(canvas, centre, axes, 0, 0, 360, 255, -1, cv2.LINE_AA)
     return canvas
 
@@ -218,24 +224,44 @@ def _blob_points(rng: np.random.Generator) -> np.ndarray:
     return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
 
 
-def distractor_template(rng: np.random.Generator) -> np.ndarray:
-    """A fresh distractor shape, inscribed in the template circle like a class template."""
+def _bullseye_layers(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A disc, then one or two concentric discs inside it, each painted afresh over the last."""
+    inner = float(rng.uniform(0.45, 0.75))
+    radii = [1.0, inner] + ([inner * float(rng.uniform(0.35, 0.65))] if rng.uniform() < 0.5 else [])
+    return tuple(_disc_template(0.0, radius) for radius in radii)
+
+
+def distractor_layers(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A fresh distractor, inscribed in the template circle like a class template.
+
+    Its shapes in painting order, each painted with colours of its own: one shape for most kinds;
+    the first is always the whole outline.
+    """
     kind = DISTRACTORS[int(rng.integers(len(DISTRACTORS)))]
     if kind == "ellipse":
-        return _ellipse_template(float(rng.uniform(1.6, 3.0)))
+        return (_ellipse_template(float(rng.uniform(1.6, 3.0))),)
     if kind == "bar":
         aspect = float(rng.uniform(2.0, 5.0))
         half_height = 1.0 / np.hypot(aspect, 1.0)
         half_width = aspect * half_height
-        return _polygon_template(np.array([(half_width, half_height), (-half_width, half_height),
-                                           (-half_width, -half_height), (half_width, -half_height)]))
+        return (_polygon_template(np.array([(half_width, half_height), (-half_width, half_height),
+                                            (-half_width, -half_height), (half_width, -half_height)])),)
     if kind == "pentagon":
-        return _polygon_template(_regular_polygon(5))
+        return (_polygon_template(_regular_polygon(5)),)
     if kind == "hexagon":
-        return _polygon_template(_regular_polygon(6))
+        return (_polygon_template(_regular_polygon(6)),)
     if kind == "blob":
-        return _polygon_template(_blob_points(rng))
-    return _glyph_template(kind.removeprefix("letter_"))
+        return (_polygon_template(_blob_points(rng)),)
+    if kind == "bullseye":
+        return _bullseye_layers(rng)
+    if kind == "frame":
+        hole = float(rng.uniform(0.5, 0.75))
+        return (cv2.subtract(_polygon_template(_regular_polygon(4, np.pi / 4)),
+                             _polygon_template(hole * _regular_polygon(4, np.pi / 4))),)
+    if kind == "oval_ring":
+        aspect = float(rng.uniform(1.6, 3.0))
+        return (cv2.subtract(_ellipse_template(aspect), _ellipse_template(aspect, float(rng.uniform(0.55, 0.75)))),)
+    return (_glyph_template(kind.removeprefix("letter_")),)
 
 
 # ---------------------------------------------------------------------------
@@ -405,9 +431,11 @@ def _paint_distractors(rng: np.random.Generator, canvas: np.ndarray, count: int)
     for _ in range(count):
         radius = float(rng.uniform(*DISTRACTOR_RADIUS_RANGE)) * scale
         centre = (float(rng.uniform(0, size)), float(rng.uniform(0, size)))
-        mask = _warp_template(distractor_template(rng), radius, float(rng.uniform(0, 360)), centre, size)
-        if mask.any():
-            _paint_object(rng, canvas, mask)
+        angle = float(rng.uniform(0, 360))
+        for layer in distractor_layers(rng):
+            mask = _warp_template(layer, radius, angle, centre, size)
+            if mask.any():
+                _paint_object(rng, canvas, mask)
 
 
 def _min_visible_pixels(size: int) -> float:
