@@ -52,6 +52,18 @@ def test_an_outline_follows_the_region_border_in_original_pixels():
     assert np.array_equal(overlay.outline(image, np.zeros((4, 4), bool), identity(64, 64)), image)
 
 
+def test_an_outline_draws_the_border_of_a_hole_in_the_region_too():
+    """A ring of cells around an unmarked middle: the middle's border is the region's border as well."""
+    image = canvas(64, 64)
+    region = np.zeros((4, 4), bool)
+    region[:3, :3] = True
+    region[1, 1] = False  # the hole: original rows and columns 16..31
+    drawn = overlay.outline(image, region, identity(64, 64))
+    for x, y in ((15, 24), (32, 24), (24, 15), (24, 32)):  # the hole's four sides, on the region's pixels
+        assert drawn[y, x].min() > 200, (x, y)
+    assert (drawn[20:28, 20:28] == DARK).all()  # the hole itself is left as it was
+
+
 def test_grid_lines_draw_the_stage_one_cells_faintly_and_the_home_cells_boldly():
     torch.manual_seed(0)
     network = timm.create_model("dualvit_nano", num_classes=3).eval()

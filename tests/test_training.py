@@ -14,7 +14,7 @@ import torch
 
 from training.evaluate import average_precision, exact_match, mean_average_precision, object_figures
 from training.scenes import CLASSES, heldout_seed, make_scene, normalise_image
-from training.train import grounding_loss, token_distributions, training_record
+from training.train import CONTAINMENT_WEIGHT, grounding_loss, token_distributions, training_record
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ROOT / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
@@ -59,9 +59,9 @@ def test_grounding_loss_asks_for_coverage_and_for_containment():
     # Inside the object but uneven (0.75 / 0.25): KL from (1/2, 1/2) is log(4/3) / 2, nothing spills.
     uneven = torch.tensor([[[0.0, 0.75, 0.25, 0.0]]])
     assert grounding_loss(uneven, coverage).item() == pytest.approx(0.5 * np.log(4 / 3), rel=1e-5)
-    # Even over the object but half of the mass outside: KL log 2, containment -log 0.5.
+    # Even over the object but half of the mass outside: KL log 2, containment -log 0.5 at its weight.
     spilling = torch.tensor([[[0.25, 0.25, 0.25, 0.25]]])
-    assert grounding_loss(spilling, coverage).item() == pytest.approx(2 * np.log(2), rel=1e-5)
+    assert grounding_loss(spilling, coverage).item() == pytest.approx((1 + CONTAINMENT_WEIGHT) * np.log(2), rel=1e-5)
     # The token with the most mass inside is the one asked, not the better-shaped one.
     two = torch.tensor([[[0.0, 0.75, 0.25, 0.0], [0.0, 0.3, 0.3, 0.4]]])
     assert grounding_loss(two, coverage).item() == pytest.approx(0.5 * np.log(4 / 3), rel=1e-5)

@@ -219,10 +219,11 @@ def mass_overlay(image: np.ndarray, levels: np.ndarray, geometry: Geometry, colo
 def outline(image: np.ndarray, region: np.ndarray, geometry: Geometry,
             colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """A copy with the border of ``region`` (a bool mask on a stage grid) drawn light on dark,
-    at least two pixels wide so a region of one cell still shows at thumbnail size."""
+    at least two pixels wide so a region of one cell still shows at thumbnail size. The border of
+    every hole is drawn too: a spread map's half-mass region often encloses cells it leaves out."""
     image = check_image(image, geometry)
     mask = np.nan_to_num(to_original(np.asarray(region, dtype=np.float32), geometry), nan=0.0) > 0.5
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     drawn = image.copy()
     width = max(1, line_width(drawn))
     cv2.drawContours(drawn, contours, -1, (0, 0, 0), width + 2, cv2.LINE_8)
