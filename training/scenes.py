@@ -255,9 +255,8 @@ def distractor_layers(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     if kind == "bullseye":
         return _bullseye_layers(rng)
     if kind == "frame":
-        hole = float(rng.uniform(0.5, 0.75))
-        return (cv2.subtract(_polygon_template(_regular_polygon(4, np.pi / 4)),
-                             _polygon_template(hole * _regular_polygon(4, np.pi / 4))),)
+        square, hole = _regular_polygon(4, np.pi / 4), float(rng.uniform(0.5, 0.75))
+        return (cv2.subtract(_polygon_template(square), _polygon_template(hole * square)),)
     if kind == "oval_ring":
         aspect = float(rng.uniform(1.6, 3.0))
         return (cv2.subtract(_ellipse_template(aspect), _ellipse_template(aspect, float(rng.uniform(0.55, 0.75)))),)

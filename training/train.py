@@ -52,6 +52,7 @@ import model  # noqa: F401
 from model.bundle import open_model, pick_device
 from model.capture import listening
 from model.dualvit import DualViT
+from model.weights import safetensors_metadata
 from training.scenes import CLASSES, TRAIN_SEEDS, SceneDataset
 
 ARCHITECTURE = "dualvit_nano"
@@ -202,10 +203,8 @@ def training_record(steps: int, scenes: int, seconds: float, device: torch.devic
     record["device"] = f"cpu ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device)
     if start_from is not None:
         record["fine_tuned_from"] = start_from.name
-        if start_from.suffix == ".safetensors":
-            with safetensors.safe_open(str(start_from), "pt") as weights:
-                earlier = weights.metadata() or {}
-            record.update({key: f"{earlier[key]} + {record[key]}" for key in RECORDED if key in earlier})
+        earlier = safetensors_metadata(start_from)
+        record.update({key: f"{earlier[key]} + {record[key]}" for key in RECORDED if key in earlier})
     return record
 
 
