@@ -121,6 +121,9 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         analysis = app_server.explorer.cache.newest()
         opening = trace_maths.default_block(analysis.trace)
         expect(page.locator("#block input")).to_have_value(opening.label)
+        # The Prediction box's heading is the model's answer: every class above one half, or none.
+        present = [name.replace("_", " ") for name, p in analysis.trace.top_classes(10) if p >= 0.5]
+        expect(page.locator("#prediction")).to_contain_text(", ".join(present) or "none of its classes")
 
         page.screenshot(path=str(SCREENSHOTS / f"{viewport}_top_screen.png"))
         for tab in TABS:

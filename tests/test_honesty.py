@@ -32,6 +32,20 @@ def test_the_shipped_model_states_its_domain_and_admits_when_nothing_it_knows_is
     assert "shape 0, shape 2" in present and "None" not in present
 
 
+def test_the_prediction_heading_is_the_answer_not_the_top_class():
+    bundle = open_model(None, device="cpu")
+    assert help_texts.prediction_heading(trace_with([0.3, 0.45, 0.1]), bundle) == "none of its classes"
+    assert help_texts.prediction_heading(trace_with([0.7, 0.2, 0.9]), bundle) == "shape 2, shape 0"
+    assert help_texts.prediction_heading(trace_with([0.2, 0.5, 0.1]), bundle) == "shape 1"  # 50% passes
+    single = trace_with([0.3, 0.6, 0.1], multi_label=False)  # scores that add up to one: the top class
+    assert help_texts.prediction_heading(single, bundle) == "shape 1"
+
+
+def test_untrained_weights_head_their_prediction_as_noise(small_weights):
+    bundle = open_model(small_weights, device="cpu")
+    assert "noise" in help_texts.prediction_heading(trace_with([0.99, 0.01, 0.5]), bundle)
+
+
 def test_weights_whose_tokens_were_left_alone_claim_no_token_training():
     bundle = dataclasses.replace(open_model(None, device="cpu"), token_training="")
     assert "tokens were" not in help_texts.model_statement(bundle)

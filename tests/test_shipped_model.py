@@ -37,8 +37,20 @@ def test_natural_photographs_get_no_class_above_one_half():
 
 def test_the_page_says_none_of_its_classes_on_most_examples_without_them(shipped_app):
     client = shipped_app.client()
-    verdicts = [client.predict(handle_file(image), "224", api_name="/analyse")[1] for image in WITHOUT_CLASSES]
+    answers_shown = [client.predict(handle_file(image), "224", api_name="/analyse")[:2] for image in WITHOUT_CLASSES]
+    verdicts = [verdict for _, verdict in answers_shown]
     assert sum("None of its classes" in verdict for verdict in verdicts) >= 3, verdicts
+    # The large heading of the Prediction box says the same, instead of the top class.
+    for prediction, verdict in answers_shown:
+        assert (prediction["label"] == "none of its classes") == ("None of its classes" in verdict), prediction
+
+
+def test_the_prediction_heading_names_every_class_above_one_half_on_the_example_scenes(shipped_app):
+    client = shipped_app.client()
+    for image in EXAMPLE_SCENES:
+        prediction = client.predict(handle_file(image), "224", api_name="/analyse")[0]
+        above = [item["label"].replace("_", " ") for item in prediction["confidences"] if item["confidence"] >= 0.5]
+        assert prediction["label"] == (", ".join(above) or "none of its classes"), (image.name, prediction)
 
 
 def test_the_example_scenes_are_the_heldout_scenes_they_are_named_after():

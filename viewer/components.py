@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import gradio as gr
+from gradio.components.label import LabelData
 from gradio.data_classes import ImageData
 from pydantic import model_validator
 
@@ -62,3 +63,17 @@ class TokenNumber(gr.Number):
 
     def preprocess(self, payload: Any) -> Any:  # noqa: D102
         return payload
+
+
+class PredictionLabel(gr.Label):
+    """gr.Label whose heading is given, not taken from the top class: its value is
+    ``{"heading": ..., "confidences": {class: probability}}``. The stock heading is always the top class,
+    which on a photo with none of the model's classes reads as the answer the page denies."""
+
+    is_template = True
+
+    def postprocess(self, value: dict[str, Any] | None) -> LabelData | dict:  # noqa: D102
+        if not value:
+            return {}
+        ranked = super().postprocess(value["confidences"])
+        return LabelData(label=value["heading"], confidences=ranked.confidences)

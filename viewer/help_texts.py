@@ -22,7 +22,8 @@ SEMANTIC_TOKENS = (
 
 EXPLANATIONS: dict[str, str] = {
     "prediction": (
-        "The classes the model considers most likely for this image, with their probabilities. "
+        "The classes the model considers most likely for this image, with their probabilities. The heading is "
+        "its answer: for a model that scores each class on its own, every class above 50%, or none of them. "
         "The score comes from a class token that attends over all final pixel and semantic tokens "
         "(plus, in models trained with token labeling, half of the strongest per-pixel class score)."
     ),
@@ -147,6 +148,23 @@ def model_statement(bundle: ModelBundle) -> str:
     return statement
 
 
+def classes_present(trace: Trace) -> list[str]:
+    """A multi-label model's answer: the display names of the classes that pass ``PRESENT``, highest first."""
+    return [name.replace("_", " ") for name, p in trace.top_classes(len(trace.class_names)) if p >= PRESENT]
+
+
+def prediction_heading(trace: Trace, bundle: ModelBundle) -> str:
+    """The Prediction box's large heading: the model's answer, which is not always its top class.
+
+    A multi-label model answers with every class that passes ``PRESENT``, or with none; printing its top
+    class there would read as an answer the verdict beside it denies."""
+    if not bundle.trained:
+        return "noise (untrained weights)"
+    if not trace.multi_label:
+        return trace.top_classes(1)[0][0].replace("_", " ")
+    return ", ".join(classes_present(trace)) or "none of its classes"
+
+
 def prediction_verdict(trace: Trace, bundle: ModelBundle) -> str:
     """One sentence that says how far to trust the top classes shown."""
     (name, probability), = trace.top_classes(1)
@@ -157,9 +175,8 @@ def prediction_verdict(trace: Trace, bundle: ModelBundle) -> str:
             return (f"**None of its classes**: no class passes {PRESENT:.0%} (the highest, "
                     f"{name.replace('_', ' ')}, has {probability:.0%}), so the model sees none of the things it "
                     "knows in this image.")
-        present = [n.replace("_", " ") for n, p in trace.top_classes(len(trace.class_names)) if p >= PRESENT]
-        return (f"Classes above {PRESENT:.0%}: **{', '.join(present)}** (each class is scored on its own). On an "
-                "image unlike its training scenes these scores mean nothing, however high.")
+        return (f"Classes above {PRESENT:.0%}: **{', '.join(classes_present(trace))}** (each class is scored on "
+                "its own). On an image unlike its training scenes these scores mean nothing, however high.")
     return (f"Top class: **{name.replace('_', ' ')}** ({probability:.0%}). The scores always add up to 100% over its "
             "classes, so a high score does not mean the object is really there.")
 

@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 
 from model.bundle import ASSETS
 from viewer import catalogue, help_texts, markup, overlay, render, trace_maths
-from viewer.components import CheckedSlider, TokenNumber, UploadedImage
+from viewer.components import CheckedSlider, PredictionLabel, TokenNumber, UploadedImage
 from viewer.export import Settings, write_bundle
 from viewer.help_texts import EXPLANATIONS
 from viewer.http_guard import UploadGuard
@@ -138,7 +138,8 @@ class Page:
         tokens = [str(index) for index in range(trace.num_semantic)]
         return {
             "key": key,
-            "prediction": dict(top_classes),
+            "prediction": {"heading": help_texts.prediction_heading(trace, self.explorer.bundle),
+                           "confidences": dict(top_classes)},
             "verdict": help_texts.prediction_verdict(trace, self.explorer.bundle),
             "status": status,
             "block": gr.update(choices=labels, value=opening.label),
@@ -371,9 +372,9 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
             with gr.Column(scale=1):
                 gr.Markdown(help_texts.model_statement(bundle), elem_id="weights-info")
                 # The verdict comes first: on an image unlike its training, it says the scores mean nothing
-                # before the largest class name on the page is read.
+                # before the bars are read; the box's heading is the model's answer, not its top class.
                 named["verdict"] = gr.Markdown(elem_id="verdict")
-                named["prediction"] = gr.Label(num_top_classes=5, label="Prediction", elem_id="prediction")
+                named["prediction"] = PredictionLabel(num_top_classes=5, label="Prediction", elem_id="prediction")
                 explanation("prediction")
                 named["status"] = gr.Markdown(elem_id="status")
         with gr.Row():
