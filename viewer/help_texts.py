@@ -23,7 +23,8 @@ SEMANTIC_TOKENS = (
 EXPLANATIONS: dict[str, str] = {
     "prediction": (
         "The classes the model considers most likely for this image, with their probabilities. The heading is "
-        "its answer: for a model that scores each class on its own, every class above 50%, or none of them. "
+        "its answer: for a model that scores each class on its own (then the bars need not add up to 100%), every "
+        "class above 50%, or none of them. "
         "The score comes from a class token that attends over all final pixel and semantic tokens "
         "(plus, in models trained with token labeling, half of the strongest per-pixel class score)."
     ),
@@ -138,7 +139,7 @@ def model_statement(bundle: ModelBundle) -> str:
     if classes == IMAGENET_CLASSES and bundle.domain.startswith("ImageNet"):
         return (f"Weights: **{bundle.weights}** ({bundle.architecture}), trained on ImageNet-1k: it knows 1,000 "
                 "everyday object and animal classes and gives any image one of them, even when none is there.")
-    names = ", ".join(name.replace("_", " ") for name in bundle.class_names[:12])
+    names = ", ".join(display_name(name) for name in bundle.class_names[:12])
     more = f" and {classes - 12} more" if classes > 12 else ""
     statement = (f"Weights: **{bundle.weights}** ({bundle.architecture}), trained on {bundle.domain}. It knows "
                  f"{classes} classes ({names}{more}); on other images its classes mean nothing.")
@@ -148,9 +149,14 @@ def model_statement(bundle: ModelBundle) -> str:
     return statement
 
 
+def display_name(class_name: str) -> str:
+    """A class as the page writes it ("letter_A" is "letter A")."""
+    return class_name.replace("_", " ")
+
+
 def classes_present(trace: Trace) -> list[str]:
     """A multi-label model's answer: the display names of the classes that pass ``PRESENT``, highest first."""
-    return [name.replace("_", " ") for name, p in trace.top_classes(len(trace.class_names)) if p >= PRESENT]
+    return [display_name(name) for name, p in trace.top_classes(len(trace.class_names)) if p >= PRESENT]
 
 
 def prediction_heading(trace: Trace, bundle: ModelBundle) -> str:
@@ -161,7 +167,7 @@ def prediction_heading(trace: Trace, bundle: ModelBundle) -> str:
     if not bundle.trained:
         return "noise (untrained weights)"
     if not trace.multi_label:
-        return trace.top_classes(1)[0][0].replace("_", " ")
+        return display_name(trace.top_classes(1)[0][0])
     return ", ".join(classes_present(trace)) or "none of its classes"
 
 
@@ -173,11 +179,11 @@ def prediction_verdict(trace: Trace, bundle: ModelBundle) -> str:
     if trace.multi_label:
         if probability < PRESENT:
             return (f"**None of its classes**: no class passes {PRESENT:.0%} (the highest, "
-                    f"{name.replace('_', ' ')}, has {probability:.0%}), so the model sees none of the things it "
+                    f"{display_name(name)}, has {probability:.0%}), so the model sees none of the things it "
                     "knows in this image.")
         return (f"Classes above {PRESENT:.0%}: **{', '.join(classes_present(trace))}** (each class is scored on "
                 "its own). On an image unlike its training scenes these scores mean nothing, however high.")
-    return (f"Top class: **{name.replace('_', ' ')}** ({probability:.0%}). The scores always add up to 100% over its "
+    return (f"Top class: **{display_name(name)}** ({probability:.0%}). The scores always add up to 100% over its "
             "classes, so a high score does not mean the object is really there.")
 
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import plotly.graph_objects as go
 
-from viewer import attribution, figures, keys, overlay, trace_maths
+from viewer import attribution, figures, help_texts, keys, overlay, trace_maths
 from viewer.keys import ColourKey
 from viewer.service import Analysis
 
@@ -407,7 +407,7 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                  ),
         TourStep("The class token decides", class_picture,
                  f"A class token attends over the final pixel and semantic tokens and feeds the classifier; this is "
-                 f"its attention over the stage-4 pixels. Top class: {top_name.replace('_', ' ')} "
+                 f"its attention over the stage-4 pixels. Highest class score: {help_texts.display_name(top_name)} "
                  f"({share(top_probability)}); see the Prediction panel for how far to trust it."),
     ]
 

@@ -139,7 +139,7 @@ class Page:
         return {
             "key": key,
             "prediction": {"heading": help_texts.prediction_heading(trace, self.explorer.bundle),
-                           "confidences": dict(top_classes)},
+                           "confidences": {help_texts.display_name(name): p for name, p in top_classes}},
             "verdict": help_texts.prediction_verdict(trace, self.explorer.bundle),
             "status": status,
             "block": gr.update(choices=labels, value=opening.label),
