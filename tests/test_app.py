@@ -44,7 +44,9 @@ def test_analyse_returns_prediction_and_block_choices(app_server):
     tokens = trace_tokens(status)
     assert token["maximum"] == tokens - 1
     assert [choice for choice, _ in stage_token["choices"]][1:] == [str(t) for t in range(tokens)]  # every token
-    assert target_class["value"] == prediction["label"] and len(target_class["choices"]) == 5
+    # The heading is the answer (untrained: noise); the explanations start on the top class.
+    assert prediction["label"] == "noise (untrained weights)"
+    assert target_class["value"] == prediction["confidences"][0]["label"] and len(target_class["choices"]) == 5
 
 
 def test_a_block_offers_only_its_own_heads(session):
@@ -169,7 +171,7 @@ def test_export_bundles_png_trace_and_settings(session, tmp_path):
 @pytest.mark.parametrize("method", ["grad_cam", "dual_rollout", "aux_head", "token_importance"])
 def test_explanations_are_drawn_and_cached(app_server, session, method):
     prediction = session.predict(handle_file(EXAMPLES / "coffee.jpg"), "224", api_name="/analyse")[0]
-    arguments = [method, prediction["label"], 2, "per map", "inferno", 0.6]
+    arguments = [method, prediction["confidences"][0]["label"], 2, "per map", "inferno", 0.6]
     image, text, tokens, plot = session.predict(*arguments, api_name="/explain")
     if method == "token_importance":
         assert plot["type"] == "plotly" and "view-message" in image  # says whether any token stands out

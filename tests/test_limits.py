@@ -120,7 +120,8 @@ def test_a_server_with_tight_limits_refuses_and_forgets_as_set(small_weights, tm
         for _ in range(3):
             prediction = client.predict(handle_file(small), "224", api_name="/analyse")[0]
         assert len(running.explorer.cache) == 1  # one session, one analysis kept
-        title = client.predict("occlusion", prediction["label"], 2, "per map", "inferno", 0.6, api_name="/explain")
+        top_class = prediction["confidences"][0]["label"]
+        title = client.predict("occlusion", top_class, 2, "per map", "inferno", 0.6, api_name="/explain")
         assert "Occlusion" in str(title)  # the kept analysis still explains
     finally:
         demo.close()

@@ -13,7 +13,7 @@ from training.evaluate import object_figures
 from training.examples import heldout_index
 from training.photos import answers, share_saying_none, skimage_photos
 from training.scenes import heldout_seed, make_scene
-from viewer import trace_maths
+from viewer import help_texts, trace_maths
 from viewer.service import Explorer
 
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
@@ -49,7 +49,7 @@ def test_the_prediction_heading_names_every_class_above_one_half_on_the_example_
     client = shipped_app.client()
     for image in EXAMPLE_SCENES:
         prediction = client.predict(handle_file(image), "224", api_name="/analyse")[0]
-        above = [item["label"].replace("_", " ") for item in prediction["confidences"] if item["confidence"] >= 0.5]
+        above = [help_texts.display_name(item["label"]) for item in prediction["confidences"] if item["confidence"] >= 0.5]
         assert prediction["label"] == (", ".join(above) or "none of its classes"), (image.name, prediction)
 
 

@@ -139,7 +139,8 @@ class Page:
         return {
             "key": key,
             "prediction": {"heading": help_texts.prediction_heading(trace, self.explorer.bundle),
-                           "confidences": {help_texts.display_name(name): p for name, p in top_classes}},
+                           # the classes' own names: the ones the explanation API accepts
+                           "confidences": dict(top_classes)},
             "verdict": help_texts.prediction_verdict(trace, self.explorer.bundle),
             "status": status,
             "block": gr.update(choices=labels, value=opening.label),
