@@ -177,11 +177,12 @@ def prediction_verdict(trace: Trace, bundle: ModelBundle) -> str:
     if not bundle.trained:
         return "Untrained weights: these scores are noise, not a prediction."
     if trace.multi_label:
-        if probability < PRESENT:
+        present = classes_present(trace)
+        if not present:
             return (f"**None of its classes**: no class passes {PRESENT:.0%} (the highest, "
                     f"{display_name(name)}, has {probability:.0%}), so the model sees none of the things it "
                     "knows in this image.")
-        return (f"Classes above {PRESENT:.0%}: **{', '.join(classes_present(trace))}** (each class is scored on "
+        return (f"Classes above {PRESENT:.0%}: **{', '.join(present)}** (each class is scored on "
                 "its own). On an image unlike its training scenes these scores mean nothing, however high.")
     return (f"Top class: **{display_name(name)}** ({probability:.0%}). The scores always add up to 100% over its "
             "classes, so a high score does not mean the object is really there.")
