@@ -1,7 +1,8 @@
 """Memory levels off under explanations: 8 clients, mixed analyses and every explanation method, 300 requests.
 
-Loopback only and bounded (about three minutes on two CPU cores). Resident memory is read from
-/proc/self/statm: the server runs in this process.
+Loopback only and bounded (about four minutes on two CPU cores). Resident memory is read from
+/proc/self/statm: the server runs in this process. Under load it is read at every request (the
+budget); at rest after the first 100 and after all 300 requests (the growth).
 """
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ import numpy as np
 from gradio_client import handle_file
 from PIL import Image
 
+from model.allocator import release_freed_memory
 from viewer.service import EXPLANATION_METHODS
 
 CLIENTS = 8
 REQUESTS = 300  # an analysis and an explanation are one request each
 MEMORY_BUDGET_GIB = 4.0  # what the README states for the shipped model
+# What the last 200 requests may add to the memory held at rest. Their 100 analyses are 4.2 MB apiece
+# on the shipped model at 224 (Analysis.nbytes): keeping every one by mistake would add 0.41 GiB.
+LEAK_ALLOWANCE_GIB = 0.1
 SIDES = (224, 480, 800, 1600, 3000)
 
 
@@ -34,11 +39,12 @@ def test_resident_memory_levels_off_over_300_requests(shipped_app, tmp_path, cap
         Image.fromarray(rng.integers(0, 256, (side, int(side * 1.3), 3), dtype=np.uint8)).save(path)
         images.append(path)
     methods = list(EXPLANATION_METHODS)
+    sessions = [shipped_app.client() for _ in range(CLIENTS)]  # the same 8 sessions in both rounds
     sent, lock, readings, errors = [0], threading.Lock(), {}, []
 
-    def count() -> int | None:
+    def count(last: int) -> int | None:
         with lock:
-            if sent[0] >= REQUESTS:
+            if sent[0] >= last:
                 return None
             sent[0] += 1
             return sent[0]
@@ -46,13 +52,13 @@ def test_resident_memory_levels_off_over_300_requests(shipped_app, tmp_path, cap
     def note(request: int) -> None:
         readings[request] = resident_gib()
 
-    def client(seed: int) -> None:
-        session, choose = shipped_app.client(), random.Random(seed)
+    def client(session, seed: int, last: int) -> None:
+        choose = random.Random(seed)
         try:
-            while (request := count()) is not None:
+            while (request := count(last)) is not None:
                 prediction = session.predict(handle_file(choose.choice(images)), "224", api_name="/analyse")[0]
                 note(request)
-                if (request := count()) is None:
+                if (request := count(last)) is None:
                     return
                 top_class = prediction["confidences"][0]["label"]
                 session.predict(methods[request % len(methods)], top_class, 2, "per map", "inferno", 0.6,
@@ -61,19 +67,26 @@ def test_resident_memory_levels_off_over_300_requests(shipped_app, tmp_path, cap
         except Exception as error:  # a failed request fails the test, after the others finish
             errors.append(repr(error))
 
-    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    def run_until(last: int) -> float:
+        """Requests from every client until ``last`` are sent, then the memory the server holds at rest."""
+        threads = [threading.Thread(target=client, args=(session, seed * 1000 + last, last))
+                   for seed, session in enumerate(sessions)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        # At rest, with the free pages every arena keeps by design handed back: what stays is held
+        # (a leak) or fragmentation, the two things that grow without bound.
+        release_freed_memory()
+        return resident_gib()
+
+    held_after_first = run_until(100)
+    held_after_last = run_until(REQUESTS)
     assert not errors, errors[:3]  # first: a failed client leaves readings missing
-    # Each reading catches up to seven other requests in flight: the figure after a hundred is the
-    # median of the readings at its last ten requests.
-    after_first = float(np.median([readings[request] for request in range(91, 101)]))
-    after_last = float(np.median([readings[request] for request in range(REQUESTS - 9, REQUESTS + 1)]))
+    assert sorted(readings) == list(range(1, REQUESTS + 1))
     with capsys.disabled():  # the figures belong in the test run's output
         print("\nresident GiB by request:", {k: round(v, 3) for k, v in sorted(readings.items()) if k % 50 == 0},
-              f"after the first 100: {after_first:.3f}, after the last 100: {after_last:.3f}, "
-              f"peak: {max(readings.values()):.3f}")
-    assert after_last <= 1.10 * after_first, readings
+              f"held at rest after the first 100: {held_after_first:.3f}, after all {REQUESTS}: "
+              f"{held_after_last:.3f}, peak under load: {max(readings.values()):.3f}")
+    assert held_after_last <= held_after_first + LEAK_ALLOWANCE_GIB, (held_after_first, held_after_last)
     assert max(readings.values()) <= MEMORY_BUDGET_GIB, readings  # at every request
