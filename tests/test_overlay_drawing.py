@@ -59,8 +59,13 @@ def test_an_outline_draws_the_border_of_a_hole_in_the_region_too():
     region[:3, :3] = True
     region[1, 1] = False  # the hole: original rows and columns 16..31
     drawn = overlay.outline(image, region, identity(64, 64))
-    for x, y in ((15, 24), (32, 24), (24, 15), (24, 32)):  # the hole's four sides, on the region's pixels
+    # Two borders, the region's outer one and the hole's: each gets the light stroke on the region's
+    # edge pixels and the dark halo beside it, on both sides (at 64 x 64 the stroke is 1 pixel wide).
+    hole_sides = {(15, 24): (1, 0), (32, 24): (-1, 0), (24, 15): (0, 1), (24, 32): (0, -1)}
+    outer_sides = {(47, 24): (1, 0), (24, 47): (0, 1)}
+    for (x, y), (step_x, step_y) in {**hole_sides, **outer_sides}.items():
         assert drawn[y, x].min() > 200, (x, y)
+        assert (drawn[y + step_y, x + step_x] == 0).all() and (drawn[y - step_y, x - step_x] == 0).all(), (x, y)
     assert (drawn[20:28, 20:28] == DARK).all()  # the hole itself is left as it was
 
 
