@@ -21,8 +21,10 @@ CLIENTS = 8
 REQUESTS = 300  # an analysis and an explanation are one request each
 MEMORY_BUDGET_GIB = 4.0  # what the README states for the shipped model
 # What the last 200 requests may add to the memory held at rest. Their 100 analyses are 4.2 MB apiece
-# on the shipped model at 224 (Analysis.nbytes): keeping every one by mistake would add 0.41 GiB.
-LEAK_ALLOWANCE_GIB = 0.1
+# on the shipped model at 224 (Analysis.nbytes): a cache that kept every one would add 0.41 GiB. A
+# healthy server grows 0.04-0.08 GiB there, the allocator's fragmentation, which levels off: at rest
+# after 100, 200, 300, 400 and 500 requests, 1.084, 1.108, 1.142, 1.157 and 1.155 GiB.
+LEAK_ALLOWANCE_GIB = 0.2
 SIDES = (224, 480, 800, 1600, 3000)
 
 
