@@ -1,8 +1,8 @@
-"""Memory levels off under explanations: 8 clients, mixed analyses and every explanation method, 300 requests.
+"""Memory levels off under explanations: 8 clients, mixed analyses and every explanation method, 400 requests.
 
-Loopback only and bounded (about four minutes on two CPU cores). Resident memory is read from
+Loopback only and bounded (about seven minutes on two CPU cores). Resident memory is read from
 /proc/self/statm: the server runs in this process. Under load it is read at every request (the
-budget); at rest after the first 100 and after all 300 requests (the growth).
+budget); at rest after the first 150 and after all 400 requests (the growth).
 """
 from __future__ import annotations
 
@@ -18,13 +18,15 @@ from model.allocator import release_freed_memory
 from viewer.service import EXPLANATION_METHODS
 
 CLIENTS = 8
-REQUESTS = 300  # an analysis and an explanation are one request each
+WARM_UP = 150  # requests before the first reading at rest
+REQUESTS = 400  # in all; an analysis and an explanation are one request each
 MEMORY_BUDGET_GIB = 4.0  # what the README states for the shipped model
-# What the last 200 requests may add to the memory held at rest. Their 100 analyses are 4.2 MB apiece
-# on the shipped model at 224 (Analysis.nbytes): a cache that kept every one would add 0.41 GiB. A
-# healthy server grows 0.04-0.08 GiB there, the allocator's fragmentation, which levels off: at rest
-# after 100, 200, 300, 400 and 500 requests, 1.084, 1.108, 1.142, 1.157 and 1.155 GiB.
-LEAK_ALLOWANCE_GIB = 0.2
+# What the last 250 requests may add to the memory held at rest. Their 125 analyses are 4.2 MB apiece
+# on the shipped model at 224 (Analysis.nbytes): a cache that kept every one would add 0.51 GiB. A
+# healthy server's resident memory at rest still creeps early on, the allocator's fragmentation,
+# and levels off (this server alone, after 100, 200, 300, 400 and 500 requests: 1.084, 1.108, 1.142,
+# 1.157 and 1.155 GiB, Python's own allocations flat); inside the whole suite it creeps more.
+LEAK_ALLOWANCE_GIB = 0.25
 SIDES = (224, 480, 800, 1600, 3000)
 
 
@@ -33,7 +35,7 @@ def resident_gib() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
 
 
-def test_resident_memory_levels_off_over_300_requests(shipped_app, tmp_path, capsys):
+def test_resident_memory_levels_off_over_400_requests(shipped_app, tmp_path, capsys):
     rng = np.random.default_rng(0)
     images = []
     for side in SIDES:  # noise photos of varied sizes, up to 3000 x 3900
@@ -82,13 +84,13 @@ def test_resident_memory_levels_off_over_300_requests(shipped_app, tmp_path, cap
         release_freed_memory()
         return resident_gib()
 
-    held_after_first = run_until(100)
+    held_after_first = run_until(WARM_UP)
     held_after_last = run_until(REQUESTS)
     assert not errors, errors[:3]  # first: a failed client leaves readings missing
     assert sorted(readings) == list(range(1, REQUESTS + 1))
     with capsys.disabled():  # the figures belong in the test run's output
         print("\nresident GiB by request:", {k: round(v, 3) for k, v in sorted(readings.items()) if k % 50 == 0},
-              f"held at rest after the first 100: {held_after_first:.3f}, after all {REQUESTS}: "
+              f"held at rest after the first {WARM_UP}: {held_after_first:.3f}, after all {REQUESTS}: "
               f"{held_after_last:.3f}, peak under load: {max(readings.values()):.3f}")
     assert held_after_last <= held_after_first + LEAK_ALLOWANCE_GIB, (held_after_first, held_after_last)
     assert max(readings.values()) <= MEMORY_BUDGET_GIB, readings  # at every request
