@@ -79,8 +79,8 @@ def test_resident_memory_levels_off_over_400_requests(shipped_app, tmp_path, cap
             thread.start()
         for thread in threads:
             thread.join()
-        # At rest, with the free pages every arena keeps by design handed back: what stays is held
-        # (a leak) or fragmentation, the two things that grow without bound.
+        # At rest, with the free pages every arena keeps by design handed back: what stays is memory
+        # still held (where a leak shows) and fragmentation (which levels off).
         release_freed_memory()
         return resident_gib()
 
