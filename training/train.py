@@ -86,8 +86,8 @@ class Recipe:
     layer_scale_init: float = 0.1
     # Grounding is learned quickly; a larger weight (1.0, with clipping at 1.0) starved the
     # classification of gradient: mAP 0.31 after 12.8 k scenes. Over two hours from scratch 0.25
-    # grounded as well as 0.4 and left the classification more (assets/MODEL_CARD.md). 0 trains
-    # without it.
+    # grounded as well as 0.4, classified alike on held-out scenes and kept the photographs further
+    # under 0.5 (assets/MODEL_CARD.md). 0 trains without it.
     grounding_weight: float = 0.25
     clip_norm: float = 5.0
     seed: int = 0
