@@ -12,9 +12,11 @@ import safetensors
 import safetensors.torch
 import torch
 
-from training.evaluate import average_precision, exact_match, mean_average_precision, object_figures
-from training.scenes import CLASSES, heldout_seed, make_scene, normalise_image
-from training.train import CONTAINMENT_WEIGHT, grounding_loss, token_distributions, training_record
+from training.evaluate import (average_precision, class_misses, exact_match, mean_average_precision, object_figures,
+                               wrong_by_object_count)
+from training.scenes import CLASSES, TRAIN_SEEDS, SceneDataset, dihedral_view, heldout_seed, make_scene, normalise_image
+from training.train import (CHUNK_SCENES, CONTAINMENT_WEIGHT, SceneViews, grounding_loss, token_distributions,
+                            training_record)
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ROOT / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
@@ -35,6 +37,29 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["steps"] == 10
     assert "8/10" in resumed.stderr.replace("\r", "\n")
+
+
+@pytest.mark.parametrize("views", [2, 4, 8])
+def test_scene_views_show_each_scene_of_a_chunk_in_distinct_views_and_resume_alike(views):
+    samples = SceneViews(views)
+    for chunk in range(2):
+        located = [samples.locate(chunk * CHUNK_SCENES * views + index) for index in range(CHUNK_SCENES * views)]
+        assert sorted(located) == [(chunk * CHUNK_SCENES + scene, view)
+                                   for scene in range(CHUNK_SCENES) for view in range(views)]
+        # Shuffled: the first batch of 32 does not hold one scene's views side by side.
+        assert len({scene for scene, _ in located[:32]}) > 24
+    # A run resumed at sample 1000 meets the very samples the first run met there.
+    resumed = SceneViews(views, first_sample=1000)
+    assert [resumed.locate(index) for index in range(600)] == [samples.locate(1000 + index) for index in range(600)]
+
+
+def test_a_scene_view_sample_is_its_scene_turned():
+    samples = SceneViews(4, first_sample=3)
+    scene, view = samples.locate(0)
+    expected = dihedral_view(SceneDataset(TRAIN_SEEDS)[scene], view)
+    assert all(torch.equal(got, want) for got, want in zip(samples[0], expected))
+    with pytest.raises(ValueError, match="8 dihedral views"):
+        SceneViews(9)
 
 
 def test_a_fine_tuning_run_records_its_training_after_that_of_its_start(tmp_path):
@@ -92,6 +117,18 @@ def test_average_precision_known_answers():
     scores = np.array([[0.9, 0.1], [0.2, 0.8]])
     assert mean_average_precision(scores, np.eye(2)) == 1.0
     assert exact_match(scores, np.eye(2)) == 1.0 and exact_match(scores, np.array([[1, 1], [0, 1]])) == 0.5
+
+
+def test_misses_are_counted_per_class_and_per_object_count():
+    labels = np.array([[1, 0], [1, 1], [0, 0], [0, 1]])
+    probabilities = np.array([[0.9, 0.6], [0.5, 0.7], [0.1, 0.2], [0.4, 0.8]])
+    # class a: the second scene's 0.5 is not over 0.5 (missed); class b: the first scene's 0.6 is false.
+    rows = class_misses(probabilities, labels, ["a", "b"])
+    assert [(row["class"], row["missed"], row["false"]) for row in rows] == [("a", 1, 0), ("b", 0, 1)]
+    assert rows[0]["AP"] == 1.0 and rows[1]["AP"] == 1.0  # both still rank their positives first
+    by_count = wrong_by_object_count(probabilities, labels, np.array([1, 3, 0, 1]))
+    assert by_count == [{"objects": 0, "scenes": 1, "wrong": 0.0}, {"objects": 1, "scenes": 2, "wrong": 0.5},
+                        {"objects": 3, "scenes": 1, "wrong": 1.0}]
 
 
 def test_a_map_spread_evenly_over_the_object_scores_by_hand():

@@ -20,6 +20,9 @@ that puts the most mass inside the object's mask:
 
 The mask, on each stage's grid, is the cells at least half covered by the object; the mass in
 mask weighs every cell by the share of it that the object covers.
+
+Where the misses lie: per class, its AP and how many present ones stay at or under 0.5 and
+absent ones pass it; per object count, the share of scenes not matched exactly.
 """
 from __future__ import annotations
 
@@ -78,6 +81,24 @@ def exact_match(probabilities: np.ndarray, labels: np.ndarray, threshold: float 
     return float(((probabilities > threshold) == labels.astype(bool)).all(axis=1).mean())
 
 
+def class_misses(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
+                 threshold: float = 0.5) -> list[dict]:
+    """Per class: AP, present classes at or under ``threshold`` (missed) and absent ones over it (false)."""
+    present = labels.astype(bool)
+    above = probabilities > threshold
+    return [{"class": name, "AP": average_precision(probabilities[:, c], present[:, c]),
+             "missed": int((present[:, c] & ~above[:, c]).sum()), "false": int((~present[:, c] & above[:, c]).sum())}
+            for c, name in enumerate(class_names)]
+
+
+def wrong_by_object_count(probabilities: np.ndarray, labels: np.ndarray, counts: np.ndarray,
+                          threshold: float = 0.5) -> list[dict]:
+    """For each object count: how many scenes have it, and the share not matched exactly."""
+    wrong = ((probabilities > threshold) != labels.astype(bool)).any(axis=1)
+    return [{"objects": int(count), "scenes": int((counts == count).sum()), "wrong": float(wrong[counts == count].mean())}
+            for count in np.unique(counts)]
+
+
 def iou(region: np.ndarray, mask: np.ndarray) -> float:
     union = np.count_nonzero(region | mask)
     return np.count_nonzero(region & mask) / union if union else float("nan")
@@ -106,11 +127,13 @@ def token_map_names(network: DualViT) -> list[str]:
     return [name for name in network.attention_probes() if MapName.parse(name).part in ("semantic_to_pixel", MERGE_PART)]
 
 
-def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_size: int) -> dict:
-    """mAP, exact match and per-map token figures of ``network`` on the first ``scenes`` held-out scenes."""
+def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_size: int,
+                     class_names: list[str]) -> dict:
+    """mAP, exact match, where the misses lie and per-map token figures of ``network`` on the first
+    ``scenes`` held-out scenes."""
     names = token_map_names(network)
     per_map: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-    scores, labels = [], []
+    scores, labels, counts = [], [], []
     loader = torch.utils.data.DataLoader(SceneDataset(HELDOUT_SEEDS[:scenes]), batch_size=batch_size)
     device = next(network.parameters()).device
     for images, batch_labels, _, objects in loader:
@@ -119,6 +142,7 @@ def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_siz
                                multi_label=multi_label)
         scores.append(trace.probabilities.numpy())
         labels.append(batch_labels.numpy())
+        counts.append((objects.flatten(2).sum(dim=-1) > 0).sum(dim=-1).numpy())
         for name in names:
             grid = trace.grid(MapName.parse(name).stage)
             coverage = F.adaptive_avg_pool2d(objects, tuple(grid)).flatten(2).numpy()  # (B, objects, N)
@@ -134,7 +158,9 @@ def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_siz
                                mean["mask_cells_above_uniform"], mean["effective_support"], mean["pointing"],
                                mean["area"], len(figures)))
     return {"mAP": mean_average_precision(probabilities, targets),
-            "exact_match": exact_match(probabilities, targets), "maps": maps}
+            "exact_match": exact_match(probabilities, targets), "maps": maps,
+            "classes": class_misses(probabilities, targets, class_names),
+            "by_object_count": wrong_by_object_count(probabilities, targets, np.concatenate(counts))}
 
 
 def untrained_like(bundle: ModelBundle) -> ModelBundle:
@@ -150,7 +176,7 @@ def evaluate(weights: str | None, scenes: int, batch_size: int = 50) -> dict:
     report = {"weights": bundle.weights, "scenes": scenes,
               "heldout_seeds": f"{HELDOUT_SEEDS.start}..{HELDOUT_SEEDS.start + scenes - 1}"}
     for label, subject in (("trained", bundle), ("untrained", untrained_like(bundle))):
-        figures = evaluate_network(subject.network, subject.multi_label, scenes, batch_size)
+        figures = evaluate_network(subject.network, subject.multi_label, scenes, batch_size, list(subject.class_names))
         photos = answers(subject, skimage_photos())
         report[label] = {**figures, "maps": [asdict(row) for row in figures["maps"]],
                          "photos_saying_none": share_saying_none(photos),
@@ -186,6 +212,10 @@ def markdown(report: dict) -> str:
         for row in figures["maps"]:
             lines.append(f"| {row['map']} | " + " | ".join(
                 str(row[c]) if c == "objects" else f"{row[c]:.3f}" for c in columns) + " |")
+        lines += ["", "| class | AP | present, at or under 0.5 | absent, over 0.5 |", "| --- | --- | --- | --- |"]
+        lines += [f"| {row['class']} | {row['AP']:.3f} | {row['missed']} | {row['false']} |" for row in figures["classes"]]
+        lines += ["", "| objects in the scene | scenes | not matched exactly |", "| --- | --- | --- |"]
+        lines += [f"| {row['objects']} | {row['scenes']} | {row['wrong']:.1%} |" for row in figures["by_object_count"]]
         lines += ["", "| photo | top class | probability |", "| --- | --- | --- |"]
         lines += [f"| {p['photo']} | {p['top_class']} | {p['top_probability']:.3f} |" for p in figures["photos"]]
         lines.append("")
