@@ -10,10 +10,8 @@ from training.scenes import (
     TRAIN_SEEDS,
     Scene,
     SceneDataset,
-    dihedral_view,
-    heldout_seed,
-    normalise_image,
     object_coverage,
+    heldout_seed,
     make_scene,
     patch_coverage,
     patch_targets,
@@ -272,31 +270,3 @@ def test_dataset_applies_transform_and_grid():
     image, _, targets, _ = dataset[0]
     assert torch.count_nonzero(image) == 0
     assert targets.shape == (16, len(CLASSES))
-
-
-def turned_scene(scene: Scene, view: int) -> Scene:
-    """The scene redrawn in a dihedral view: its image (H, W, 3) and each mask (H, W) turned by numpy."""
-    def turn(array: np.ndarray) -> np.ndarray:
-        turned = np.rot90(array, view % 4, axes=(0, 1))
-        return np.ascontiguousarray(np.flip(turned, axis=1) if view >= 4 else turned)
-    return Scene(image=turn(scene.image), labels=scene.labels, masks=np.stack([turn(mask) for mask in scene.masks]),
-                 classes=scene.classes, seed=scene.seed)
-
-
-@pytest.mark.parametrize("view", range(8))
-def test_a_dihedral_view_is_the_sample_of_the_turned_scene(view):
-    scene = make_scene(TRAIN_SEEDS[7])
-    assert len(scene.classes) >= 2  # objects in distinct patches, so a wrongly turned target shows
-    sample = SceneDataset(TRAIN_SEEDS)[7]
-    image, labels, targets, objects = dihedral_view(sample, view)
-    turned = turned_scene(scene, view)
-    np.testing.assert_allclose(image.numpy(), normalise_image(turned.image).numpy(), atol=1e-6)
-    np.testing.assert_array_equal(labels.numpy(), scene.labels)
-    np.testing.assert_array_equal(targets.numpy(), patch_targets(turned))
-    np.testing.assert_allclose(objects.numpy(), object_coverage(turned, 56), atol=1e-6)
-
-
-def test_the_eight_dihedral_views_differ():
-    sample = SceneDataset(TRAIN_SEEDS)[7]
-    images = [dihedral_view(sample, view)[0] for view in range(8)]
-    assert all(not torch.equal(images[a], images[b]) for a in range(8) for b in range(a + 1, 8))

@@ -14,9 +14,8 @@ import torch
 
 from training.evaluate import (average_precision, class_misses, exact_match, mean_average_precision, object_figures,
                                wrong_by_object_count)
-from training.scenes import CLASSES, TRAIN_SEEDS, SceneDataset, dihedral_view, heldout_seed, make_scene, normalise_image
-from training.train import (CHUNK_SCENES, CONTAINMENT_WEIGHT, SceneViews, grounding_loss, token_distributions,
-                            training_record)
+from training.scenes import CLASSES, heldout_seed, make_scene, normalise_image
+from training.train import CONTAINMENT_WEIGHT, grounding_loss, token_distributions, training_record
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ROOT / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
@@ -37,29 +36,6 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["steps"] == 10
     assert "8/10" in resumed.stderr.replace("\r", "\n")
-
-
-@pytest.mark.parametrize("views", [2, 4, 8])
-def test_scene_views_show_each_scene_of_a_chunk_in_distinct_views_and_resume_alike(views):
-    samples = SceneViews(views)
-    for chunk in range(2):
-        located = [samples.locate(chunk * CHUNK_SCENES * views + index) for index in range(CHUNK_SCENES * views)]
-        assert sorted(located) == [(chunk * CHUNK_SCENES + scene, view)
-                                   for scene in range(CHUNK_SCENES) for view in range(views)]
-        # Shuffled: the first batch of 32 does not hold one scene's views side by side.
-        assert len({scene for scene, _ in located[:32]}) > 24
-    # A run resumed at sample 1000 meets the very samples the first run met there.
-    resumed = SceneViews(views, first_sample=1000)
-    assert [resumed.locate(index) for index in range(600)] == [samples.locate(1000 + index) for index in range(600)]
-
-
-def test_a_scene_view_sample_is_its_scene_turned():
-    samples = SceneViews(4, first_sample=3)
-    scene, view = samples.locate(0)
-    expected = dihedral_view(SceneDataset(TRAIN_SEEDS)[scene], view)
-    assert all(torch.equal(got, want) for got, want in zip(samples[0], expected))
-    with pytest.raises(ValueError, match="8 dihedral views"):
-        SceneViews(9)
 
 
 def test_a_fine_tuning_run_records_its_training_after_that_of_its_start(tmp_path):

@@ -27,7 +27,6 @@ leaves are what teach the model that a blob or a texture is not yet a class.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -632,25 +631,6 @@ def normalise_image(image: np.ndarray) -> torch.Tensor:
     mean = torch.tensor(MEAN).view(3, 1, 1)
     std = torch.tensor(STD).view(3, 1, 1)
     return scaled.sub_(mean).div_(std)
-
-
-def dihedral_view(sample: tuple[torch.Tensor, ...], view: int) -> tuple[torch.Tensor, ...]:
-    """One of the eight dihedral views of a :class:`SceneDataset` sample: ``view % 4`` quarter
-    turns, mirrored when ``view >= 4``.
-
-    No view changes a class: every class is drawn at every angle and each is its own mirror
-    image (the letter A included). The patch targets and the object coverage turn with the
-    image, so they still describe the pixels under them.
-    """
-    image, labels, targets, objects = sample
-    grid = math.isqrt(targets.shape[0])
-
-    def turn(tensor: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
-        turned = torch.rot90(tensor, view % 4, dims)
-        return torch.flip(turned, (dims[1],)) if view >= 4 else turned
-
-    turned_targets = turn(targets.reshape(grid, grid, -1), (0, 1)).reshape(targets.shape)
-    return turn(image, (-2, -1)), labels, turned_targets, turn(objects, (-2, -1))
 
 
 class SceneDataset(Dataset):

@@ -23,10 +23,6 @@ The recipe (why each part is there):
   term makes them object-centric by training, and ``python -m training.evaluate`` measures how
   well it holds on held-out scenes, next to the untrained model. ``--grounding-weight 0``
   trains without it, for comparison;
-* **each scene in four views**: every fresh scene is trained on in four of its eight dihedral
-  views (quarter turns and mirror images, which change no class), shuffled within chunks of
-  scenes (:class:`SceneViews`), so generating scenes costs a quarter of what it did and the two
-  cores spend that time on steps instead (``--views 1``: every scene once);
 * AdamW with warm-up and cosine decay, layer-scale gammas started at 0.1 (1e-6 trains too
   slowly on this budget), gradient clipping; the forward pass in bfloat16 (``--float32`` to
   leave it out).
@@ -46,12 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import safetensors.torch
 import timm
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import model  # noqa: F401
@@ -59,7 +54,7 @@ from model.bundle import open_model, pick_device
 from model.capture import listening
 from model.dualvit import DualViT, Stem
 from model.weights import safetensors_metadata
-from training.scenes import CLASSES, TRAIN_SEEDS, SceneDataset, dihedral_view
+from training.scenes import CLASSES, TRAIN_SEEDS, SceneDataset
 
 ARCHITECTURE = "dualvit_nano"
 DOMAIN = ("generated scenes: 0-4 shapes and a glyph (10 classes) among shapes that are none of them, on "
@@ -80,9 +75,6 @@ TOKEN_TRAINING = ("trained to outline objects: a grounding term asked one token 
 # Containment beside coverage: coverage alone let the best token's mass inside the object fall
 # from 0.99 to 0.76 within 22 minutes of fine-tuning; at weight 1 the second edition held 0.74.
 CONTAINMENT_WEIGHT = 2.0
-# Scenes per shuffled chunk of SceneViews: each is generated once and kept until the chunk is done
-# (256 scenes of 224x224 are about 170 MB).
-CHUNK_SCENES = 256
 
 
 @dataclass
@@ -102,12 +94,6 @@ class Recipe:
     # The forward pass in bfloat16 (autocast; the losses in float32): 1.3x the steps per minute on
     # these CPU cores (AVX-512 BF16), measured 1.1 s against 1.4-1.6 s a step of 32.
     bfloat16: bool = True
-    # Each fresh scene is trained on in this many of its dihedral views (quarter turns and mirror
-    # images, which change no class). A scene takes about 15 ms of one core to generate, 0.5 s for
-    # a batch of 32 beside the 0.8-0.9 s of forward and backward pass; measured on 2 cores, a step
-    # took 1.36 s with every scene fresh, 1.06 s with each in 4 views and 1.02 s in 8. 1 trains on
-    # every scene once, as the fourth edition did.
-    scene_views: int = 4
 
 
 def build_network(recipe: Recipe) -> DualViT:
@@ -232,56 +218,19 @@ def save_checkpoint(path: Path, network: DualViT, optimizer: torch.optim.Optimiz
     temporary.replace(path)  # never leave a half-written checkpoint behind
 
 
-class SceneViews(Dataset):
-    """The training samples of a run: sample s is a fresh scene in one of its ``views`` dihedral views.
+def batches(step: int, batch_size: int, scenes: int | None, workers: int) -> Iterator[list[torch.Tensor]]:
+    """Training batches from ``step`` on: fresh scenes, or the first ``scenes`` ones over and over.
 
-    Scenes come in chunks of ``CHUNK_SCENES``; a chunk's samples (each of its scenes in each
-    view) are shuffled with the chunk's number as seed, so a scene's views fall in different
-    batches and sample s is the same in every run. A process keeps only its current chunk's
-    scenes, each generated once.
+    Batch b always holds the same scenes, so a resumed run sees exactly what it would have. Every
+    scene is seen once: showing each in four of its dihedral views (``--views 4`` at commit
+    5634d39) spent less time generating scenes and made 11% more steps in 112 minutes, but
+    classified no better on held-out scenes (assets/MODEL_CARD.md).
     """
-
-    def __init__(self, views: int, first_sample: int = 0):
-        if not 1 <= views <= 8:
-            raise ValueError(f"a scene has 8 dihedral views, not {views}")
-        self.views, self.first_sample = views, first_sample
-        self.chunk_samples = CHUNK_SCENES * views
-        self._generate = SceneDataset(TRAIN_SEEDS)
-        self._chunk, self._order, self._scenes = -1, np.empty(0, np.int64), {}
-
-    def __len__(self) -> int:
-        return len(TRAIN_SEEDS) // CHUNK_SCENES * self.chunk_samples - self.first_sample
-
-    def locate(self, index: int) -> tuple[int, int]:
-        """(position of the scene's seed in ``TRAIN_SEEDS``, view) of the dataset's ``index``-th sample."""
-        chunk, within = divmod(self.first_sample + index, self.chunk_samples)
-        if chunk != self._chunk:
-            self._chunk, self._scenes = chunk, {}
-            self._order = np.random.default_rng(chunk).permutation(self.chunk_samples)
-        scene, view = divmod(int(self._order[within]), self.views)
-        return chunk * CHUNK_SCENES + scene, view
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
-        scene, view = self.locate(index)
-        if scene not in self._scenes:
-            self._scenes[scene] = self._generate[scene]
-        return dihedral_view(self._scenes[scene], view)
-
-
-def batches(step: int, batch_size: int, scenes: int | None, workers: int,
-            views: int = 1) -> Iterator[list[torch.Tensor]]:
-    """Training batches from ``step`` on: fresh scenes (each in ``views`` views), or the first
-    ``scenes`` ones over and over.
-
-    Batch b always holds the same samples, so a resumed run sees exactly what it would have.
-    """
-    if scenes is not None:
-        dataset: Dataset = SceneDataset(TRAIN_SEEDS[:scenes])
-    elif views == 1:
-        dataset = SceneDataset(TRAIN_SEEDS[step * batch_size:])
+    if scenes is None:
+        seeds = TRAIN_SEEDS[step * batch_size:]
     else:
-        dataset = SceneViews(views, first_sample=step * batch_size)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=False,
+        seeds = TRAIN_SEEDS[:scenes]
+    loader = DataLoader(SceneDataset(seeds), batch_size=batch_size, num_workers=workers, shuffle=False,
                         persistent_workers=workers > 0)
     while True:
         yield from loader
@@ -314,7 +263,7 @@ def train(out: Path, recipe: Recipe, steps: int | None, minutes: float | None, s
     history: list[float] = []
     progress = tqdm(total=steps, initial=step, desc="training", unit="step", dynamic_ncols=True)
     started = time.perf_counter() - seconds
-    for batch in batches(step, recipe.batch_size, scenes, workers, recipe.scene_views):
+    for batch in batches(step, recipe.batch_size, scenes, workers):
         if steps is not None and step >= steps:
             break
         elapsed = time.perf_counter() - started
@@ -341,8 +290,7 @@ def train(out: Path, recipe: Recipe, steps: int | None, minutes: float | None, s
     seconds = time.perf_counter() - started
     save_checkpoint(checkpoint_path, network, optimizer, step, seconds)
     export(network.eval(), out / "dualvit_nano_scenes.safetensors",
-           training_record(step, math.ceil(step * recipe.batch_size / recipe.scene_views), seconds, device,
-                           start_from),
+           training_record(step, step * recipe.batch_size, seconds, device, start_from),
            grounded=recipe.grounding_weight > 0)
     return {"steps": step, "first_loss": history[0] if history else float("nan"),
             "last_loss": history[-1] if history else float("nan"), "minutes": seconds / 60}
@@ -362,8 +310,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--grounding-weight", type=float, default=Recipe.grounding_weight,
                         help="weight of the grounding term (0: train without it)")
-    parser.add_argument("--views", type=int, default=Recipe.scene_views, choices=range(1, 9), metavar="1-8",
-                        help="dihedral views each scene is trained on, 1-8 (1: every scene once)")
     parser.add_argument("--float32", action="store_true", help="run the forward pass in float32 (default: bfloat16)")
     parser.add_argument("--start-from", type=Path, help="weights file to fine-tune from (a fresh run starts here)")
     arguments = parser.parse_args(argv)
@@ -371,8 +317,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("give --steps or --minutes")
     device = pick_device(arguments.device)
     recipe = Recipe(batch_size=arguments.batch_size, lr=arguments.lr, warmup_steps=arguments.warmup_steps,
-                    grounding_weight=arguments.grounding_weight, bfloat16=not arguments.float32,
-                    scene_views=arguments.views)
+                    grounding_weight=arguments.grounding_weight, bfloat16=not arguments.float32)
     summary = train(arguments.out, recipe, arguments.steps, arguments.minutes, arguments.save_every,
                     device, arguments.workers, arguments.scenes, arguments.start_from)
     print(json.dumps(summary))
