@@ -77,8 +77,13 @@ def mean_average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(values))
 
 
+def matched(probabilities: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Per scene: every class on the right side of ``threshold``."""
+    return ((probabilities > threshold) == labels.astype(bool)).all(axis=1)
+
+
 def exact_match(probabilities: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> float:
-    return float(((probabilities > threshold) == labels.astype(bool)).all(axis=1).mean())
+    return float(matched(probabilities, labels, threshold).mean())
 
 
 def class_misses(probabilities: np.ndarray, labels: np.ndarray, class_names: list[str],
@@ -94,7 +99,7 @@ def class_misses(probabilities: np.ndarray, labels: np.ndarray, class_names: lis
 def wrong_by_object_count(probabilities: np.ndarray, labels: np.ndarray, counts: np.ndarray,
                           threshold: float = 0.5) -> list[dict]:
     """For each object count: how many scenes have it, and the share not matched exactly."""
-    wrong = ((probabilities > threshold) != labels.astype(bool)).any(axis=1)
+    wrong = ~matched(probabilities, labels, threshold)
     return [{"objects": int(count), "scenes": int((counts == count).sum()), "wrong": float(wrong[counts == count].mean())}
             for count in np.unique(counts)]
 
@@ -127,10 +132,10 @@ def token_map_names(network: DualViT) -> list[str]:
     return [name for name in network.attention_probes() if MapName.parse(name).part in ("semantic_to_pixel", MERGE_PART)]
 
 
-def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_size: int,
-                     class_names: list[str]) -> dict:
-    """mAP, exact match, where the misses lie and per-map token figures of ``network`` on the first
-    ``scenes`` held-out scenes."""
+def evaluate_network(bundle: ModelBundle, scenes: int, batch_size: int) -> dict:
+    """mAP, exact match, where the misses lie and per-map token figures of the bundle's network on
+    the first ``scenes`` held-out scenes."""
+    network = bundle.network
     names = token_map_names(network)
     per_map: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     scores, labels, counts = [], [], []
@@ -139,7 +144,7 @@ def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_siz
     for images, batch_labels, _, objects in loader:
         with torch.inference_mode():
             _, trace = capture(network, images.to(device), include=tuple(names), dtype=torch.float32,
-                               multi_label=multi_label)
+                               multi_label=bundle.multi_label)
         scores.append(trace.probabilities.numpy())
         labels.append(batch_labels.numpy())
         counts.append((objects.flatten(2).sum(dim=-1) > 0).sum(dim=-1).numpy())
@@ -159,7 +164,7 @@ def evaluate_network(network: DualViT, multi_label: bool, scenes: int, batch_siz
                                mean["area"], len(figures)))
     return {"mAP": mean_average_precision(probabilities, targets),
             "exact_match": exact_match(probabilities, targets), "maps": maps,
-            "classes": class_misses(probabilities, targets, class_names),
+            "classes": class_misses(probabilities, targets, list(bundle.class_names)),
             "by_object_count": wrong_by_object_count(probabilities, targets, np.concatenate(counts))}
 
 
@@ -176,7 +181,7 @@ def evaluate(weights: str | None, scenes: int, batch_size: int = 50) -> dict:
     report = {"weights": bundle.weights, "scenes": scenes,
               "heldout_seeds": f"{HELDOUT_SEEDS.start}..{HELDOUT_SEEDS.start + scenes - 1}"}
     for label, subject in (("trained", bundle), ("untrained", untrained_like(bundle))):
-        figures = evaluate_network(subject.network, subject.multi_label, scenes, batch_size, list(subject.class_names))
+        figures = evaluate_network(subject, scenes, batch_size)
         photos = answers(subject, skimage_photos())
         report[label] = {**figures, "maps": [asdict(row) for row in figures["maps"]],
                          "photos_saying_none": share_saying_none(photos),
