@@ -425,13 +425,33 @@ def test_home_grid_maps_land_on_their_pooled_windows():
         trace_maths.on_stage1(trace, np.ones((3, 3)))
 
 
-def test_the_lead_token_owns_the_most_pixels():
-    owners = np.zeros(size(1), int)
-    owners[: size(1) // 2 + 1] = 2
-    owners[size(1) // 2 + 1:] = 1
-    trace = make_trace({"stage1.block0.pixel_to_semantic": one_hot_rows(owners, M),
-                        "stage1.block0.semantic_to_pixel": uniform(M, size(1))})
-    assert trace_maths.lead_token(trace, trace_maths.block_ref(trace, 1, 0)) == 2
+def class_looking_at(cell: int, batch: int = 1) -> np.ndarray:
+    """A class attention putting 0.9 on stage-4 pixel ``cell``, the rest on the class token itself."""
+    values = np.zeros((batch, 1, 1, 1 + size(4) + M), np.float32)
+    values[..., 0] = 0.1
+    values[..., 1 + cell] = 0.9
+    return values
+
+
+def stage2_token_maps(peaks: dict[int, tuple[int, int]]) -> np.ndarray:
+    """(1, 1, M, N2): the tokens in ``peaks`` put 0.8 on one stage-2 cell (row, col), the rest spread evenly."""
+    values = np.full((1, 1, M, size(2)), 1.0 / size(2), np.float32)
+    for token, (row, col) in peaks.items():
+        values[0, 0, token] = 0.2 / size(2)
+        values[0, 0, token, row * GRIDS[1][1] + col] += 0.8
+    return values
+
+
+def test_the_lead_token_lies_where_the_class_token_looks():
+    # Stage 2 is 7x7 under a 2x2 stage 4: rows and columns 0-3 lie under stage-4 row/column 0, 4-6 under 1.
+    # Token 2 peaks in the bottom-left stage-4 pixel, token 3 in the top-left one; token 1 owns every pixel.
+    maps = {"stage2.block0.semantic_to_pixel": stage2_token_maps({2: (5, 1), 3: (3, 3)}),
+            "stage2.block0.pixel_to_semantic": one_hot_rows(np.full(size(2), 1), M)}
+    ref = trace_maths.block_ref(make_trace(maps), 2, 0)
+    assert trace_maths.lead_token(make_trace(maps | {"head.class_attention": class_looking_at(2)}), ref) == 2
+    assert trace_maths.lead_token(make_trace(maps | {"head.class_attention": class_looking_at(0)}), ref) == 3
+    # Looking where no token peaks, the evenly spread tokens overlap most; the lowest index wins the tie.
+    assert trace_maths.lead_token(make_trace(maps | {"head.class_attention": class_looking_at(3)}), ref) == 0
 
 
 def test_ownership_overlay_gives_tokens_distinct_hues():
@@ -705,12 +725,11 @@ def test_home_grid_maps_land_on_their_pooled_windows_on_a_wide_grid():
 
 
 def test_the_lead_token_follows_the_item():
-    first = one_hot_rows(np.full(size(1), 1), M)
-    second = one_hot_rows(np.full(size(1), 3), M)
-    trace = make_trace({"stage1.block0.pixel_to_semantic": np.concatenate([first, second]),
-                        "stage1.block0.semantic_to_pixel": uniform(M, size(1), batch=2)})
-    ref = trace_maths.block_ref(trace, 1, 0)
-    assert trace_maths.lead_token(trace, ref) == 1 and trace_maths.lead_token(trace, ref, item=1) == 3
+    token_maps = np.concatenate([stage2_token_maps({2: (5, 1), 3: (3, 3)})] * 2)
+    looks = np.concatenate([class_looking_at(2), class_looking_at(0)])
+    trace = make_trace({"stage2.block0.semantic_to_pixel": token_maps, "head.class_attention": looks})
+    ref = trace_maths.block_ref(trace, 2, 0)
+    assert trace_maths.lead_token(trace, ref) == 2 and trace_maths.lead_token(trace, ref, item=1) == 3
 
 
 def test_the_opening_block_needs_token_maps_and_follows_the_item():

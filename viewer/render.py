@@ -359,7 +359,7 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                                                                              (255, 255, 255))))))
     init = trace_maths.semantic_init_row(trace, lead)
     init_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, init), style))
-    reach = trace_maths.token_maps(trace, first.stage, first.block)[lead]
+    reach = trace_maths.token_maps(trace, last_dual.stage, last_dual.block)[lead]
     reach_picture = home(draw_one(analysis, reach, style))
     talk = trace_maths.semantic_self_row(trace, first, lead)
     talk_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, talk), style))
@@ -380,16 +380,17 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                  f"Beside them Dual-ViT keeps **{tokens} semantic tokens**, one per cell of a "
                  f"{semantic.height}×{semantic.width} *home grid* (bold boxes, {trace_maths.POOL_SIZE}×{trace_maths.POOL_SIZE} "
                  f"pixel tokens each). The tour follows **token {lead}** (home: row {home_row + 1}, column "
-                 f"{home_col + 1}, counting from the top left, boxed in cyan), the token that owns the most pixels "
-                 f"at {last_dual.label}: more pixels read from it than from any other token."),
+                 f"{home_col + 1}, counting from the top left, boxed in cyan): of all tokens, its attention at "
+                 f"{last_dual.label} lies most on the pixels the class token attends to in the last step."),
         TourStep("Tokens start from pooled patches (semantic_init)", init_picture,
                  f"Before stage 1, {tokens} learned queries attend over the pooled home cells, and each result is "
                  f"mixed with its own home cell. Token {lead}'s query puts {share(float(init[home_row, home_col]))} "
                  f"of its weight on its own home cell; the picture shows where the rest goes."),
         TourStep("Tokens gather from every pixel (semantic_to_pixel)", reach_picture,
-                 f"In each Dual block (stages 1–2) every token attends over **all** {stage1.size:,} pixel tokens of "
-                 f"stage 1: global from the first block. At {first.label}, token {lead} puts half of its "
-                 f"attention on {cells(trace_maths.area_holding(reach, 0.5), reach.size)} (outlined)."),
+                 f"In each Dual block (stages 1–2) every token attends over **all** pixel tokens of its stage "
+                 f"({stage1.size:,} in stage 1): global from the first block on. At {last_dual.label}, the block "
+                 f"the tour's token was chosen at, token {lead} puts half of its attention on "
+                 f"{cells(trace_maths.area_holding(reach, 0.5), reach.size)} (outlined)."),
         TourStep("Tokens talk to each other (semantic_self)", talk_picture,
                  f"The tokens also attend to each other. Each home cell here is coloured by how much token {lead} "
                  f"reads from the token living there, at {first.label}; it reads "
