@@ -177,8 +177,10 @@ def test_grid_lines_cover_the_model_view_and_nothing_outside_it():
     assert (drawn[22, 44] == DARK).all()  # inside a stage-1 cell
     assert faint(drawn[20 + 4 * 39, 52]) and faint(drawn[20 + 4 * 40, 52])  # the last row border and the bottom edge
     assert (drawn[20 + 4 * 38 + 2, 52] == DARK).all()
-    assert (drawn[183:] == DARK).all() and (drawn[:, 265:] == DARK).all()  # nothing past the view
-    assert (drawn[:18] == DARK).all() and (drawn[:, :36] == DARK).all()
+    # Past the view: no line, the photo dimmed as every picture dims what the model did not see.
+    unseen = round(DARK * overlay.OUTSIDE_BRIGHTNESS)
+    assert (drawn[183:] == unseen).all() and (drawn[:, 265:] == unseen).all()
+    assert (drawn[:18] == unseen).all() and (drawn[:, :36] == unseen).all()
     with pytest.raises(ValueError, match="geometry"):
         overlay.grid_lines(canvas(300, 199), trace, geometry)
 

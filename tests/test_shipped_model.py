@@ -1,6 +1,7 @@
 """The shipped scene model as a user meets it: honest on photographs, objects outlined by the opening view."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from training.evaluate import object_figures
 from training.examples import heldout_index
 from training.photos import answers, share_saying_none, skimage_photos
 from training.scenes import heldout_seed, make_scene
-from viewer import help_texts, trace_maths
+from viewer import help_texts, render, trace_maths
 from viewer.service import Explorer
 
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
@@ -81,3 +82,23 @@ def test_the_opening_block_outlines_the_objects_of_the_example_scenes(explorer):
             assert scores[int(np.argmax([mask.sum() for mask in scene.masks]))] >= 0.5, (path.name, scores)
         outlined += [score >= 0.5 for score in scores]
     assert len(outlined) >= 8 and np.mean(outlined) >= 0.75, outlined
+
+
+def test_the_tour_follows_a_token_that_gathers_from_the_objects_of_the_example_scenes(explorer):
+    """The token the tour's first step names puts most of its attention at the last Dual block (the
+    picture of step 3) on the scene's objects. The token owning the most pixels, which the tour followed
+    before, put 0.04-0.34 there on these scenes."""
+    followed = []
+    for path in EXAMPLE_SCENES:
+        scene = make_scene(heldout_seed(heldout_index(path)))
+        if not len(scene.masks):
+            continue
+        analysis = explorer.get(explorer.analyse(Image.open(path).convert("RGB")))
+        token = int(re.search(r"The tour follows \*\*token (\d+)\*\*", render.tour(analysis, render.Style())[0].text)[1])
+        last_dual = [ref for ref in trace_maths.blocks(analysis.trace) if ref.kind == "dual"][-1]
+        token_map = trace_maths.token_maps(analysis.trace, last_dual.stage, last_dual.block)[token]
+        height, width = token_map.shape
+        objects = np.any(scene.masks, axis=0)  # the model sees the 224 x 224 scene whole, as above
+        coverage = objects.reshape(height, objects.shape[0] // height, width, objects.shape[1] // width).mean(axis=(1, 3))
+        followed.append((path.name, token, round(float((token_map * coverage).sum()), 3)))
+    assert len(followed) >= 4 and all(mass > 0.5 for _, _, mass in followed), followed

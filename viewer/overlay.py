@@ -114,6 +114,11 @@ def check_opacity(opacity: float) -> None:
         raise ValueError(f"opacity must lie in [0, 1], got {opacity}")
 
 
+def dimmed(image: np.ndarray) -> np.ndarray:
+    """The image as every picture shows the parts the model did not see."""
+    return cv2.convertScaleAbs(image, alpha=OUTSIDE_BRIGHTNESS)
+
+
 def blend_inside(image: np.ndarray, colours: np.ndarray, inside: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
     """Colours blended over the image with weight ``alpha`` (per pixel or one number) where ``inside``;
     the image dimmed where the model saw nothing."""
@@ -122,8 +127,7 @@ def blend_inside(image: np.ndarray, colours: np.ndarray, inside: np.ndarray, alp
         alpha = alpha[..., None]
     blended = image.astype(np.float32) * (1.0 - alpha) + colours.astype(np.float32) * alpha
     blended = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-    dimmed = cv2.convertScaleAbs(image, alpha=OUTSIDE_BRIGHTNESS)
-    return np.where(inside[..., None], blended, dimmed)
+    return np.where(inside[..., None], blended, dimmed(image))
 
 
 def value_range(values: np.ndarray) -> tuple[float, float]:
@@ -187,7 +191,7 @@ def overlays(image: np.ndarray, maps: Sequence[np.ndarray], geometry: Geometry, 
     drawn = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
     outside = index < 0
     if outside.any():
-        drawn[:, outside] = cv2.convertScaleAbs(image, alpha=OUTSIDE_BRIGHTNESS)[outside]
+        drawn[:, outside] = dimmed(image)[outside]
     return list(drawn)
 
 
@@ -315,10 +319,13 @@ GRID_LINE = (200, 200, 200)
 
 
 def grid_lines(image: np.ndarray, trace: Trace, geometry: Geometry) -> np.ndarray:
-    """A copy with the stage-1 pixel-token grid drawn faintly and every token's home cell boldly."""
+    """A copy with the stage-1 pixel-token grid drawn faintly and every token's home cell boldly, the
+    parts the model did not see dimmed as in the other pictures."""
     drawn = check_image(image, geometry).copy()
     input_width, input_height = geometry.input_size
     stage1 = trace.grid(1)
+    outside = cell_index(tuple(stage1), geometry) < 0
+    drawn[outside] = dimmed(drawn)[outside]
 
     def line(start: tuple[float, float], end: tuple[float, float], colour, width: int) -> None:
         a, b = geometry.model_to_original(np.array([start, end], dtype=float))

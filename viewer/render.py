@@ -368,38 +368,47 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
     ownership = Picture(overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
                                                   opacity=style.opacity), ownership_key(owner, style))
     merged = trace_maths.token_maps(trace, last_merge.stage, last_merge.block)[lead]
-    merged_picture = draw_one(analysis, merged, style)
+    merged_picture = home(draw_one(analysis, merged, style))
     quadrants = dict(trace_maths.merge_quadrants(trace))[last_merge]
     class_map = trace_maths.class_attention_map(trace)
     class_picture = draw_one(analysis, class_map, style)
     (top_name, top_probability), = trace.top_classes(1)
+    top = f"{help_texts.display_name(top_name)} ({share(top_probability)})"
+    present = help_texts.classes_present(trace)
+    decision = (f"Highest class score: {top}" if not trace.multi_label
+                else f"Classes above {share(help_texts.PRESENT)}: {', '.join(present)}" if present
+                else f"No class passes {share(help_texts.PRESENT)} (highest: {top})")
+    dual_sizes = ", ".join(f"{trace.grid(stage).size:,} in stage {stage}" for stage in sorted({ref.stage for ref in duals}))
 
     return [
         TourStep("Pixels and the home grid", grid_picture,
                  f"The image is cut into a {stage1.height}×{stage1.width} grid of **pixel tokens** (faint lines). "
                  f"Beside them Dual-ViT keeps **{tokens} semantic tokens**, one per cell of a "
                  f"{semantic.height}×{semantic.width} *home grid* (bold boxes, {trace_maths.POOL_SIZE}×{trace_maths.POOL_SIZE} "
-                 f"pixel tokens each). The tour follows **token {lead}** (home: row {home_row + 1}, column "
-                 f"{home_col + 1}, counting from the top left, boxed in cyan): of all tokens, its attention at "
-                 f"{last_dual.label} lies most on the pixels the class token attends to in the last step."),
+                 f"pixel tokens each; tokens are numbered from 0, row by row). The tour follows **token {lead}** "
+                 f"(home: row {home_row + 1}, column {home_col + 1}, counting from the top left, boxed in cyan), "
+                 f"chosen for where it looks, not where it lives: of all tokens, its attention at {last_dual.label} "
+                 f"lies most on the pixels the class token attends to (step 7)."),
         TourStep("Tokens start from pooled patches (semantic_init)", init_picture,
                  f"Before stage 1, {tokens} learned queries attend over the pooled home cells, and each result is "
                  f"mixed with its own home cell. Token {lead}'s query puts {share(float(init[home_row, home_col]))} "
                  f"of its weight on its own home cell; the picture shows where the rest goes."),
         TourStep("Tokens gather from every pixel (semantic_to_pixel)", reach_picture,
                  f"In each Dual block (stages 1–2) every token attends over **all** pixel tokens of its stage "
-                 f"({stage1.size:,} in stage 1): global from the first block on. At {last_dual.label}, the block "
-                 f"the tour's token was chosen at, token {lead} puts half of its attention on "
+                 f"({dual_sizes}): global from the first block on, and not tied to its home cell. At "
+                 f"{last_dual.label}, where the tour's token was chosen, token {lead} puts half of its attention on "
                  f"{cells(trace_maths.area_holding(reach, 0.5), reach.size)} (outlined)."),
         TourStep("Tokens talk to each other (semantic_self)", talk_picture,
                  f"The tokens also attend to each other. Each home cell here is coloured by how much token {lead} "
                  f"reads from the token living there, at {first.label}; it reads "
                  f"{share(float(talk[home_row, home_col]))} from itself."),
         TourStep("Pixels read the tokens back (pixel_to_semantic)", ownership,
-                 f"Each pixel then attends over the {tokens} tokens only, instead of all other pixels: N×M instead "
-                 f"of N×N. Colouring each pixel by the token it reads most splits the image into regions: at "
-                 f"{last_dual.label}, {int((owners > 0).sum())} tokens own pixels, token {int(np.argmax(owners))} "
-                 f"the most ({share(float(owners.max() / owner.size))}). Hover to name a region."),
+                 f"Each pixel then attends over the {tokens} tokens only, instead of all other pixels: N×M "
+                 f"(pixels × tokens) instead of N×N. Colouring each pixel by the token it reads most splits the "
+                 f"image into regions: at {last_dual.label}, {int((owners > 0).sum())} tokens own pixels, token "
+                 f"{int(np.argmax(owners))} the most ({share(float(owners.max() / owner.size))}); the tour's token "
+                 f"{lead} owns {share(float(owners[lead] / owner.size)) if owners[lead] else 'no pixel'}. "
+                 f"Hover to name a region."),
         TourStep("Merge blocks join both (stages 3–4)", merged_picture,
                  f"In stages 3–4 pixels and tokens are concatenated and share one self-attention. At "
                  f"{last_merge.label}, pixels give {share(quadrants['pixel→semantic'])} of their attention to tokens, "
@@ -408,8 +417,8 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                  ),
         TourStep("The class token decides", class_picture,
                  f"A class token attends over the final pixel and semantic tokens and feeds the classifier; this is "
-                 f"its attention over the stage-4 pixels. Highest class score: {help_texts.display_name(top_name)} "
-                 f"({share(top_probability)}); see the Prediction panel for how far to trust it."),
+                 f"its attention over the stage-4 pixels. {decision}; see the Prediction panel for how far to "
+                 f"trust it."),
     ]
 
 
