@@ -342,7 +342,7 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
     merges = [ref for ref in refs if ref.kind == "merge"]
     if not duals or not merges or trace_maths.SEMANTIC_INIT not in trace.maps or trace_maths.CLASS_ATTENTION not in trace.maps:
         raise KeyError("the tour needs a full trace: semantic_init, Dual and Merge blocks and the class attention")
-    first, last_dual, last_merge = duals[0], duals[-1], merges[-1]
+    last_dual, last_merge = duals[-1], merges[-1]
     lead = trace_maths.lead_token(trace, last_dual)
     home_row, home_col = trace_maths.home_cell(trace, lead)
     stage1, semantic = trace.grid(1), trace.semantic_grid
@@ -361,7 +361,7 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
     init_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, init), style))
     reach = trace_maths.token_maps(trace, last_dual.stage, last_dual.block)[lead]
     reach_picture = home(draw_one(analysis, reach, style))
-    talk = trace_maths.semantic_self_row(trace, first, lead)
+    talk = trace_maths.semantic_self_row(trace, last_dual, lead)
     talk_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, talk), style))
     owner, confidence = trace_maths.ownership(trace, last_dual.stage, last_dual.block)
     owners = np.bincount(owner.ravel(), minlength=tokens)
@@ -400,7 +400,7 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                  f"{cells(trace_maths.area_holding(reach, 0.5), reach.size)} (outlined)."),
         TourStep("Tokens talk to each other (semantic_self)", talk_picture,
                  f"The tokens also attend to each other. Each home cell here is coloured by how much token {lead} "
-                 f"reads from the token living there, at {first.label}; it reads "
+                 f"reads from the token living there, in the same block ({last_dual.label}); it reads "
                  f"{share(float(talk[home_row, home_col]))} from itself."),
         TourStep("Pixels read the tokens back (pixel_to_semantic)", ownership,
                  f"Each pixel then attends over the {tokens} tokens only, instead of all other pixels: N×M "
