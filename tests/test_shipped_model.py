@@ -13,7 +13,7 @@ from model.bundle import open_model
 from training.evaluate import object_figures
 from training.examples import heldout_index
 from training.photos import answers, share_saying_none, skimage_photos
-from training.scenes import heldout_seed, make_scene
+from training.scenes import heldout_seed, make_scene, object_coverage
 from viewer import help_texts, render, trace_maths
 from viewer.service import Explorer
 
@@ -72,12 +72,10 @@ def test_the_opening_block_outlines_the_objects_of_the_example_scenes(explorer):
         opening = trace_maths.default_block(analysis.trace)
         assert opening.kind == "dual", opening.label  # the tokens' own reading of the pixels
         token_maps = trace_maths.token_maps(analysis.trace, opening.stage, opening.block)  # (M, H, W)
-        height, width = token_maps.shape[1:]
-        scores = []
-        for mask in scene.masks:
-            # The scene is 224 x 224 and the model sees it whole: each cell is an equal block of pixels.
-            coverage = mask.reshape(height, mask.shape[0] // height, width, mask.shape[1] // width).mean(axis=(1, 3))
-            scores.append(object_figures(token_maps.reshape(len(token_maps), -1), coverage.ravel())["iou_80"])
+        # The scene is 224 x 224 and the model sees it whole: the block's grid is square, over the whole scene.
+        coverages = object_coverage(scene, token_maps.shape[1])[:len(scene.masks)]
+        scores = [object_figures(token_maps.reshape(len(token_maps), -1), coverage.ravel())["iou_80"]
+                  for coverage in coverages]
         if scores:
             assert scores[int(np.argmax([mask.sum() for mask in scene.masks]))] >= 0.5, (path.name, scores)
         outlined += [score >= 0.5 for score in scores]
@@ -97,8 +95,6 @@ def test_the_tour_follows_a_token_that_gathers_from_the_objects_of_the_example_s
         token = int(re.search(r"The tour follows \*\*token (\d+)\*\*", render.tour(analysis, render.Style())[0].text)[1])
         last_dual = [ref for ref in trace_maths.blocks(analysis.trace) if ref.kind == "dual"][-1]
         token_map = trace_maths.token_maps(analysis.trace, last_dual.stage, last_dual.block)[token]
-        height, width = token_map.shape
-        objects = np.any(scene.masks, axis=0)  # the model sees the 224 x 224 scene whole, as above
-        coverage = objects.reshape(height, objects.shape[0] // height, width, objects.shape[1] // width).mean(axis=(1, 3))
+        coverage = object_coverage(scene, token_map.shape[0]).sum(axis=0)  # visible masks do not overlap
         followed.append((path.name, token, round(float((token_map * coverage).sum()), 3)))
     assert len(followed) >= 4 and all(mass > 0.5 for _, _, mass in followed), followed
