@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from viewer import catalogue, overlay, trace_maths
+from viewer import catalogue, markup, overlay, trace_maths
 
 EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "scene_4_cross_star_arrow.png"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parent / "screenshots"))
@@ -108,7 +108,7 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
     width, height = VIEWPORTS[viewport]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": width, "height": height})
+        page = browser.new_page(viewport={"width": width, "height": height}, has_touch=viewport == "phone")
         page.goto(app_server.url)
         expect(page.locator("#model-banner")).to_be_hidden()
         expect(page.locator("#weights-info")).to_contain_text("on other images its classes mean nothing")
@@ -126,6 +126,21 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         expect(page.locator("#prediction")).to_contain_text(", ".join(present) or "none of its classes")
 
         page.screenshot(path=str(SCREENSHOTS / f"{viewport}_top_screen.png"))
+        # The tour's ownership map names the token owning the spot under the pointer, or under a finger.
+        last_dual = [ref for ref in trace_maths.blocks(analysis.trace) if ref.kind == "dual"][-1]
+        owner, _ = trace_maths.ownership(analysis.trace, last_dual.stage, last_dual.block)
+        spot = (0.3, 0.4)  # of the picture's width and height: inside one cell of the square example's grid
+        expected = int(owner[int(spot[1] * owner.shape[0]), int(spot[0] * owner.shape[1])])
+        ownership_map = page.locator("#tour-picture-4 figure[data-owners] img")
+        ownership_map.scroll_into_view_if_needed()
+        box = ownership_map.bounding_box()
+        position = {"x": spot[0] * box["width"], "y": spot[1] * box["height"]}
+        (ownership_map.tap if viewport == "phone" else ownership_map.hover)(position=position)
+        readout = page.locator("#tour-picture-4 .owner-readout")
+        expect(readout).to_have_text(f"token {expected} owns this spot")
+        if viewport == "desktop":  # off the picture, it asks again instead of naming a spot left behind
+            page.mouse.move(box["x"] + box["width"] + 40, box["y"] + box["height"] / 2)
+            expect(readout).to_have_text(markup.OWNER_PROMPT)
         for tab in TABS:
             open_tab(page, tab)
             if tab == "Explanations":

@@ -13,7 +13,7 @@ from model.capture import capture
 from model.dualvit import Grid
 from model.preprocess import Geometry
 from model.trace import Trace
-from viewer import overlay
+from viewer import overlay, render
 
 DARK = 40
 
@@ -236,6 +236,77 @@ def test_ownership_takes_the_token_hue_brighter_where_the_pixel_reads_it_more():
     np.testing.assert_allclose(half[16, 16], 50 + full / 2, atol=1)
     with pytest.raises(ValueError, match="geometry"):
         overlay.ownership_overlay(image[:, :60], owner, confidence, identity(64, 64))
+
+
+def test_neighbouring_owners_are_parted_by_a_dark_seam_and_one_owner_is_not():
+    owner = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]])
+    geometry = Geometry(original_size=(64, 64), resized_size=(64, 64), crop_box=(0, 0, 64, 64))
+    drawn = overlay.ownership_overlay(np.zeros((64, 64, 3), np.uint8), owner, np.ones((4, 4)), geometry, opacity=1.0)
+    colour = {token: np.array(overlay.hue_colour(hue), float) for token, hue in enumerate(overlay.token_hues(2))}
+
+    def assert_colour(y: int, x: int, token: int, brightness: float = 1.0) -> None:
+        np.testing.assert_allclose(drawn[y, x], colour[token] * brightness, atol=1.5, err_msg=str((y, x)))
+
+    # Token 1 owns the top-right quarter: a seam one pixel wide on each side of its left and lower edges.
+    assert_colour(8, 31, 0, overlay.SEAM_BRIGHTNESS)
+    assert_colour(8, 32, 1, overlay.SEAM_BRIGHTNESS)
+    assert_colour(31, 48, 1, overlay.SEAM_BRIGHTNESS)
+    assert_colour(32, 48, 0, overlay.SEAM_BRIGHTNESS)
+    for y, x in ((8, 29), (8, 34), (29, 48), (34, 48), (50, 10), (50, 50), (8, 8)):
+        assert_colour(y, x, 1 if y < 32 and x >= 32 else 0)
+    # Along the edge of what the model saw there is no seam: only the dimmed margin outside it.
+    cropped = Geometry(original_size=(64, 64), resized_size=(64, 64), crop_box=(16, 16, 48, 48))
+    drawn = overlay.ownership_overlay(np.zeros((64, 64, 3), np.uint8), np.zeros((4, 4), int), np.ones((4, 4)),
+                                      cropped, opacity=1.0)
+    for y, x in ((16, 16), (16, 30), (47, 47), (30, 47), (30, 30)):
+        assert_colour(y, x, 0)
+
+
+def test_the_ownership_key_shows_each_large_owner_as_bright_as_the_map_draws_most_of_its_region():
+    owner = np.array([[0, 0, 0, 0], [1, 1, 1, 2]])
+    # Token 1's pixels mostly read it unclearly (clarity 0, 0 and 0.9): its median is 0, its mean 0.3.
+    confidence = np.array([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.9, 0.5]])
+    key = render.ownership_key(owner, confidence, render.Style())
+    hues = overlay.token_hues(3)
+    # Brightness 0.25 + 0.75 x clarity: 1 for token 0, 0.25 for token 1 (its median), 0.625 for token 2.
+    assert key.swatches == (("token 0 (50%)", overlay.hue_colour(hues[0], 1.0)),
+                            ("token 1 (38%)", overlay.hue_colour(hues[1], 0.25)),
+                            ("token 2 (12%)", overlay.hue_colour(hues[2], 0.625)))
+    drawn = overlay.ownership_overlay(np.zeros((40, 80, 3), np.uint8), owner, confidence, identity(80, 40), 1.0)
+    assert tuple(int(c) for c in drawn[30, 10]) == key.swatches[1][1]  # most of token 1's region matches its swatch
+    assert tuple(int(c) for c in drawn[10, 30]) == key.swatches[0][1]
+
+
+def test_a_region_wide_enough_gets_its_number_deep_inside_it_and_a_thin_one_none():
+    # 224 pixels on a 28 x 28 grid (8 pixels a cell). Token 7 owns an L: a bar 8 cells wide (columns 4-11,
+    # rows 4-19) and a foot 4 cells high (rows 16-19, out to column 23), so the deepest points lie on the
+    # bar's middle column (pixel 64), far from the middle of the L's bounding box (pixel 112). Token 3 owns
+    # a strip one cell high (8 pixels: too narrow for a digit about 9 pixels high and its margin).
+    owner = np.full((28, 28), 5)
+    owner[4:20, 4:12] = 7
+    owner[16:20, 4:24] = 7
+    owner[24, :] = 3
+    dark = np.zeros((224, 224, 3), np.uint8)
+    drawn = overlay.number_regions(dark, owner, [7, 3], identity(224, 224))
+    written = drawn.max(axis=2) > 0
+    rows, columns = np.nonzero(written)
+    assert written.any() and abs(columns.mean() - 64) < 6, columns.mean()
+    assert (owner[rows // 8, columns // 8] == 7).all()  # all of it inside the L
+    assert (drawn[written].max(axis=1) >= 250).any()  # white type...
+    assert not written[192:200].any()  # ...and nothing on the strip too thin to hold a number
+    assert not (overlay.number_regions(dark, owner, [], identity(224, 224)) > 0).any()  # no token asked: none
+    # A region along the picture's edge gets its number whole, away from the edge, not cut by it.
+    edge = np.full((28, 28), 5)
+    edge[:, 20:] = 7  # the right 64 pixels
+    rows, columns = np.nonzero(overlay.number_regions(dark, edge, [7], identity(224, 224)).max(axis=2) > 0)
+    assert columns.min() > 160 + 4 and columns.max() < 224 - 4 and abs(columns.mean() - 192) < 6
+
+
+def test_the_largest_owners_come_largest_first_the_lower_token_first_on_a_tie_and_at_most_a_keyful():
+    owner = np.array([[9, 9, 4, 4, 4], [2, 2, 7, 7, 1]])
+    assert render.largest_owners(owner) == [(4, 3), (2, 2), (7, 2), (9, 2), (1, 1)]
+    many = np.arange(render.OWNERSHIP_SWATCHES + 5).reshape(1, -1)
+    assert len(render.largest_owners(many)) == render.OWNERSHIP_SWATCHES
 
 
 def test_a_home_box_outlines_exactly_the_pooled_window_on_a_dark_halo():

@@ -98,3 +98,22 @@ def test_the_tour_follows_a_token_that_gathers_from_the_objects_of_the_example_s
         coverage = object_coverage(scene, token_map.shape[0]).sum(axis=0)  # visible masks do not overlap
         followed.append((path.name, token, round(float((token_map * coverage).sum()), 3)))
     assert len(followed) >= 4 and all(mass > 0.5 for _, _, mass in followed), followed
+
+
+def test_the_tour_names_the_largest_owners_and_the_merged_tokens_half_mass_cells(explorer):
+    """Step 5 names the three tokens owning the most pixels at the last Dual block, and step 6 how many
+    stage-4 cells hold half of the followed token's attention to pixels, each counted here by hand."""
+    analysis = explorer.get(explorer.analyse(Image.open(EXAMPLE_SCENES[0]).convert("RGB")))
+    steps = render.tour(analysis, render.Style())
+    trace = analysis.trace
+    last_dual = [ref for ref in trace_maths.blocks(trace) if ref.kind == "dual"][-1]
+    owner, _ = trace_maths.ownership(trace, last_dual.stage, last_dual.block)
+    counts = np.bincount(owner.ravel(), minlength=trace.num_semantic)
+    top = sorted(range(len(counts)), key=lambda token: (-counts[token], token))[:3]
+    named = ", ".join(f"token {token} ({render.share(counts[token] / owner.size)})" for token in top)
+    assert f"the largest being {named};" in steps[4].text
+    token = int(re.search(r"\*\*token (\d+)\*\*", steps[0].text)[1])
+    last_merge = [ref for ref in trace_maths.blocks(trace) if ref.kind == "merge"][-1]
+    merged = np.sort(trace_maths.token_maps(trace, last_merge.stage, last_merge.block)[token].ravel())[::-1]
+    cells = int(np.searchsorted(np.cumsum(merged), 0.5 * merged.sum()) + 1)
+    assert f"half of its attention to the pixels on {cells} of {merged.size} pixel tokens" in steps[5].text

@@ -52,7 +52,10 @@ EXPLANATIONS: dict[str, str] = {
     "ownership": (
         "Each pixel is coloured by the semantic token it reads most, so the image splits into the regions the "
         "tokens serve. Brighter means that token takes a larger share of the pixel's attention to tokens; "
-        "dark means the pixel spreads its reads over several tokens."
+        "dark means the pixel spreads its reads over several tokens. The largest regions carry their token's "
+        "number. This map is the pixels' side (pixel_to_semantic: which token each pixel reads); the token tiles "
+        "above are the tokens' side (semantic_to_pixel: where each token looks), so a token can own a whole "
+        "object while looking at only part of it."
     ),
     "stages": (
         "The last block of each of the four stages side by side, for one token or averaged over all tokens. "

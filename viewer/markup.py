@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 
 import cv2
 import numpy as np
@@ -30,6 +31,10 @@ def message_html(text: str) -> str:
     return f'<p class="view-message">{html.escape(text)}</p>' if text else ""
 
 
+# What an ownership map's readout says until the pointer names a spot.
+OWNER_PROMPT = "hover or tap a region to name its token"
+
+
 def picture_html(picture: Picture, alt: str, owners: np.ndarray | None = None) -> str:
     """The picture with its key under it; a picture without an image shows its message instead.
 
@@ -44,7 +49,7 @@ def picture_html(picture: Picture, alt: str, owners: np.ndarray | None = None) -
         lookup = (f' data-owner-rows="{rows}" data-owner-columns="{columns}"'
                   f' data-owners="{",".join(str(int(v)) for v in owners.ravel())}"')
     key = key_html(picture.key) if picture.key is not None else ""
-    readout = '<span class="owner-readout">hover or tap a region to name its token</span>' if owners is not None else ""
+    readout = f'<span class="owner-readout">{OWNER_PROMPT}</span>' if owners is not None else ""
     return (f'<figure class="view-picture"{lookup}><img src="{image_uri(picture.image)}" alt="{html.escape(alt)}">'
             f'{readout}{key}{message_html(picture.message)}</figure>')
 
@@ -82,11 +87,16 @@ element.addEventListener('click', (event) => {
   if (tile) { trigger('select', {index: Number(tile.dataset.token), value: tile.dataset.token}); }
 });
 """
-# Hovering or tapping an ownership map names the token that owns the spot.
-NAME_OWNER_JS = """
-const name = (event) => {
+# Hovering or tapping an ownership map names the token that owns the spot; off the picture the readout
+# asks again rather than naming a spot no longer pointed at.
+NAME_OWNER_JS = f"const OWNER_PROMPT = {json.dumps(OWNER_PROMPT)};" + """
+const ownershipMap = (event) => {
   const figure = event.target.closest('figure[data-owners]');
-  if (!figure || event.target.tagName !== 'IMG') return;
+  return figure && event.target.tagName === 'IMG' ? figure : null;
+};
+const name = (event) => {
+  const figure = ownershipMap(event);
+  if (!figure) return;
   const box = event.target.getBoundingClientRect();
   const rows = Number(figure.dataset.ownerRows), columns = Number(figure.dataset.ownerColumns);
   const column = Math.min(columns - 1, Math.floor((event.clientX - box.left) / box.width * columns));
@@ -97,6 +107,10 @@ const name = (event) => {
 };
 element.addEventListener('mousemove', name);
 element.addEventListener('click', name);
+element.addEventListener('mouseout', (event) => {
+  const figure = ownershipMap(event);
+  if (figure) figure.querySelector('.owner-readout').textContent = OWNER_PROMPT;
+});
 """
 
 PAGE_CSS = KEY_CSS + """

@@ -27,6 +27,8 @@ COLORMAPS: dict[str, int] = {
 }
 # Outside the region the model saw, the photo is kept but darkened to this fraction.
 OUTSIDE_BRIGHTNESS = 0.35
+# Seams between ownership regions: dark enough to part two regions of near hues.
+SEAM_BRIGHTNESS = 0.35
 GOLDEN_ANGLE_DEGREES = 137.50776405003785
 # Ownership brightness never drops below this, so even a contested pixel keeps its token's hue.
 MIN_OWNERSHIP_VALUE = 0.25
@@ -240,15 +242,21 @@ def token_hues(count: int) -> np.ndarray:
     return np.round((np.arange(count) * GOLDEN_ANGLE_DEGREES % 360.0) / 2.0).astype(np.uint8) % 180
 
 
-def hue_colour(hue: int) -> tuple[int, int, int]:
-    """The RGB colour an ownership overlay gives a token of this hue at full brightness."""
-    hsv = np.array([[[hue, 255, 255]]], np.uint8)
+def ownership_brightness(confidence: np.ndarray | float) -> np.ndarray:
+    """The brightness (0..1) an ownership overlay gives a pixel whose choice of token is this clear."""
+    return MIN_OWNERSHIP_VALUE + (1.0 - MIN_OWNERSHIP_VALUE) * np.clip(np.nan_to_num(confidence), 0.0, 1.0)
+
+
+def hue_colour(hue: int, brightness: float = 1.0) -> tuple[int, int, int]:
+    """The RGB colour an ownership overlay gives a token of this hue at this brightness (0..1)."""
+    hsv = np.array([[[hue, 255, round(255 * brightness)]]], np.uint8)
     return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
 
 
 def ownership_overlay(image: np.ndarray, owner: np.ndarray, confidence: np.ndarray, geometry: Geometry,
                       opacity: float = 0.6) -> np.ndarray:
-    """Each pixel tinted with its owning token's hue, brighter where the pixel's choice is clearer.
+    """Each pixel tinted with its owning token's hue, brighter where the pixel's choice is clearer, with a
+    dark seam between neighbouring owners.
 
     ``owner`` (h, w) int and ``confidence`` (h, w) in [0, 1] as from :func:`viewer.trace_maths.ownership`.
     """
@@ -259,10 +267,57 @@ def ownership_overlay(image: np.ndarray, owner: np.ndarray, confidence: np.ndarr
     inside = np.isfinite(owners)
     owner_index = np.nan_to_num(owners, nan=0.0).astype(np.int64)
     hue = token_hues(int(owner_index.max()) + 1)[owner_index]
-    brightness = MIN_OWNERSHIP_VALUE + (1.0 - MIN_OWNERSHIP_VALUE) * np.clip(np.nan_to_num(shares), 0.0, 1.0)
+    brightness = ownership_brightness(shares)
     hsv = np.stack([hue, np.full_like(hue, 255), np.round(brightness * 255).astype(np.uint8)], axis=-1)
     colours = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    return blend_inside(image, colours, inside, opacity)
+    drawn = blend_inside(image, colours, inside, opacity)
+    # Hues a golden angle apart still come close among 64 tokens (those of 42 and 8 are 5 degrees apart), so
+    # a dark seam between neighbouring owners tells two regions apart whatever their hues.
+    size = 2 * max(1, line_width(drawn) // 2) + 1
+    kernel = np.ones((size, size), np.uint8)
+    labels = np.where(inside, owner_index, -1).astype(np.float32)
+    within_view = cv2.erode(inside.astype(np.uint8), kernel).astype(bool)  # no seam along the dimmed margin
+    seam = (cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)) & within_view
+    return np.where(seam[..., None], cv2.convertScaleAbs(drawn, alpha=SEAM_BRIGHTNESS), drawn)
+
+
+def number_regions(image: np.ndarray, owner: np.ndarray, tokens: Sequence[int], geometry: Geometry) -> np.ndarray:
+    """A copy with each of ``tokens``' numbers written, white on a dark edge, at the point deepest inside
+    its largest region of ``owner`` (a stage grid), where that region is wide enough to hold the number.
+
+    The type scales with the picture (a 224-pixel scene gets digits about 9 pixels high), so it reads
+    alike once the page fits the picture to its column.
+    """
+    drawn = check_image(image, geometry).copy()
+    owners = to_original(np.asarray(owner, dtype=np.float32), geometry)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    scale = max(0.35, min(drawn.shape[:2]) / 560)
+    thickness = max(1, round(2 * scale))
+    for token in tokens:
+        text = str(int(token))
+        (width, height), _ = cv2.getTextSize(text, font, scale, thickness)
+        x, y, depth = deepest_point(owners == token)
+        if depth < max(width, height) / 2 + thickness + 1:
+            continue  # no region, or the number would cover the region's edge
+        origin = (int(round(x - width / 2)), int(round(y + height / 2)))
+        cv2.putText(drawn, text, origin, font, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+        cv2.putText(drawn, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+    return drawn
+
+
+def deepest_point(mask: np.ndarray) -> tuple[int, int, float]:
+    """(x, y, distance to the nearest pixel outside) of the point deepest inside the largest 4-connected
+    region of ``mask`` (a bool image), the picture's edge counting as outside; (0, 0, 0) for an empty mask."""
+    count, parts, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+    if count < 2:
+        return 0, 0, 0.0
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    left, top, width, height = (int(v) for v in stats[largest, :4])
+    # The region within its bounding box, framed by a pixel of background for the picture's edge.
+    region = np.pad((parts[top:top + height, left:left + width] == largest).astype(np.uint8), 1)
+    depth = cv2.distanceTransform(region, cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return left + int(x), top + int(y), float(depth[y, x])
 
 
 def line_width(image: np.ndarray) -> int:

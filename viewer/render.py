@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import plotly.graph_objects as go
 
+from model.preprocess import Geometry
 from viewer import attribution, figures, help_texts, keys, overlay, trace_maths
 from viewer.keys import ColourKey
 from viewer.service import Analysis
@@ -165,25 +166,45 @@ def share_label(value: float) -> str:
     return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
 
 
-def ownership_key(owner: np.ndarray, style: Style) -> ColourKey:
-    """Swatches of the tokens that own the most cells, with their share of the image."""
+def largest_owners(owner: np.ndarray) -> list[tuple[int, int]]:
+    """(token, cells) of the tokens owning the most cells, at most ``OWNERSHIP_SWATCHES``, largest first
+    (the lower token first on a tie): the ones the key lists and the map numbers."""
     tokens, counts = np.unique(owner, return_counts=True)
     order = np.argsort(-counts, kind="stable")[:OWNERSHIP_SWATCHES]
+    return [(int(tokens[i]), int(counts[i])) for i in order]
+
+
+def ownership_key(owner: np.ndarray, confidence: np.ndarray, style: Style) -> ColourKey:
+    """Swatches of the tokens that own the most cells, with their share of the image, each as bright as
+    the map draws the median clarity of its pixels: a region of unclear choices is dark there and in the key."""
     hues = overlay.token_hues(int(owner.max()) + 1)
-    swatches = tuple((f"token {int(tokens[i])} ({share_label(counts[i] / owner.size)})",
-                      overlay.hue_colour(hues[tokens[i]])) for i in order)
-    rest = len(tokens) - len(order)
-    note = "brighter: the pixel reads that token more clearly" + (f"; {rest} more tokens own smaller regions"
-                                                                   if rest > 0 else "")
+    largest = largest_owners(owner)
+    swatches = tuple((f"token {token} ({share_label(cells / owner.size)})",
+                      overlay.hue_colour(hues[token],
+                                         float(overlay.ownership_brightness(np.median(confidence[owner == token])))))
+                     for token, cells in largest)
+    rest = len(np.unique(owner)) - len(largest)
+    note = ("numbers: the tokens listed here, where their region has room; brighter: the pixel reads its token "
+            "more clearly (each swatch as its region mostly is); dark seams part neighbouring regions"
+            + (f"; {rest} more tokens own smaller regions" if rest > 0 else ""))
     return ColourKey("owner (share of the image)", style.colormap, swatches=swatches, note=note)
+
+
+def ownership_picture(analysis: Analysis, owner: np.ndarray, confidence: np.ndarray, style: Style) -> Picture:
+    """The ownership map over the display image, the largest owners numbered, with its key."""
+    drawn = overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry, opacity=style.opacity)
+    numbered = overlay.number_regions(drawn, owner, [token for token, _ in largest_owners(owner)], analysis.geometry)
+    return Picture(numbered, ownership_key(owner, confidence, style))
 
 
 # Owners sent for hovering over an ownership map: at most this many cells a side.
 OWNER_LOOKUP_SIDE = 96
 
 
-def owner_lookup(owner_on_display: np.ndarray) -> np.ndarray:
-    """A coarse copy of a per-display-pixel owner map (NaN outside), small enough to send with the page."""
+def owner_lookup(owner: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """A coarse copy of an owner map (a stage grid) on the display image, -1 outside what the model saw,
+    small enough to send with the page so that hovering or tapping names the owner."""
+    owner_on_display = overlay.to_original(owner.astype(np.float32), geometry)
     height, width = owner_on_display.shape
     scale = min(1.0, OWNER_LOOKUP_SIDE / max(height, width))
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
@@ -203,15 +224,14 @@ def pixel_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, sty
     top_tokens = token_tiles(analysis, [maps[index] for index in top], style,
                              [f"token {index}: reads {reads[index]:.2f}" for index in top], top)
     owner, confidence = trace_maths.ownership(trace, block.stage, block.block, fusion)
-    ownership = Picture(overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
-                                                  opacity=style.opacity), ownership_key(owner, style))
+    ownership = ownership_picture(analysis, owner, confidence, style)
     return PixelView(
         marked=overlay.mark_point(analysis.display, point),
         reads=reads,
         reads_figure=figures.pixel_reads_figure(reads, top_k=TOP_TOKENS),
         top_tokens=top_tokens,
         ownership=ownership,
-        owners=owner_lookup(overlay.to_original(owner.astype(np.float32), analysis.geometry)),
+        owners=owner_lookup(owner, analysis.geometry),
     )
 
 
@@ -322,6 +342,7 @@ class TourStep:
     title: str
     picture: Picture
     text: str
+    owners: np.ndarray | None = None  # an ownership picture's owner_lookup, to name a region under the pointer
 
 
 def share(value: float) -> str:
@@ -365,8 +386,8 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
     talk_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, talk), style))
     owner, confidence = trace_maths.ownership(trace, last_dual.stage, last_dual.block)
     owners = np.bincount(owner.ravel(), minlength=tokens)
-    ownership = Picture(overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry,
-                                                  opacity=style.opacity), ownership_key(owner, style))
+    largest = ", ".join(f"token {token} ({share(count / owner.size)})" for token, count in largest_owners(owner)[:3])
+    ownership = ownership_picture(analysis, owner, confidence, style)
     merged = trace_maths.token_maps(trace, last_merge.stage, last_merge.block)[lead]
     merged_picture = home(draw_one(analysis, merged, style))
     quadrants = dict(trace_maths.merge_quadrants(trace))[last_merge]
@@ -405,15 +426,18 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
         TourStep("Pixels read the tokens back (pixel_to_semantic)", ownership,
                  f"Each pixel then attends over the {tokens} tokens only, instead of all other pixels: N×M "
                  f"(pixels × tokens) instead of N×N. Colouring each pixel by the token it reads most splits the "
-                 f"image into regions: at {last_dual.label}, {int((owners > 0).sum())} tokens own pixels, token "
-                 f"{int(np.argmax(owners))} the most ({share(float(owners.max() / owner.size))}); the tour's token "
+                 f"image into regions: at {last_dual.label}, {int((owners > 0).sum())} tokens own pixels, the "
+                 f"largest being {largest}; numbers on the map name the larger regions' tokens. The tour's token "
                  f"{lead} owns {share(float(owners[lead] / owner.size)) if owners[lead] else 'no pixel'}. "
-                 f"Hover to name a region."),
+                 f"Hover over a region, or tap it, to name its token.",
+                 owner_lookup(owner, analysis.geometry)),
         TourStep("Merge blocks join both (stages 3–4)", merged_picture,
                  f"In stages 3–4 pixels and tokens are concatenated and share one self-attention. At "
                  f"{last_merge.label}, pixels give {share(quadrants['pixel→semantic'])} of their attention to tokens, "
                  f"tokens give {share(quadrants['semantic→pixel'])} of theirs to pixels. The picture: token {lead} "
-                 f"on the coarse {trace.grid(last_merge.stage).height}×{trace.grid(last_merge.stage).width} grid.",
+                 f"on the coarse {trace.grid(last_merge.stage).height}×{trace.grid(last_merge.stage).width} grid, "
+                 f"half of its attention to the pixels on {cells(trace_maths.area_holding(merged, 0.5), merged.size)} "
+                 f"(outlined).",
                  ),
         TourStep("The class token decides", class_picture,
                  f"A class token attends over the final pixel and semantic tokens and feeds the classifier; this is "

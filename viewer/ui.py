@@ -233,7 +233,7 @@ class Page:
     def tour(self, key, scale, colormap, opacity) -> dict[str, Any]:
         analysis = self.analysis(key)
         steps = self.guarded(render.tour, analysis, self.style(scale, colormap, opacity))
-        pictures = {tour_picture(index): markup.picture_html(step.picture, step.title)
+        pictures = {tour_picture(index): markup.picture_html(step.picture, step.title, owners=step.owners)
                     for index, step in enumerate(steps)}
         texts = {tour_text(index): f"### {index + 1}. {step.title}\n{step.text}" for index, step in enumerate(steps)}
         return pictures | texts
@@ -401,7 +401,8 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                             tour_links.append((gr.Button(f"Open the full view: {TAB_TITLES[view]}", size="sm",
                                                          variant="secondary"), view))
                         with gr.Column(scale=1, min_width=280):
-                            named[tour_picture(step)] = view_html(tour_picture(step).replace("_", "-"))
+                            named[tour_picture(step)] = view_html(tour_picture(step).replace("_", "-"),
+                                                                  markup.NAME_OWNER_JS)
             # Controls at the head of a tab, and controls right after a view.
             controls_first = {"stages": stage_token_box, "explanations": functools.partial(explanation_controls, bundle)}
             controls_after = {"token_gallery": token_box}
