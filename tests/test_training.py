@@ -15,7 +15,8 @@ import torch
 from training.evaluate import (average_precision, class_misses, exact_match, mean_average_precision, object_figures,
                                wrong_by_object_count)
 from training.scenes import CLASSES, heldout_seed, make_scene, normalise_image
-from training.train import CONTAINMENT_WEIGHT, grounding_loss, token_distributions, training_record
+from training.train import (CONTAINMENT_WEIGHT, Recipe, build_network, grounding_loss, token_distributions,
+                            training_record)
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ROOT / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
@@ -36,6 +37,37 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout.strip().splitlines()[-1])["steps"] == 10
     assert "8/10" in resumed.stderr.replace("\r", "\n")
+
+
+def test_a_run_with_a_moving_average_exports_it_beside_the_live_weights_and_resumes_it(tmp_path):
+    command = [sys.executable, "-m", "training.train", "--out", str(tmp_path), "--steps", "4", "--batch-size", "4",
+               "--scenes", "4", "--warmup-steps", "1", "--workers", "0", "--save-every", "2", "--ema-decay", "0.9"]
+    assert subprocess.run(command, capture_output=True, text=True, cwd=ROOT).returncode == 0
+    resumed = subprocess.run(command[:6] + ["6"] + command[7:], capture_output=True, text=True, cwd=ROOT)
+    assert resumed.returncode == 0, resumed.stderr
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["averaged"]["n_averaged"].item() == 6  # the resumed run went on averaging, not afresh
+    average = safetensors.torch.load_file(str(tmp_path / "dualvit_nano_scenes.safetensors"))
+    live = safetensors.torch.load_file(str(tmp_path / "dualvit_nano_scenes_live.safetensors"))
+    assert average.keys() == live.keys() == state["model"].keys()
+    assert all(torch.equal(live[key], state["model"][key]) for key in live)
+    assert all(torch.allclose(average[key], state["averaged"][f"module.{key}"]) for key in average)
+    # At decay 0.9 the average keeps most of the early weights: it has moved from the start about half
+    # as far as the optimiser's own (weighing the newest weights by 0.9 instead would follow them).
+    torch.manual_seed(Recipe.seed)
+    start = build_network(Recipe()).state_dict()
+
+    def moved(weights: dict[str, torch.Tensor]) -> float:
+        return float(torch.cat([(weights[key] - start[key]).flatten() for key in start]).norm())
+
+    assert 0 < moved(average) < 0.75 * moved(live)
+    with safetensors.safe_open(str(tmp_path / "dualvit_nano_scenes.safetensors"), "pt") as exported:
+        assert exported.metadata()["ema_decay"] == "0.9" and exported.metadata()["training_steps"] == "6"
+    # Resuming with another decay, or none, would change what the average means: refused in words.
+    for other in (["--ema-decay", "0.5"], []):
+        refused = subprocess.run(command[:6] + ["8"] + command[7:-2] + other, capture_output=True, text=True, cwd=ROOT)
+        assert refused.returncode == 2 and "written with --ema-decay 0.9" in refused.stderr
+        assert "Traceback" not in refused.stderr
 
 
 def test_a_fine_tuning_run_records_its_training_after_that_of_its_start(tmp_path):
