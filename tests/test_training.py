@@ -15,8 +15,8 @@ import torch
 from training.evaluate import (average_precision, class_misses, exact_match, mean_average_precision, object_figures,
                                wrong_by_object_count)
 from training.scenes import CLASSES, heldout_seed, make_scene, normalise_image
-from training.train import (CONTAINMENT_WEIGHT, Recipe, build_network, grounding_loss, token_distributions,
-                            training_record)
+from training.train import (CONTAINMENT_WEIGHT, Recipe, build_network, grounding_loss, native_bfloat16,
+                            token_distributions, training_record)
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ROOT / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
@@ -32,6 +32,9 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     assert (tmp_path / "last.pt").exists()
     with safetensors.safe_open(str(tmp_path / "dualvit_nano_scenes.safetensors"), "pt") as exported:
         assert json.loads(exported.metadata()["class_names"]) == list(CLASSES)
+        # By default bfloat16 only where this CPU computes it natively (emulated, it was 13x slower).
+        native = native_bfloat16(torch.device("cpu"))
+        assert exported.metadata()["precision"] == summary["precision"] == ("bfloat16" if native else "float32")
     # A second run with a higher step count resumes from step 8 instead of starting again.
     resumed = subprocess.run(command[:6] + ["10"] + command[7:], capture_output=True, text=True, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr
@@ -41,7 +44,8 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
 
 def test_a_run_with_a_moving_average_exports_it_beside_the_live_weights_and_resumes_it(tmp_path):
     command = [sys.executable, "-m", "training.train", "--out", str(tmp_path), "--steps", "4", "--batch-size", "4",
-               "--scenes", "4", "--warmup-steps", "1", "--workers", "0", "--save-every", "2", "--ema-decay", "0.9"]
+               "--scenes", "4", "--warmup-steps", "1", "--workers", "0", "--save-every", "2", "--precision", "float32",
+               "--ema-decay", "0.9"]
     assert subprocess.run(command, capture_output=True, text=True, cwd=ROOT).returncode == 0
     resumed = subprocess.run(command[:6] + ["6"] + command[7:], capture_output=True, text=True, cwd=ROOT)
     assert resumed.returncode == 0, resumed.stderr
@@ -63,11 +67,19 @@ def test_a_run_with_a_moving_average_exports_it_beside_the_live_weights_and_resu
     assert 0 < moved(average) < 0.75 * moved(live)
     with safetensors.safe_open(str(tmp_path / "dualvit_nano_scenes.safetensors"), "pt") as exported:
         assert exported.metadata()["ema_decay"] == "0.9" and exported.metadata()["training_steps"] == "6"
+        assert exported.metadata()["precision"] == "float32"  # as asked, whatever the CPU
     # Resuming with another decay, or none, would change what the average means: refused in words.
     for other in (["--ema-decay", "0.5"], []):
         refused = subprocess.run(command[:6] + ["8"] + command[7:-2] + other, capture_output=True, text=True, cwd=ROOT)
         assert refused.returncode == 2 and "written with --ema-decay 0.9" in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_bfloat16_counts_as_native_on_x86_cores_with_avx512_and_not_on_avx2_alone():
+    # oneDNN runs bfloat16 kernels on AVX-512 (BW, VL, DQ); with AVX2 alone it emulates them.
+    flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("flags")).split(":")[1].split())
+    assert native_bfloat16(torch.device("cpu")) == {"avx512bw", "avx512vl", "avx512dq"}.issubset(flags)
 
 
 def test_a_fine_tuning_run_records_its_training_after_that_of_its_start(tmp_path):
