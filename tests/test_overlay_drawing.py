@@ -399,7 +399,10 @@ def test_a_label_sits_on_a_dark_strip_in_white_cut_to_fit_the_tile():
     assert ((greys > overlay.BACKGROUND[0]) & (greys < 255)).any()  # anti-aliased
     assert (strip[..., 0] == strip[..., 1]).all() and (strip[..., 1] == strip[..., 2]).all()
     text_columns = np.flatnonzero((strip > 100).any(axis=(0, 2)))
-    assert 2 <= text_columns.min() <= 4 and text_columns.max() < 64 - 16  # "token 12" fits, left-aligned
+    assert 2 <= text_columns.min() <= 4 and text_columns.max() < 64 - 2  # left-aligned, inside the tile
+    # "token 12" fits whole: it reaches further right than "token 1" (the font's own widths decide).
+    shorter = overlay.label_tile(image, "token 1")[64 - overlay.LABEL_HEIGHT:]
+    assert np.flatnonzero((shorter > 100).any(axis=(0, 2))).max() < text_columns.max()
     long = overlay.label_tile(image, "a label far too long for a tile of sixty-four pixels")
     long_columns = np.flatnonzero((long[64 - overlay.LABEL_HEIGHT:] > 100).any(axis=(0, 2)))
     assert 64 - 14 <= long_columns.max() <= 64 - 2  # cut at the last character that fits, none past the edge
@@ -480,3 +483,37 @@ def test_the_innermost_mass_band_is_outlined():
     levels[1, 1] = 3  # original rows and columns 16..31
     drawn = overlay.mass_overlay(image, levels, identity(64, 64), opacity=0.5)
     assert drawn[24, 16].min() > 240 and tuple(drawn[24, 15]) == (0, 0, 0)  # light border, dark halo outside
+
+
+def test_the_backdrop_is_the_photo_in_grey_at_its_brightness():
+    image = np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    drawn = overlay.backdrop(image)
+    assert drawn.shape == image.shape and drawn.dtype == np.uint8
+    assert (drawn[..., 0] == drawn[..., 1]).all() and (drawn[..., 1] == drawn[..., 2]).all()
+    luminance = image.astype(float) @ np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as OpenCV weighs them
+    np.testing.assert_allclose(drawn[..., 0], luminance * overlay.BACKDROP_BRIGHTNESS, atol=1.5)
+
+
+def test_maps_are_drawn_over_the_grey_photo_and_only_large_pictures_carry_the_outline():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(4)
+    photo = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)  # a colourful photo, as a scene is
+    analysis = SimpleNamespace(display=photo, geometry=identity(64, 64), thumbnail=photo.copy(),
+                               thumbnail_geometry=identity(64, 64))
+    values = np.zeros((4, 4), np.float32)
+    values[1, 1] = 1.0  # one cell: original rows and columns 16..31
+    quiet = np.ones((64, 64), bool)
+    quiet[12:36, 12:36] = False  # away from the cell and its outline
+    for scale in ("per map", "mass"):
+        style = render.Style(scale=scale)
+        (large,), large_key = render.draw_maps(analysis, [values], style)
+        (small,), small_key = render.draw_maps(analysis, [values], style, small=True)
+        grey = overlay.backdrop(photo)
+        # Where the map is zero, the photo in grey: every colour in the picture is the map's.
+        np.testing.assert_array_equal(large[quiet], grey[quiet])
+        np.testing.assert_array_equal(small[quiet], grey[quiet])
+        assert np.abs(small[20:28, 20:28].astype(int) - grey[20:28, 20:28]).max() > 50  # the cell is coloured
+        border = (slice(14, 34), 15)  # the column just left of the cell: the outline's dark halo and light line
+        assert (large[border] == 0).all(axis=-1).any() and not (small[border] == 0).all(axis=-1).any(), scale
+        assert "outline" in large_key.note and small_key.note == render.TILE_NOTE

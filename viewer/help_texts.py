@@ -81,9 +81,10 @@ EXPLANATIONS: dict[str, str] = {
         "or a single head (only the heads the block has are offered; views that span stages use the mean where "
         "a block lacks that head). Colour scale: *per map* colours each map from 0 to its own peak (to compare "
         "where maps look), *shared* puts the maps shown together on one range (to compare how much), *mass* "
-        "fills the smallest regions holding 50%, 80% and 95% of each map's mass. Colour grows more opaque with "
-        "the value, so low attention leaves the photo as it is; the fewest cells holding half of a map's mass "
-        "are outlined. Parts of the photo the model did not see (cropped away) are dimmed."
+        "fills the smallest regions holding 50%, 80% and 95% of each map's mass. Maps are drawn over the photo in "
+        "grey, so every colour is the map's; colour grows more opaque with the value, so low attention leaves the "
+        "grey photo showing. Large pictures outline the fewest cells holding half of a map's mass; tiles show the "
+        "heat alone. Parts of the photo the model did not see (cropped away) are dimmed."
     ),
     "explanations": (
         "Attention shows where tokens look, not what drives the prediction. These methods ask the second question "

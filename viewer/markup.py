@@ -116,6 +116,8 @@ element.addEventListener('mouseout', (event) => {
 PAGE_CSS = KEY_CSS + """
 .tile-grid {display: grid; grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)); gap: 4px; width: 100%;}
 .tile-grid.wide {grid-template-columns: repeat(auto-fill, minmax(150px, 1fr));}
+/* A phone has room for two of the larger tiles a row, each near its picture's own size. */
+@media (max-width: 480px) {.tile-grid.wide {grid-template-columns: repeat(2, minmax(0, 1fr));}}
 .tile {display: flex; flex-direction: column; padding: 0; margin: 0; border: 0; background: none;
   color: var(--body-text-color); cursor: default; min-width: 0;}
 button.tile {cursor: pointer;}

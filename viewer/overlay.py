@@ -27,6 +27,10 @@ COLORMAPS: dict[str, int] = {
 }
 # Outside the region the model saw, the photo is kept but darkened to this fraction.
 OUTSIDE_BRIGHTNESS = 0.35
+# Attention is drawn over the photo in grey at this brightness, so that every colour in the picture is
+# the map's: over a saturated photo (the generated scenes above all) the colour map's middle was lost
+# among the photo's own colours, and a map of a few cells read as no map at all.
+BACKDROP_BRIGHTNESS = 0.6
 # Seams between ownership regions: dark enough to part two regions of near hues.
 SEAM_BRIGHTNESS = 0.35
 GOLDEN_ANGLE_DEGREES = 137.50776405003785
@@ -121,6 +125,12 @@ def dimmed(image: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(image, alpha=OUTSIDE_BRIGHTNESS)
 
 
+def backdrop(image: np.ndarray) -> np.ndarray:
+    """The photo as attention is drawn over it: its luminance alone, at ``BACKDROP_BRIGHTNESS``."""
+    grey = cv2.cvtColor(check_image(image), cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(cv2.convertScaleAbs(grey, alpha=BACKDROP_BRIGHTNESS), cv2.COLOR_GRAY2RGB)
+
+
 def blend_inside(image: np.ndarray, colours: np.ndarray, inside: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
     """Colours blended over the image with weight ``alpha`` (per pixel or one number) where ``inside``;
     the image dimmed where the model saw nothing."""
@@ -204,8 +214,8 @@ def band_colours(colormap: str, count: int) -> list[tuple[int, int, int]]:
 
 
 def mass_overlay(image: np.ndarray, levels: np.ndarray, geometry: Geometry, colormap: str = "inferno",
-                 opacity: float = 0.6, bands: int = 3) -> np.ndarray:
-    """Nested mass regions filled over the photo and the innermost outlined.
+                 opacity: float = 0.6, bands: int = 3, outlined: bool = True) -> np.ndarray:
+    """Nested mass regions filled over the photo and, when ``outlined``, the innermost outlined.
 
     ``levels`` (h, w) int from :func:`viewer.trace_maths.mass_levels`: ``bands`` for the smallest
     region (e.g. 50% of the mass), down to 1 for the largest and 0 outside, which is left as the photo.
@@ -219,7 +229,7 @@ def mass_overlay(image: np.ndarray, levels: np.ndarray, geometry: Geometry, colo
     colours = palette[np.clip(level, 0, bands)]
     weights = np.concatenate([[0.0], np.linspace(0.45, 1.0, bands)]) * opacity
     drawn = blend_inside(image, colours, inside, weights[np.clip(level, 0, bands)])
-    return outline(drawn, np.asarray(levels) >= bands, geometry)
+    return outline(drawn, np.asarray(levels) >= bands, geometry) if outlined else drawn
 
 
 def outline(image: np.ndarray, region: np.ndarray, geometry: Geometry,

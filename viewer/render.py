@@ -33,6 +33,9 @@ DEFAULT_SCALE = "per map"
 HOME_COLOUR = (0, 220, 255)
 HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's mass"
 SIGNED_HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's positive mass"
+# Tiles carry no outline: at tile size its halo covered a region of a cell or two, the heat inside it
+# with it; the heat alone shows where each map looks.
+TILE_NOTE = "tiles: the heat alone; a large picture outlines the fewest cells holding half of a map's mass"
 
 
 # At the peak a colour is blended this strongly over the photo: high enough that the peak's colour
@@ -103,24 +106,28 @@ def check_scale(scale: str) -> None:
 
 def draw_maps(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, unit: str = ATTENTION,
               small: bool = False) -> tuple[list[np.ndarray], ColourKey]:
-    """The maps drawn over the photo (or its thumbnail, ``small``) on ``style.scale``, and their key."""
+    """The maps drawn over the photo in grey (or its thumbnail, ``small``: tiles, without outlines) on
+    ``style.scale``, and their key."""
     check_scale(style.scale)
     image, geometry = (analysis.thumbnail, analysis.thumbnail_geometry) if small else \
         (analysis.display, analysis.geometry)
+    backdrop = overlay.backdrop(image)
     if style.scale == "mass":
-        drawn = [overlay.mass_overlay(image, trace_maths.mass_levels(values), geometry, style.colormap, style.opacity)
-                 for values in maps]
+        drawn = [overlay.mass_overlay(backdrop, trace_maths.mass_levels(values), geometry, style.colormap,
+                                      style.opacity, outlined=not small) for values in maps]
         colours = overlay.band_colours(style.colormap, len(trace_maths.MASS_SHARES))
         swatches = tuple((f"{share:.0%}", colour) for share, colour in zip(trace_maths.MASS_SHARES, colours))
         return drawn, ColourKey("smallest region holding this share of the map's mass", style.colormap,
-                                swatches=swatches, note="outline: the 50% region")
+                                swatches=swatches, note=TILE_NOTE if small else "outline: the 50% region")
     shared = trace_maths.shared_range(maps) if style.scale == "shared" or len(maps) == 1 else None
     vranges = [(min(0.0, shared[0]), shared[1]) if shared else overlay.value_range(values) for values in maps]
-    heats = overlay.overlays(image, maps, geometry, style.colormap, style.opacity, vranges)
-    drawn = [overlay.outline(heat, trace_maths.mass_region(values, 0.5), geometry) for heat, values in zip(heats, maps)]
+    drawn = overlay.overlays(backdrop, maps, geometry, style.colormap, style.opacity, vranges)
+    if not small:
+        drawn = [overlay.outline(heat, trace_maths.mass_region(values, 0.5), geometry)
+                 for heat, values in zip(drawn, maps)]
     low, high = (min(0.0, shared[0]), shared[1]) if shared else (0.0, None)
     signed = any(np.nanmin(values) < 0 for values in maps)  # attributions; attention is never negative
-    note = SIGNED_HALF_MASS_NOTE if signed else HALF_MASS_NOTE
+    note = TILE_NOTE if small else SIGNED_HALF_MASS_NOTE if signed else HALF_MASS_NOTE
     return drawn, ColourKey(unit, style.colormap, low, high, note=note)
 
 

@@ -388,7 +388,9 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
             named["opacity"] = CheckedSlider(0, 1, value=render.DEFAULT_OPACITY, step=0.05, label="Opacity")
         explanation("overlay_controls")
         named["selection"] = gr.HTML(elem_id="selection-style")
-        with gr.Tabs() as tabs:
+        # Every tab in sight, on as many rows as it takes: on a phone the default menu folded four of the
+        # six into a "⋯" that a first-time visitor does not open.
+        with gr.Tabs(overflow_behavior="wrap") as tabs:
             with gr.Tab(TAB_TITLES["tour"], id="tour"):
                 gr.Markdown("The Dual-ViT story on this image, in seven pictures. Each step names the full view "
                             "it summarises.", elem_classes=["explanation"])
