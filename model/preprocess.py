@@ -42,6 +42,13 @@ class Geometry:
         return right - left, bottom - top
 
     @property
+    def crops(self) -> bool:
+        """Whether the crop leaves part of the resized image out: part the model never sees."""
+        left, top, right, bottom = self.crop_box
+        width, height = self.resized_size
+        return left > 0 or top > 0 or right < width or bottom < height
+
+    @property
     def scale(self) -> tuple[float, float]:
         return (self.resized_size[0] / self.original_size[0], self.resized_size[1] / self.original_size[1])
 

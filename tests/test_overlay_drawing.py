@@ -455,7 +455,8 @@ def test_an_overlay_scales_each_value_within_its_range_and_clips_outside_it():
     table = colour_map("viridis").astype(float)
     values = np.array([[3.0, 1.0], [9.0, np.nan]])  # range (2, 4): the middle, below, above, not a number
     drawn = overlay.overlay(image, values, identity(64, 64), "viridis", opacity=0.8, vrange=(2.0, 4.0))
-    np.testing.assert_allclose(drawn[16, 16], 100 * (1 - 0.4) + table[128] * 0.4, atol=1)  # level 0.5
+    weight = 0.8 * np.sqrt(0.5)  # level 0.5: the opacity times the level's square root
+    np.testing.assert_allclose(drawn[16, 16], 100 * (1 - weight) + table[128] * weight, atol=1)
     np.testing.assert_array_equal(drawn[16, 48], image[16, 48])  # below the range: the photo
     np.testing.assert_allclose(drawn[48, 16], 100 * 0.2 + table[255] * 0.8, atol=1)  # above: as at the top
     np.testing.assert_array_equal(drawn[48, 48], image[48, 48])  # NaN: the photo
@@ -517,3 +518,55 @@ def test_maps_are_drawn_over_the_grey_photo_and_only_large_pictures_carry_the_ou
         border = (slice(14, 34), 15)  # the column just left of the cell: the outline's dark halo and light line
         assert (large[border] == 0).all(axis=-1).any() and not (small[border] == 0).all(axis=-1).any(), scale
         assert "outline" in large_key.note and small_key.note == render.TILE_NOTE
+
+
+def test_the_ownership_map_takes_no_colour_from_the_photo():
+    from types import SimpleNamespace
+
+    photo = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    grey = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)  # the same luminance
+    owner = np.arange(16).reshape(4, 4) % 5
+    confidence = np.linspace(0.1, 0.9, 16).reshape(4, 4)
+
+    def picture(image):
+        analysis = SimpleNamespace(display=image, geometry=identity(64, 64))
+        return render.ownership_picture(analysis, owner, confidence, render.Style()).image.astype(int)
+
+    # A colourful photo and its grey copy give one map: every hue on it is an owner's.
+    assert np.abs(picture(photo) - picture(grey)).max() <= 1
+    assert np.abs(picture(photo) - picture(np.full_like(photo, 128))).max() > 5  # its light and shade show through
+
+
+def test_a_key_says_what_the_dimmed_bands_are_only_where_the_model_saw_part_of_the_image():
+    from types import SimpleNamespace
+
+    photo = np.full((48, 64, 3), 90, np.uint8)
+    cropped = Geometry(original_size=(64, 48), resized_size=(64, 48), crop_box=(8, 0, 56, 48))  # a centre crop
+    values = np.eye(4, dtype=np.float32)
+    for geometry, said in ((cropped, True), (identity(64, 48), False)):
+        analysis = SimpleNamespace(display=photo, geometry=geometry, thumbnail=photo, thumbnail_geometry=geometry)
+        for small in (False, True):
+            _, key = render.draw_maps(analysis, [values], render.Style(), small=small)
+            assert (render.CROPPED_NOTE in key.note) == said, (said, small)
+        ownership = render.ownership_picture(analysis, np.arange(16).reshape(4, 4), np.ones((4, 4)), render.Style())
+        assert (render.CROPPED_NOTE in ownership.key.note) == said
+    assert cropped.crops and not identity(64, 48).crops
+
+
+def test_each_block_of_a_series_says_how_spread_its_map_is():
+    from types import SimpleNamespace
+
+    from viewer import trace_maths
+
+    photo = np.full((64, 64, 3), 90, np.uint8)
+    analysis = SimpleNamespace(display=photo, geometry=identity(64, 64), thumbnail=photo,
+                               thumbnail_geometry=identity(64, 64))
+    peaked = np.zeros((4, 4))
+    peaked[0, 0] = 1.0  # half its mass on 1 cell of 16
+    spread = np.full((4, 4), 1 / 16)  # half on 8 of 16
+    refs = [trace_maths.BlockRef(1, 0, "dual"), trace_maths.BlockRef(3, 0, "merge")]
+    tiles = render.series_tiles(analysis, list(zip(refs, [peaked, spread])), render.Style())
+    assert [tile.caption for tile in tiles.tiles] == [f"{refs[0].label} · half on 6%", f"{refs[1].label} · half on 50%"]
+    assert tiles.key.note.endswith(render.SPREAD_NOTE)
+    empty = render.series_tiles(analysis, [(refs[0], np.zeros((4, 4)))], render.Style())
+    assert empty.tiles[0].caption.endswith("no mass")

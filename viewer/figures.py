@@ -62,16 +62,19 @@ def semantic_self_figure(matrix: np.ndarray, title: str) -> go.Figure:
 
 def merge_quadrants_figure(quadrants: Sequence[tuple[BlockRef, dict[str, float]]]) -> go.Figure:
     """Grouped bars: for each Merge block, the mean attention share of each query group → key group."""
-    labels = [ref.label for ref, _ in quadrants]
+    # Each block's label on two lines, so that a phone's narrow plot keeps them level and whole.
+    labels = [ref.label.replace(" · ", "<br>") for ref, _ in quadrants]
     figure = go.Figure([
         go.Bar(name=quadrant, x=labels, y=[shares[quadrant] for _, shares in quadrants],
                marker_color=QUADRANT_COLOURS[quadrant],
                hovertemplate=f"%{{x}}<br>{quadrant}: %{{y:.3f}}<extra></extra>")
         for quadrant in QUADRANTS
     ])
-    figure.update_layout(title="Where Merge-block attention goes (head mean)", barmode="group",
-                         xaxis_title="Merge block", yaxis_title="mean share of a query's attention",
-                         yaxis_range=[0, 1], legend_title="query → key", **LAYOUT)
+    # A title short enough for a phone; the labels name the blocks, so the x axis needs no title of its own.
+    figure.update_layout(title="Where attention goes (head mean)", barmode="group",
+                         yaxis_title="mean share of a query's attention", yaxis_range=[0, 1],
+                         legend_title="query → key", **LAYOUT)
+    figure.update_xaxes(tickangle=0)
     # Below the plot rather than beside it, so a phone keeps the bars wide.
     figure.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
     if not quadrants:

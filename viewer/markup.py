@@ -124,6 +124,7 @@ button.tile {cursor: pointer;}
 .tile img {width: 100%; height: auto; display: block;}
 .tile-caption {font-size: 0.75rem; text-align: center; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis;}
+.tile-grid.wide .tile-caption {white-space: normal;}  /* the larger tiles' longer captions wrap, not cut */
 .view-picture {margin: 0;}
 .view-picture img {width: 100%; max-width: 640px; height: auto; display: block;}
 .view-message {padding: 8px 12px; border-left: 4px solid var(--color-accent); background: var(--block-background-fill);

@@ -36,6 +36,13 @@ SIGNED_HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's pos
 # Tiles carry no outline: at tile size its halo covered a region of a cell or two, the heat inside it
 # with it; the heat alone shows where each map looks.
 TILE_NOTE = "tiles: the heat alone; a large picture outlines the fewest cells holding half of a map's mass"
+CROPPED_NOTE = "darkest bands: cropped away, not seen by the model"
+SPREAD_NOTE = "half on N%: the share of the picture holding half of the map's mass"
+
+
+def noting_the_crop(note: str, geometry: Geometry) -> str:
+    """A key's note, and what the dimmed bands are where the model saw only part of the image."""
+    return "; ".join(part for part in (note, CROPPED_NOTE if geometry.crops else "") if part)
 
 
 # At the peak a colour is blended this strongly over the photo: high enough that the peak's colour
@@ -117,8 +124,9 @@ def draw_maps(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, unit
                                       style.opacity, outlined=not small) for values in maps]
         colours = overlay.band_colours(style.colormap, len(trace_maths.MASS_SHARES))
         swatches = tuple((f"{share:.0%}", colour) for share, colour in zip(trace_maths.MASS_SHARES, colours))
+        note = TILE_NOTE if small else "outline: the 50% region"
         return drawn, ColourKey("smallest region holding this share of the map's mass", style.colormap,
-                                swatches=swatches, note=TILE_NOTE if small else "outline: the 50% region")
+                                swatches=swatches, note=noting_the_crop(note, geometry))
     shared = trace_maths.shared_range(maps) if style.scale == "shared" or len(maps) == 1 else None
     vranges = [(min(0.0, shared[0]), shared[1]) if shared else overlay.value_range(values) for values in maps]
     drawn = overlay.overlays(backdrop, maps, geometry, style.colormap, style.opacity, vranges)
@@ -128,7 +136,7 @@ def draw_maps(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, unit
     low, high = (min(0.0, shared[0]), shared[1]) if shared else (0.0, None)
     signed = any(np.nanmin(values) < 0 for values in maps)  # attributions; attention is never negative
     note = TILE_NOTE if small else SIGNED_HALF_MASS_NOTE if signed else HALF_MASS_NOTE
-    return drawn, ColourKey(unit, style.colormap, low, high, note=note)
+    return drawn, ColourKey(unit, style.colormap, low, high, note=noting_the_crop(note, geometry))
 
 
 def draw_one(analysis: Analysis, values: np.ndarray, style: Style, unit: str = ATTENTION) -> Picture:
@@ -142,10 +150,19 @@ def token_tiles(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, ca
     return Tiles([Tile(image, caption, token) for image, caption, token in zip(images, captions, tokens)], key)
 
 
+def spread_label(values: np.ndarray) -> str:
+    """How spread a map is, in a caption: the share of the picture holding half of its mass."""
+    area = trace_maths.area_holding(values, 0.5)
+    return f"half on {share(area)}" if np.isfinite(area) else "no mass"
+
+
 def series_tiles(analysis: Analysis, series: list[tuple[trace_maths.BlockRef, np.ndarray]], style: Style) -> Tiles:
-    """One map per block, captioned with the block; "per map" here still shares nothing across blocks."""
-    return token_tiles(analysis, [values for _, values in series], style,
-                       [ref.label for ref, _ in series], [None] * len(series))
+    """One map per block, captioned with the block and how spread its map is: "per map" shares nothing
+    across blocks, so a map spread over the whole picture fills the colour range as a peaked one does,
+    and only the caption tells them apart."""
+    tiles = token_tiles(analysis, [values for _, values in series], style,
+                        [f"{ref.label} · {spread_label(values)}" for ref, values in series], [None] * len(series))
+    return replace(tiles, key=replace(tiles.key, note=f"{tiles.key.note}; {SPREAD_NOTE}"))
 
 
 def token_gallery(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style) -> Tiles:
@@ -198,10 +215,13 @@ def ownership_key(owner: np.ndarray, confidence: np.ndarray, style: Style) -> Co
 
 
 def ownership_picture(analysis: Analysis, owner: np.ndarray, confidence: np.ndarray, style: Style) -> Picture:
-    """The ownership map over the display image, the largest owners numbered, with its key."""
-    drawn = overlay.ownership_overlay(analysis.display, owner, confidence, analysis.geometry, opacity=style.opacity)
+    """The ownership map over the display image in grey (the photo's own colours would be read as owners'),
+    the largest owners numbered, with its key."""
+    drawn = overlay.ownership_overlay(overlay.backdrop(analysis.display), owner, confidence, analysis.geometry,
+                                      opacity=style.opacity)
     numbered = overlay.number_regions(drawn, owner, [token for token, _ in largest_owners(owner)], analysis.geometry)
-    return Picture(numbered, ownership_key(owner, confidence, style))
+    key = ownership_key(owner, confidence, style)
+    return Picture(numbered, replace(key, note=noting_the_crop(key.note, analysis.geometry)))
 
 
 # Owners sent for hovering over an ownership map: at most this many cells a side.
@@ -384,7 +404,8 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
 
     grid_picture = home(Picture(overlay.grid_lines(analysis.display, trace, analysis.geometry), ColourKey(
         "grid", swatches=(("one pixel token (stage 1)", overlay.GRID_LINE), ("home cell of one semantic token",
-                                                                             (255, 255, 255))))))
+                                                                             (255, 255, 255))),
+        note=noting_the_crop("", analysis.geometry))))
     init = trace_maths.semantic_init_row(trace, lead)
     init_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, init), style))
     reach = trace_maths.token_maps(trace, last_dual.stage, last_dual.block)[lead]

@@ -380,7 +380,9 @@ def build_demo(explorer: Explorer) -> gr.Blocks:
                 named["status"] = gr.Markdown(elem_id="status")
         with gr.Row():
             # Custom values reach our own check, which names the blocks this image has.
-            named["block"] = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True)
+            # Wide enough for "stage 2 · block 0" beside the arrow: on a phone it takes a row of its own.
+            named["block"] = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True,
+                                         min_width=240)
             named["fusion"] = gr.Dropdown(choices=list(trace_maths.FUSIONS), value="mean", label="Heads", elem_id="heads")
             named["scale"] = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE,
                                          label="Colour scale", elem_id="scale")
