@@ -92,7 +92,11 @@ def test_the_tour_follows_a_token_that_gathers_from_the_objects_of_the_example_s
         if not len(scene.masks):
             continue
         analysis = explorer.get(explorer.analyse(Image.open(path).convert("RGB")))
-        token = int(re.search(r"The tour follows \*\*token (\d+)\*\*", render.tour(analysis, render.Style())[0].text)[1])
+        first_step = render.tour(analysis, render.Style())[0].text
+        token = int(re.search(r"The tour follows \*\*token (\d+)\*\*", first_step)[1])
+        # Its home, counted from 0 like the token numbers (and as the Semantic tab's statistics count it).
+        row, column = divmod(token, analysis.trace.semantic_grid.width)
+        assert f"home: row {row}, column {column}, counted from 0" in first_step
         last_dual = [ref for ref in trace_maths.blocks(analysis.trace) if ref.kind == "dual"][-1]
         token_map = trace_maths.token_maps(analysis.trace, last_dual.stage, last_dual.block)[token]
         coverage = object_coverage(scene, token_map.shape[0]).sum(axis=0)  # visible masks do not overlap

@@ -435,7 +435,8 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                  f"Beside them Dual-ViT keeps **{tokens} semantic tokens**, one per cell of a "
                  f"{semantic.height}×{semantic.width} *home grid* (bold boxes, {trace_maths.POOL_SIZE}×{trace_maths.POOL_SIZE} "
                  f"pixel tokens each; tokens are numbered from 0, row by row). The tour follows **token {lead}** "
-                 f"(home: row {home_row + 1}, column {home_col + 1}, counting from the top left, boxed in cyan), "
+                 f"(home: row {home_row}, column {home_col}, counted from 0 at the top left like the token numbers, "
+                 f"boxed in cyan), "
                  f"chosen for where it looks, not where it lives: of all tokens, its attention at {last_dual.label} "
                  f"lies most on the pixels the class token attends to (step 7)."),
         TourStep("Tokens start from pooled patches (semantic_init)", init_picture,
