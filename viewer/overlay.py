@@ -158,8 +158,9 @@ def overlay(image: np.ndarray, values: np.ndarray, geometry: Geometry, colormap:
     A pixel's colour comes from the colour map and its weight rises with the value, from 0 at the
     bottom of ``vrange`` to ``opacity`` at its top, as the square root of the value's place in the
     range: low attention leaves the photo as it is instead of washing it dark, and middling values,
-    whose colours are the map's darker ones, still show over a dark photo. Pixels the model did not see are dimmed. ``vrange`` (min, max) fixes the
-    scale (e.g. :func:`viewer.trace_maths.shared_range`); by default it runs from 0 to this map's peak.
+    whose colours are the map's darker ones, still show over a dark photo. Pixels the model did not
+    see are dimmed. ``vrange`` (min, max) fixes the scale (e.g.
+    :func:`viewer.trace_maths.shared_range`); by default it runs from 0 to this map's peak.
     """
     return overlays(image, [values], geometry, colormap, opacity, [vrange or value_range(values)])[0]
 

@@ -36,7 +36,7 @@ SIGNED_HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's pos
 # Tiles carry no outline: at tile size its halo covered a region of a cell or two, the heat inside it
 # with it; the heat alone shows where each map looks.
 TILE_NOTE = "tiles: the heat alone; a large picture outlines the fewest cells holding half of a map's mass"
-CROPPED_NOTE = "darkest bands: cropped away, not seen by the model"
+CROPPED_NOTE = "dimmed bands at the edges: cropped away, not seen by the model"
 SPREAD_NOTE = "half on N%: the share of the picture holding half of the map's mass"
 
 
