@@ -151,6 +151,11 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
                     share = visibly_changed(tile, backdrop)[pixels].mean()
                     assert share > 0.9 if coloured else share < 0.1, (token, coloured, share)
 
+        # The colour bar fades in from the grey the pictures show under a map, not from the page's white.
+        grey = overlay.backdrop(np.full((1, 1, 3), 128, np.uint8))[0, 0]
+        expect(page.locator("#token-gallery .key-bar")).to_have_css("background-color",
+                                                                    "rgb({}, {}, {})".format(*grey))
+
         # Enter in the token box redraws the token and moves the highlight.
         token_box = page.locator("#token input")
         token_box.fill("27")

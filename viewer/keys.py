@@ -61,18 +61,22 @@ def key_html(key: ColourKey) -> str:
     unit = html.escape(key.unit)
     note = f'<span class="key-note">{html.escape(key.note)}</span>' if key.note else ""
     if key.is_continuous:
-        # Low values are drawn transparent over the photo, so the bar fades in from the page.
+        # Low values are drawn transparent over the photo, which the pictures show in grey: the bar
+        # fades in from that grey (the bar's own background), not from the page.
         stops = ", ".join(f"{css_colour(rgb)}{'00' if i == 0 else ''}" for i, rgb in enumerate(ramp(key.colormap)))
         low, high = (html.escape(text) for text in key.ends())
         return (f'<div class="colour-key" role="img" aria-label="colour key: {unit} from {low} to {high}">'
                 f'<span class="key-end">{low}</span>'
-                f'<span class="key-bar" style="background: linear-gradient(to right, {stops})"></span>'
+                f'<span class="key-bar" style="background-image: linear-gradient(to right, {stops})"></span>'
                 f'<span class="key-end">{high}</span><span class="key-unit">{unit}</span>{note}</div>')
     items = "".join(f'<span class="key-swatch"><i style="background:{css_colour(rgb)}"></i>{html.escape(label)}</span>'
                     for label, rgb in key.swatches)
     return (f'<div class="colour-key" role="img" aria-label="colour key: {unit}">'
             f'<span class="key-unit">{unit}</span>{items}{note}</div>')
 
+
+# A mid-grey photo as the pictures show it under a map: the colour bar's zero end.
+BACKDROP_GREY = css_colour((round(128 * overlay.BACKDROP_BRIGHTNESS),) * 3)
 
 KEY_CSS = """
 .colour-key {display: flex; flex-wrap: wrap; align-items: center; gap: 4px 8px; font-size: 0.85rem;
@@ -84,7 +88,7 @@ KEY_CSS = """
   border: 1px solid var(--border-color-primary);}
 .colour-key .key-unit {font-weight: 600;}
 .colour-key .key-note {flex-basis: 100%; color: var(--body-text-color);}
-"""
+""" + f".colour-key .key-bar {{background-color: {BACKDROP_GREY};}}\n"
 
 
 def put_text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.45,
