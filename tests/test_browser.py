@@ -133,8 +133,12 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         open_tab(page, "Semantic tokens")
         tiles = page.locator("#token-gallery .tile")
         expect(tiles).to_have_count(analysis.trace.num_semantic)
-        for box in tiles.evaluate_all("tiles => tiles.map(t => t.getBoundingClientRect().toJSON())"):
+        boxes = tiles.evaluate_all("tiles => tiles.map(t => t.getBoundingClientRect().toJSON())")
+        for box in boxes:
             assert 0 <= box["left"] and box["right"] <= width, box
+        # The key is read before the 64 tiles, not a phone's screens below the first ones.
+        key_box = page.locator("#token-gallery .colour-key").bounding_box()
+        assert key_box["y"] + key_box["height"] <= min(box["top"] for box in boxes), (key_box, boxes[0])
 
         # Each tile of the default view shows its token's heat over the photo in grey: where the token
         # looks most (from 80% of its peak up) the colour shows; where it hardly looks, the grey photo is left.

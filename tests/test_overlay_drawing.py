@@ -570,3 +570,21 @@ def test_each_block_of_a_series_says_how_spread_its_map_is():
     assert tiles.key.note.endswith(render.SPREAD_NOTE)
     empty = render.series_tiles(analysis, [(refs[0], np.zeros((4, 4)))], render.Style())
     assert empty.tiles[0].caption.endswith("no mass")
+
+
+def test_an_exported_key_fades_in_from_the_grey_under_a_map_as_the_pages_key_does():
+    from viewer import keys
+
+    bar = keys.bar_colours("inferno", 201)
+    grey = round(128 * overlay.BACKDROP_BRIGHTNESS)
+    assert tuple(int(c) for c in bar[0]) == (grey, grey, grey)  # zero: the photo's grey, no colour on it
+    full = overlay.colorize(np.linspace(0, 1, 201, dtype=np.float32)[None, :], 0.0, 1.0, "inferno")[0]
+    # Past the page's first stop (a tenth of the bar), the colour map itself, as on the page.
+    np.testing.assert_array_equal(bar[20:], full[20:])
+    assert np.abs(bar[1:20].astype(int) - full[1:20]).max() > 0  # and a fade before it
+    # The strip of a PNG carries that bar (260 px wide in a strip this wide), row after row.
+    strip = keys.key_strip(keys.ColourKey("attention"), 600).astype(int)
+    drawn = keys.bar_colours("inferno", 260).astype(int)
+    rows_with_the_bar = [y for y in range(len(strip)) for x in range(600 - 260)
+                         if np.array_equal(strip[y, x:x + 260], drawn)]
+    assert len(rows_with_the_bar) == 12, rows_with_the_bar

@@ -76,7 +76,18 @@ def key_html(key: ColourKey) -> str:
 
 
 # A mid-grey photo as the pictures show it under a map: the colour bar's zero end.
-BACKDROP_GREY = css_colour((round(128 * overlay.BACKDROP_BRIGHTNESS),) * 3)
+BACKDROP_GREY_RGB = (round(128 * overlay.BACKDROP_BRIGHTNESS),) * 3
+BACKDROP_GREY = css_colour(BACKDROP_GREY_RGB)
+
+
+def bar_colours(colormap: str, width: int) -> np.ndarray:
+    """(width, 3) uint8: the key's bar for a PNG, drawn as the page draws it: the colour map over
+    that grey, fading in over the first of its ``RAMP_STEPS - 1`` steps (the page's first stop is
+    transparent), as a map's low values fade into the photo."""
+    positions = np.linspace(0.0, 1.0, width, dtype=np.float32)
+    colours = overlay.colorize(positions[None, :], 0.0, 1.0, colormap)[0].astype(np.float32)
+    opacity = np.clip(positions * (RAMP_STEPS - 1), 0.0, 1.0)[:, None]
+    return np.round(colours * opacity + np.float32(BACKDROP_GREY_RGB) * (1 - opacity)).astype(np.uint8)
 
 KEY_CSS = """
 .colour-key {display: flex; flex-wrap: wrap; align-items: center; gap: 4px 8px; font-size: 0.85rem;
@@ -107,8 +118,7 @@ def key_strip(key: ColourKey, width: int) -> np.ndarray:
         low, high = key.ends()
         x = put_text(strip, low, (margin, baseline)) + 6
         bar_width = max(40, min(260, width - x - 140))
-        colours = overlay.colorize(np.linspace(0, 1, bar_width, dtype=np.float32)[None, :].repeat(12, 0),
-                                   0.0, 1.0, key.colormap)
+        colours = bar_colours(key.colormap, bar_width)[None].repeat(12, axis=0)
         strip[baseline - 11:baseline + 1, x:x + bar_width] = colours[:, :max(0, min(bar_width, width - x))]
         x = put_text(strip, high, (x + bar_width + 6, baseline)) + 8
         put_text(strip, key.unit, (x, baseline), colour=(60, 60, 60))

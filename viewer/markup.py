@@ -55,7 +55,9 @@ def picture_html(picture: Picture, alt: str, owners: np.ndarray | None = None) -
 
 
 def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False, label: str = "") -> str:
-    """Tiles in a grid that fits the screen's width, keeping each image's aspect, then their key.
+    """Their key, then the tiles in a grid that fits the screen's width, keeping each image's aspect.
+
+    The key comes first: under 64 tiles it sat a screen or more below the first ones on a phone.
 
     ``wide``: fewer, larger tiles (a handful of maps with longer captions); ``label`` names what
     the grid shows (e.g. its block), for readers and for scripts that wait for it."""
@@ -69,7 +71,7 @@ def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False, label
                      f'<span class="tile-caption">{html.escape(tile.caption)}</span></{tag}>')
     grid_class = "tile-grid wide" if wide else "tile-grid"
     named = f' aria-label="{html.escape(label)}"' if label else ""
-    return f'<div class="{grid_class}"{named}>{"".join(cells)}</div>{key_html(tiles.key)}'
+    return f'{key_html(tiles.key)}<div class="{grid_class}"{named}>{"".join(cells)}</div>'
 
 
 def selection_css(token: int | None) -> str:

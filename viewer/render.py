@@ -186,10 +186,6 @@ def centre_of(analysis: Analysis) -> tuple[float, float]:
     return width / 2, height / 2
 
 
-def share_label(value: float) -> str:
-    return "<1%" if 0 < value < 0.005 else f"{value:.0%}"
-
-
 def largest_owners(owner: np.ndarray) -> list[tuple[int, int]]:
     """(token, cells) of the tokens owning the most cells, at most ``OWNERSHIP_SWATCHES``, largest first
     (the lower token first on a tie): the ones the key lists and the map numbers."""
@@ -203,7 +199,7 @@ def ownership_key(owner: np.ndarray, confidence: np.ndarray, style: Style) -> Co
     the map draws the median clarity of its pixels: a region of unclear choices is dark there and in the key."""
     hues = overlay.token_hues(int(owner.max()) + 1)
     largest = largest_owners(owner)
-    swatches = tuple((f"token {token} ({share_label(cells / owner.size)})",
+    swatches = tuple((f"token {token} ({share(cells / owner.size)})",
                       overlay.hue_colour(hues[token],
                                          float(overlay.ownership_brightness(np.median(confidence[owner == token])))))
                      for token, cells in largest)
@@ -373,6 +369,7 @@ class TourStep:
 
 
 def share(value: float) -> str:
+    """A share as a percentage, with the digits a small one needs so that it never reads 0%."""
     return f"{value:.0%}" if value >= 0.01 else f"{value:.1%}" if value >= 0.001 else f"{value:.2%}"
 
 
