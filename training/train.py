@@ -54,6 +54,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 import model  # noqa: F401
+from model.allocator import keep_freed_memory
 from model.bundle import open_model, pick_device
 from model.capture import listening
 from model.dualvit import DualViT, Stem
@@ -121,6 +122,16 @@ def native_bfloat16(device: torch.device) -> bool:
 
 def uses_bfloat16(precision: str, device: torch.device) -> bool:
     return native_bfloat16(device) if precision == "auto" else precision == "bfloat16"
+
+
+def default_workers(device: torch.device) -> int:
+    """Scene-generating processes beside the training loop: none on the CPU, two beside a GPU.
+
+    On the CPU a worker process takes a core from torch's own threads, which then wait for each
+    other: on 2 cores a step of 32 took 1.04 s with one worker against 0.90 s generating each
+    batch in the main process between steps (65 steps each, bfloat16). A GPU leaves the cores free.
+    """
+    return 2 if device.type == "cuda" else 0
 
 
 def build_network(recipe: Recipe) -> DualViT:
@@ -369,7 +380,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-steps", type=int, default=Recipe.warmup_steps)
     parser.add_argument("--scenes", type=int, help="train on only the first N scenes, repeated (smoke tests)")
     parser.add_argument("--save-every", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=1, help="data-loading processes (0: in the main one)")
+    parser.add_argument("--workers", type=int, help="scene-generating processes (0: in the main one; default: "
+                        "0 on the CPU, 2 on a GPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--grounding-weight", type=float, default=Recipe.grounding_weight,
                         help="weight of the grounding term (0: train without it)")
@@ -384,12 +396,16 @@ def main(argv: list[str] | None = None) -> None:
     if not 0 <= arguments.ema_decay < 1:
         parser.error("--ema-decay must be at least 0 (none) and below 1")
     device = pick_device(arguments.device)
+    # The loop frees and allocates the same activations every step; handed back to the kernel, they are
+    # faulted in afresh each time: kept, a step of 32 took 0.86 s against 0.95 s on 2 CPU cores.
+    keep_freed_memory()
+    workers = default_workers(device) if arguments.workers is None else arguments.workers
     recipe = Recipe(batch_size=arguments.batch_size, lr=arguments.lr, warmup_steps=arguments.warmup_steps,
                     grounding_weight=arguments.grounding_weight, ema_decay=arguments.ema_decay,
                     bfloat16=uses_bfloat16(arguments.precision, device))
     try:
         summary = train(arguments.out, recipe, arguments.steps, arguments.minutes, arguments.save_every,
-                        device, arguments.workers, arguments.scenes, arguments.start_from)
+                        device, workers, arguments.scenes, arguments.start_from)
     except RunMismatch as mismatch:
         parser.error(str(mismatch))
     print(json.dumps(summary))
