@@ -13,6 +13,9 @@ import torch
 from model.allocator import freed_memory_kept, keep_freed_memory
 
 
+DECIMALS = {"ms": 1, "MB": 1, "steps": 0}  # decimals a figure is printed with, by unit (else 2)
+
+
 @dataclass(frozen=True)
 class Figure:
     name: str
@@ -21,7 +24,7 @@ class Figure:
     target: str = ""
 
     def line(self) -> str:
-        value = f"{self.value:.1e}" if not self.unit else f"{self.value:.{1 if self.unit in ('ms', 'MB') else 2}f}"
+        value = f"{self.value:.1e}" if not self.unit else f"{self.value:.{DECIMALS.get(self.unit, 2)}f}"
         return f"| {self.name} | {value} {self.unit}".rstrip() + f" | {self.target} |"
 
 
