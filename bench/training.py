@@ -9,40 +9,32 @@ one worker process making them alongside, which on two CPU cores takes a core fr
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
-from bench.timing import Figure, run_bench
-from training.train import Recipe, batches, default_workers, optimiser_step, trainable_network, uses_bfloat16
+from bench.timing import Figure, median_seconds, run_bench
+from model.bundle import pick_device
+from training.train import (Recipe, batches, default_workers, optimiser_for, optimiser_step, trainable_network,
+                            uses_bfloat16)
 
 BUDGET_MINUTES = 120  # the model card's training budget
 
 
-def seconds_per_step(workers: int, repeats: int, warmup: int = 3) -> float:
+def seconds_per_step(device: torch.device, workers: int, repeats: int) -> float:
     """Median seconds from asking for a batch to the optimiser's update, over ``repeats`` steps."""
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     recipe = Recipe(bfloat16=uses_bfloat16("auto", device))
     torch.manual_seed(recipe.seed)
     network = trainable_network(recipe, device)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    samples = []
+    optimizer = optimiser_for(network, recipe)
     loader = batches(0, recipe.batch_size, None, workers)
-    for _ in range(warmup + repeats):
-        start = time.perf_counter()
-        optimiser_step(network, optimizer, next(loader), recipe)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return sorted(samples[warmup:])[repeats // 2]
+    return median_seconds(lambda: optimiser_step(network, optimizer, next(loader), recipe), repeats, warmup=3)
 
 
 def measure(repeats: int = 20) -> list[Figure]:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = pick_device("auto")
     default = default_workers(device)
     figures = []
     for workers in sorted({default, 1}):
-        seconds = seconds_per_step(workers, repeats)
+        seconds = seconds_per_step(device, workers, repeats)
         where = "scenes made between steps" if workers == 0 else f"{workers} scene worker{'s' * (workers > 1)}"
         chosen = " (the default)" if workers == default else ""
         figures.append(Figure(f"training step of 32, {where}{chosen}, {device.type}", seconds, "s"))

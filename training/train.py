@@ -230,6 +230,10 @@ def trainable_network(recipe: Recipe, device: torch.device, start_from: Path | N
     return network
 
 
+def optimiser_for(network: DualViT, recipe: Recipe) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
 def optimiser_step(network: DualViT, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...],
                    recipe: Recipe) -> dict[str, torch.Tensor]:
     """One step on one batch: the losses, their gradients (clipped), the optimiser's update."""
@@ -324,7 +328,7 @@ def train(out: Path, recipe: Recipe, steps: int | None, minutes: float | None, s
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
     network = trainable_network(recipe, device, start_from)  # a resumed run's checkpoint overwrites it below
-    optimizer = torch.optim.AdamW(network.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    optimizer = optimiser_for(network, recipe)
     averaged = (AveragedModel(network, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
                 if recipe.ema_decay else None)
     checkpoint_path = out / "last.pt"
