@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import time
 
-import torch
 from PIL import Image
 
 import model  # noqa: F401
+from analysis import trace_maths
 from bench.timing import Figure, median_seconds, random_dualvit_s_explorer, run_bench
 from model.bundle import ASSETS, open_model
-from viewer import render, trace_maths
+from viewer import render
 from viewer.inputs import open_image
 from viewer.service import Explorer
 
@@ -75,7 +75,6 @@ def first_result(repeats: int) -> list[Figure]:
 
 
 def measure(repeats: int = 20) -> list[Figure]:
-    torch.set_grad_enabled(False)
     return view_changes(repeats) + first_result(repeats)
 
 

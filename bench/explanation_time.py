@@ -18,10 +18,11 @@ import torch
 from PIL import Image
 
 import model  # noqa: F401
+from analysis import attribution
+from analysis.explanations import METHODS
 from bench.timing import Figure, median_seconds, parse_bench_arguments, print_table, random_dualvit_s_explorer
 from model.bundle import ASSETS
-from viewer import attribution
-from viewer.service import EXPLANATION_METHODS, run_explanation
+from viewer.service import Explorer, run_explanation
 
 EXAMPLE = ASSETS / "examples" / "coffee.jpg"
 TARGET = "≤ 1.5"
@@ -40,28 +41,28 @@ def replay(network: torch.nn.Module, images: torch.Tensor, passes: list[attribut
                 network(batch)
 
 
-def measure(repeats: int = 3, resolutions: tuple[str, ...] = ("224",)) -> list[Figure]:
-    explorer = random_dualvit_s_explorer()
+def measure(repeats: int = 3, resolutions: tuple[str, ...] = ("224",),
+            explorer: Explorer | None = None) -> list[Figure]:
+    """``explorer``: the model to time (default: a randomly initialised dualvit_s)."""
+    explorer = explorer or random_dualvit_s_explorer()
     bundle, network = explorer.bundle, explorer.bundle.network
+    architecture = bundle.architecture
     figures = []
     for resolution in resolutions:
-        analysis = explorer.get(explorer.analyse(Image.open(EXAMPLE).convert("RGB"), resolution))
-        images = analysis.inputs.to(bundle.device)
-        for method in EXPLANATION_METHODS:
+        key = explorer.analyse(Image.open(EXAMPLE).convert("RGB"), resolution)
+        images = explorer.get(key).inputs.to(bundle.device)
+        for name, method in METHODS.items():
+            request = explorer.explain_request(key, name, bundle.class_names[0], 2)
             passes: list[attribution.Pass] = []
             with attribution.recording_passes(network, lambda evaluation, _count: passes.append(evaluation)):
-                run_explanation(bundle, analysis, method, 0, 2)
-
-            def method_run() -> None:
-                run_explanation(bundle, analysis, method, 0, 2)
-
-            seconds = median_seconds(method_run, repeats, warmup=0)
-            name = f"explanation, dualvit_s {resolution}, {EXPLANATION_METHODS[method]}"
+                run_explanation(bundle, request)
+            seconds = median_seconds(lambda: run_explanation(bundle, request), repeats, warmup=0)
+            figure = f"explanation, {architecture} {resolution}, {method.title}"
             if not passes:
-                figures.append(Figure(f"{name}: time (no model pass)", seconds * 1000, "ms"))
+                figures.append(Figure(f"{figure}: time (no model pass)", seconds * 1000, "ms"))
                 continue
             reference = median_seconds(lambda: replay(network, images, passes), repeats, warmup=0)
-            figures.append(Figure(f"{name}: time / its {len(passes)} pass(es) replayed ({seconds:.2f} s / "
+            figures.append(Figure(f"{figure}: time / its {len(passes)} pass(es) replayed ({seconds:.2f} s / "
                                   f"{reference:.2f} s)", seconds / reference, "×", TARGET))
     return figures
 

@@ -29,12 +29,12 @@ import torch
 from PIL import Image
 
 import model  # noqa: F401
+from analysis import attribution, trace_maths
 from bench.timing import machine
 from model.bundle import ASSETS, DEFAULT_WEIGHTS, ModelBundle, open_model
 from model.capture import capture, probabilities_of
 from model.preprocess import preprocess
 from training.scenes import HELDOUT_SEEDS, heldout_seed, make_scene, normalise_image
-from viewer import attribution, trace_maths
 
 DEFAULT_OUT = ASSETS / "EXPLANATIONS.md"
 CURVE_STEPS = 16

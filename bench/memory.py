@@ -1,4 +1,4 @@
-"""Peak resident memory of the server's heaviest work, step by step, for the README's budget.
+"""Peak resident memory of the server's heaviest work, step by step, for the memory budget (docs/memory-and-limits.md).
 
     python -m bench.memory [--model dualvit_s] [--resolution 384] [--megapixels 40]
 
@@ -17,11 +17,12 @@ import time
 import numpy as np
 from PIL import Image
 
+from analysis.explanations import METHODS
 from model.allocator import keep_freed_memory
 from model.bundle import open_model
 from viewer.inputs import open_image
 from viewer.limits import Limits
-from viewer.service import EXPLANATION_METHODS, Explorer
+from viewer.service import Explorer
 
 
 def status_gib(field: str) -> float:
@@ -74,10 +75,9 @@ def main() -> None:
     upload_extra = max(steps["decode"], steps["analyse"]) - before_upload
     del loaded
     target = explorer.get(key).trace.top_classes(1)[0][0]
-    index = explorer.bundle.class_names.index(target)
-    for method in EXPLANATION_METHODS:
-        step(method, lambda: explorer.explain(key, method, index))
-    largest = max(steps[method] for method in EXPLANATION_METHODS)
+    for method in METHODS:
+        step(method, lambda: explorer.explain(explorer.explain_request(key, method, target, 2)))
+    largest = max(steps[method] for method in METHODS)
     budget = largest + limits.concurrent_analyses * upload_extra
     print(f"largest explanation {largest:.2f} GiB; with {limits.concurrent_analyses} analyses beside it "
           f"(+{upload_extra:.2f} GiB each): {budget:.2f} GiB")

@@ -12,7 +12,6 @@ import torch
 
 from model.allocator import freed_memory_kept, keep_freed_memory
 
-
 DECIMALS = {"ms": 1, "MB": 1, "steps": 0}  # decimals a figure is printed with, by unit (else 2)
 
 
@@ -48,6 +47,24 @@ def paired_median_seconds(functions: dict[str, Callable[[], object]], repeats: i
             synchronize()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    """What a bench could change for the rest of the process: ``python -m bench`` runs every bench in one
+    process, so each must leave these as it found them (tests/test_bench.py checks it)."""
+
+    grad_enabled: bool
+    inference_mode: bool
+    threads: int
+    interop_threads: int
+    default_dtype: torch.dtype
+    freed_memory_kept: bool
+
+    @classmethod
+    def now(cls) -> "ProcessState":
+        return cls(torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.get_num_threads(),
+                   torch.get_num_interop_threads(), torch.get_default_dtype(), freed_memory_kept())
 
 
 def synchronize() -> None:
@@ -89,6 +106,7 @@ def random_dualvit_s_explorer():
     from pathlib import Path
 
     from model.bundle import open_model
+
     # Built through our builder, not by name: the official file, when timed, registers the same name.
     from model.registry import dualvit_s
     from model.weights import convert

@@ -18,8 +18,8 @@ forms its probabilities, hands them through the probe, and takes its output from
 probabilities (as the official code does): each map is formed once, and the output moves from the
 fused kernel's by float32 rounding only.
 
-Module names are ours (``semantic_to_pixel`` rather than ``attn.q_proxy``); official checkpoints
-are converted by the single rename map in :mod:`model.weights`.
+Module names are ours (``semantic_to_pixel`` rather than ``attn.q_proxy``) and are the state dict's
+keys; official checkpoints are converted once, by ``checkpoint_filter_fn`` in :mod:`model.weights`.
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, LayerScale, Mlp, trunc_normal_
+
+from model.map_names import CLASS_ATTENTION, MERGE_PART, SEMANTIC_INIT, MapName
 
 # The learned semantic queries form this grid; the stage-1 map is average-pooled by POOL_SIZE,
 # so a 224 input (56x56 at stage 1) gives exactly one pooled cell per query.
@@ -163,9 +165,6 @@ class DepthwiseConvMlp(nn.Module):
 class SemanticInit(nn.Module):
     """Stage-1 semantic tokens: learned queries over the pooled map, SE-mixed with the pooled cells."""
 
-    # The query attention's parts keep the official layout's names in the state dict.
-    STORED_NAMES = {"attention.norm.": "query_norm.", "attention.q.": "query_proj.", "attention.kv.": "kv."}
-
     def __init__(self, dim: int, num_queries: int = QUERY_GRID * QUERY_GRID):
         super().__init__()
         self.queries = nn.Parameter(torch.empty(num_queries, dim))
@@ -176,9 +175,6 @@ class SemanticInit(nn.Module):
         self.gate = Mlp(dim, dim, out_features=2 * dim, act_layer=partial(nn.ReLU, inplace=True))
         self.norm = nn.LayerNorm(dim)
         trunc_normal_(self.queries, std=0.02)
-        self.register_state_dict_post_hook(partial(rename_keys, names=self.STORED_NAMES))
-        self.register_load_state_dict_pre_hook(
-            partial(rename_keys, names={stored: name for name, stored in self.STORED_NAMES.items()}))
 
     def queries_for(self, pooled_grid: Grid) -> torch.Tensor:
         # The official code resizes only when the cell count differs from the query count, so a
@@ -200,16 +196,6 @@ class SemanticInit(nn.Module):
         return self.norm((candidates * weights.unsqueeze(1)).sum(2))
 
 
-def rename_keys(module: nn.Module, state_dict: dict, prefix: str, *_: object, names: dict[str, str]) -> None:
-    """A state-dict hook: keys under ``prefix`` starting with a key of ``names`` start with its value instead."""
-    for key in [key for key in state_dict if key.startswith(prefix)]:
-        local = key[len(prefix):]
-        for old, new in names.items():
-            if local.startswith(old):
-                state_dict[prefix + new + local[len(old):]] = state_dict.pop(key)
-                break
-
-
 class SemanticProjection(nn.Module):
     """Carries semantic tokens into the next stage's width; token j stays token j."""
 
@@ -226,11 +212,10 @@ class ProbedAttention(nn.Module):
     """Multi-head attention whose probabilities pass through an :class:`AttentionProbe`.
 
     ``queries`` (B, Lq, C) attend over ``context`` (B, Lk, C), or over themselves when no context is
-    given. Each optional part exists where the official code has it, under the official layout's
-    names (so state-dict keys stay as they are): ``norm`` on the queries' input, one ``qkv``
-    projection (self-attention) or ``q`` and ``kv``, ``kv_norm`` on the context, ``proj`` on the
-    output, and ``layer_scale`` where the official code scales inside the attention (elsewhere the
-    block does).
+    given. Each optional part exists where the official code has it: ``norm`` on the queries' input,
+    one ``qkv`` projection (self-attention) or ``q`` and ``kv``, ``kv_norm`` on the context, ``proj``
+    on the output, and ``layer_scale`` where the official code scales inside the attention
+    (elsewhere the block does).
     """
 
     def __init__(self, dim: int, num_heads: int, *, joint_qkv: bool = False, query_norm: bool = False,
@@ -426,8 +411,6 @@ class DualViT(nn.Module):
         if token_label:
             self.aux_head = nn.Linear(embed_dims[-1], num_classes) if num_classes > 0 else nn.Identity()
         self.apply(init_weights)
-        # torch's load_state_dict (and so timm's checkpoint_path) takes official layouts too.
-        self.register_load_state_dict_pre_hook(accept_official_layouts)
 
     def forward_stages(self, images: torch.Tensor) -> StageFeatures:
         """The four stages: stage 4's pixel and semantic tokens and its grid."""
@@ -488,9 +471,7 @@ class DualViT(nn.Module):
 
     def attention_probes(self) -> dict[str, AttentionProbe]:
         """Every probe under its canonical name (see ``tests/data/README.md``)."""
-        from model.trace import MERGE_PART, MapName
-
-        probes = {"semantic_init": self.stages[0].semantic_embed.attention.probe}
+        probes = {SEMANTIC_INIT: self.stages[0].semantic_embed.attention.probe}
         for stage_index, stage in enumerate(self.stages, start=1):
             for block_index, block in enumerate(stage.blocks):
                 parts = ({MERGE_PART: block.attn} if isinstance(block, MergeBlock) else
@@ -498,19 +479,8 @@ class DualViT(nn.Module):
                           "pixel_to_semantic": block.pixel_to_semantic})
                 for part, attention in parts.items():
                     probes[str(MapName(part, stage_index, block_index))] = attention.probe
-        probes["head.class_attention"] = self.class_block.attn.probe
+        probes[CLASS_ATTENTION] = self.class_block.attn.probe
         return probes
-
-
-def accept_official_layouts(module: nn.Module, state_dict: dict, prefix: str, *_: object) -> None:
-    """A load_state_dict pre-hook: the keys under ``prefix`` become ours, in place (official names and
-    wrappers; heads of another class count are left as initialised, for fine-tuning). torch then
-    loads as asked, strictly or not; :func:`model.weights.checkpoint_filter_fn` with ``strict`` says
-    what does not fit in words."""
-    from model.weights import checkpoint_filter_fn
-
-    mine = {key[len(prefix):]: state_dict.pop(key) for key in [key for key in state_dict if key.startswith(prefix)]}
-    state_dict.update({prefix + key: value for key, value in checkpoint_filter_fn(mine, module, strict=False).items()})
 
 
 def init_weights(module: nn.Module) -> None:

@@ -100,7 +100,7 @@ def how_to_get(architecture: str = "dualvit_s") -> str:
     """One line on getting the paper's weights for ``architecture``, for the terminal and the page."""
     name = architecture.split(".")[0] if architecture.split(".")[0] in NAMED_WEIGHTS else "dualvit_s"
     return (f"For the paper's ImageNet weights, restart with `--weights {name}` (or `{name}_384`); the README's "
-            "section \"The paper's weights\" says how to get the file once.")
+            "section \"Weights\" says how to get the file once.")
 
 
 def fetch(reference: str, progress: bool = True) -> Path:

@@ -67,7 +67,8 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> DualViT:
     architecture = {**ARCHITECTURES[variant.split(".")[0]], "norm_layer": OFFICIAL_NORM, **kwargs}
     tag = kwargs.get("pretrained_cfg")
-    if pretrained and variant != "dualvit_nano" and (tag is None or isinstance(tag, str)):
+    own_file = "file" in (kwargs.get("pretrained_cfg_overlay") or {})  # timm's way to a local checkpoint
+    if pretrained and variant != "dualvit_nano" and not own_file and (tag is None or isinstance(tag, str)):
         # The paper's checkpoints come from the user's cache (fetched there the first time): see model/pretrained.py.
         from model import pretrained as named_weights
 

@@ -19,6 +19,7 @@ import sys
 import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,9 @@ OFFICIAL_PREFIX_RENAMES: list[tuple[str, str]] = [
     (r"^proxy_embed(?P<stage>[2-4])\.proj_proxy\.0\.", "stages.{stage}.semantic_embed.proj."),
     (r"^proxy_embed(?P<stage>[2-4])\.proj_proxy\.1\.", "stages.{stage}.semantic_embed.norm."),
     (r"^q$", "stages.0.semantic_embed.queries"),
-    (r"^q_embed\.0\.", "stages.0.semantic_embed.query_norm."),
-    (r"^q_embed\.1\.", "stages.0.semantic_embed.query_proj."),
-    (r"^kv\.", "stages.0.semantic_embed.kv."),
+    (r"^q_embed\.0\.", "stages.0.semantic_embed.attention.norm."),
+    (r"^q_embed\.1\.", "stages.0.semantic_embed.attention.q."),
+    (r"^kv\.", "stages.0.semantic_embed.attention.kv."),
     (r"^proxy_ln\.", "stages.0.semantic_embed.norm."),
     (r"^se\.0\.", "stages.0.semantic_embed.gate.fc1."),
     (r"^se\.2\.", "stages.0.semantic_embed.gate.fc2."),
@@ -80,6 +81,15 @@ OFFICIAL_BLOCK_RENAMES: list[tuple[str, str]] = [
     (MERGE_BLOCK + r"mlp\.fc_proxy\.2\.", "{block}.semantic_mlp.fc2."),
     (r"^(?P<block>stages\.\d\.blocks\.\d+)\.mlp\.dwconv\.dwconv\.", "{block}.mlp.dwconv."),
     (r"^(?P<block>stages\.\d\.blocks\.\d+)\.gamma(?P<index>[12])$", "{block}.layer_scale{index}.gamma"),
+]
+
+
+# Files written by this project before its module names became its keys (the shipped weights among
+# them) named the semantic init's attention after the official layout: ours -> now.
+EARLIER_RENAMES: list[tuple[str, str]] = [
+    (r"^stages\.0\.semantic_embed\.query_norm\.", "stages.0.semantic_embed.attention.norm."),
+    (r"^stages\.0\.semantic_embed\.query_proj\.", "stages.0.semantic_embed.attention.q."),
+    (r"^stages\.0\.semantic_embed\.kv\.", "stages.0.semantic_embed.attention.kv."),
 ]
 
 
@@ -126,10 +136,10 @@ def _is_state_dict(mapping: Mapping) -> bool:
 
 
 def to_our_keys(checkpoint: Any) -> dict[str, torch.Tensor]:
+    """The checkpoint's weights under our module names, whichever layout wrote them."""
     state_dict = unwrap_checkpoint(checkpoint)
-    if is_official(state_dict):
-        state_dict = {official_to_ours(key): value for key, value in state_dict.items()}
-    return state_dict
+    rename = official_to_ours if is_official(state_dict) else partial(_apply_first, EARLIER_RENAMES)
+    return {rename(key): value for key, value in state_dict.items()}
 
 
 def checkpoint_filter_fn(checkpoint: Any, model: torch.nn.Module, strict: bool = True) -> dict[str, torch.Tensor]:

@@ -14,6 +14,7 @@ from safetensors import safe_open
 
 import model  # noqa: F401  (registers the architectures)
 from model.dualvit import DualViT
+from model.weights import checkpoint_filter_fn
 
 # Tests talk only to the local server: no usage statistics sent by Gradio, no Hub downloads (in this
 # process and in the apps it starts), and a connection anywhere else fails the run (loopback_only).
@@ -73,7 +74,7 @@ class OfficialReference:
 
     def model(self) -> DualViT:
         network = self.build()
-        network.load_state_dict(self.state_dict)
+        network.load_state_dict(checkpoint_filter_fn(self.state_dict, network))
         return network
 
     def check_fp32_logits(self, logits: torch.Tensor) -> None:

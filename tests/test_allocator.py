@@ -48,6 +48,7 @@ def probe(mode: str) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_a_second_large_allocation_reuses_the_freed_heap():
     kept, system = probe("keep"), probe("system")
     pages = (16 << 20) // kept["page_size"]
@@ -60,6 +61,7 @@ def test_a_second_large_allocation_reuses_the_freed_heap():
     assert kept["faults"][0] >= pages // 2 and min(kept["faults"][1:3]) < pages // 10, kept
 
 
+@pytest.mark.slow
 def test_release_hands_the_kept_memory_back():
     kept = probe("keep")
     pages = (16 << 20) // kept["page_size"]

@@ -12,6 +12,8 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
+pytestmark = [pytest.mark.slow]
+
 EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "scene_7_ring.png"
 BAD_VALUES = {"None": None, "empty": "", "word": "not-a-value", "nan": math.nan, "inf": math.inf,
               "-inf": -math.inf, "huge": 1e12, "negative": -7, "fraction": 2.5, "list": [1, 2], "dict": {"a": 1}}
@@ -90,6 +92,6 @@ def test_the_messages_say_what_is_accepted(api):
     detail = valid["/token_detail"]
     assert "whole number from 0 to 63" in outcome(client, "/token_detail", {**detail, "token": 2.5})
     assert "Opacity must be a number from 0 to 1" in outcome(client, "/token_detail", {**detail, "opacity": None})
-    assert "unknown fusion None" in outcome(client, "/token_detail", {**detail, "fusion": None})
+    assert "Heads must be one of mean, max, min, head 0" in outcome(client, "/token_detail", {**detail, "fusion": None})
     assert "sent as a file" in outcome(client, "/analyse", {**valid["/analyse"], "upload": "picture.png"})
     assert outcome(client, "/token_detail", detail) is None  # and the valid call works

@@ -6,14 +6,16 @@ import zipfile
 from pathlib import Path
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
+from analysis import trace_maths
 from image_corpus import corpus
 from model.trace import Trace
-from viewer import catalogue, trace_maths
+from viewer import catalogue
 
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
 VIEW = ["stage 2 · block 0", "mean", "per map", "inferno", 0.6]
@@ -198,8 +200,6 @@ def test_a_class_agnostic_method_needs_no_class(session):
 
 @pytest.mark.parametrize("part", [("", b"\x89PNG\r\n\x1a\n", "image/png"), None], ids=["empty-file-name", "plain-field"])
 def test_a_malformed_upload_gets_a_clear_400_and_the_server_keeps_serving(app_server, part):
-    import httpx
-
     url = f"{app_server.url.rstrip('/')}/gradio_api/upload"
     if part is None:  # the files field sent as a form value, not a file
         response = httpx.post(url, data={"files": "image.png"}, files={"other": ("x.png", b"x", "image/png")})
@@ -209,3 +209,53 @@ def test_a_malformed_upload_gets_a_clear_400_and_the_server_keeps_serving(app_se
     assert "file name" in response.json()["detail"]
     good = httpx.post(url, files={"files": ("scene.png", (EXAMPLES / "scene_7_ring.png").read_bytes(), "image/png")})
     assert good.status_code == 200 and good.json()[0].endswith("scene.png")
+
+
+def test_a_declared_method_is_on_the_page_in_the_api_and_in_the_export(small_weights, tmp_path):
+    """One declaration is all a method needs: a dummy one, registered before the page is built."""
+    import json
+
+    from analysis.explanations import ExplanationMethod, register, unregister
+    from conftest import launch
+
+    def checkerboard(_network, _images, trace, _target, _stage) -> np.ndarray:
+        grid = trace.grid(4)
+        return (np.indices(tuple(grid)).sum(axis=0) % 2).astype(np.float32)
+
+    dummy = register(ExplanationMethod("dummy_checkerboard", "Dummy checkerboard", "A checkerboard on the stage-4 "
+                                       "grid, whatever the image: a method declared by a test.", checkerboard,
+                                       passes=lambda *_: 0, needs_class=False))
+    try:
+        demo, running = launch(small_weights)
+        try:
+            page = httpx.get(f"{running.url.rstrip('/')}/config").json()
+            menus = [component["props"] for component in page["components"]
+                     if component["props"].get("elem_id") == "explain-method"]
+            assert ["Dummy checkerboard", "dummy_checkerboard"] in menus[0]["choices"]
+            client = running.client()
+            client.predict(handle_file(EXAMPLES / "scene_7_ring.png"), "224", api_name="/analyse")
+            image, text, *_ = client.predict("dummy_checkerboard", None, 2, "per map", "inferno", 0.6,
+                                             api_name="/explain")
+            assert "<img" in image and "colour-key" in image and text == dummy.help
+            with zipfile.ZipFile(client.predict(*VIEW, 5, None, api_name="/export")) as bundle:
+                assert json.loads(bundle.read("settings.json"))["explanation"] == "Dummy checkerboard"
+        finally:
+            demo.close()
+    finally:
+        unregister(dummy)
+
+
+def test_a_bug_in_a_view_is_logged_with_its_traceback_and_not_called_bad_input(session, monkeypatch, caplog):
+    from viewer import handlers, render
+
+    def broken(*_arguments):
+        raise KeyError("a renderer's bug")
+
+    monkeypatch.setattr(render, "token_gallery", broken)
+    with caplog.at_level("ERROR", logger=handlers.log.name):
+        with pytest.raises(AppError) as error:
+            session.predict(*VIEW, api_name="/token_gallery")
+    assert str(error.value).startswith("Internal error") and "a renderer's bug" not in str(error.value)
+    logged = [record for record in caplog.records if record.name == handlers.log.name]
+    assert logged and logged[-1].exc_info[0] is KeyError
+    assert "a renderer's bug" in caplog.text and "Traceback" in caplog.text

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from viewer import catalogue, markup, overlay, trace_maths
+from analysis import trace_maths
+from viewer import catalogue, markup, overlay
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 EXAMPLE = Path(__file__).parents[1] / "assets" / "examples" / "scene_4_cross_star_arrow.png"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parent / "screenshots"))

@@ -10,8 +10,9 @@ import torch
 from PIL import Image
 
 from model.capture import capture, explicit_attention, select_probes, stage_grids
+from model.map_names import MapName
 from model.preprocess import Geometry, data_config_for, preprocess
-from model.trace import MapName, Trace
+from model.trace import Trace
 
 
 def test_every_official_map_is_reproduced(official, official_model64):

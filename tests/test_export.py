@@ -7,14 +7,17 @@ import sys
 from pathlib import Path
 
 import cv2
+import pytest
 
+from analysis import trace_maths
 from model.trace import Trace
-from viewer import catalogue, keys, trace_maths
+from viewer import catalogue, keys
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "assets" / "examples"
 
 
+@pytest.mark.slow
 def test_export_command_writes_the_standard_figures(small_weights, tmp_path):
     images = [EXAMPLES / "coffee.jpg", EXAMPLES / "scene_7_ring.png"]
     command = [sys.executable, "-m", "viewer.export", *map(str, images), "--out", str(tmp_path),
@@ -38,6 +41,7 @@ def test_export_command_writes_the_standard_figures(small_weights, tmp_path):
         assert (width, height) == (600, 400 + keys.STRIP_HEIGHT), name
 
 
+@pytest.mark.slow
 def test_export_command_reports_a_bad_image_and_goes_on(small_weights, tmp_path):
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not an image at all")

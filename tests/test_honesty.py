@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from analysis.explanations import METHODS
 from model.bundle import open_model
 from model.dualvit import Grid
 from model.trace import Trace
@@ -106,19 +107,19 @@ def test_an_all_zero_attribution_is_said_in_words_not_drawn_blank():
 
     explorer = Explorer(open_model(None, device="cpu"))
     analysis = explorer.get(explorer.analyse(Image.open(ASSETS / "examples" / "scene_7_ring.png").convert("RGB")))
-    view = render.explanation_view(analysis, "grad_cam", np.zeros((7, 7), np.float32), render.Style(), 2)
+    view = render.explanation_view(analysis, METHODS["grad_cam"], np.zeros((7, 7), np.float32), render.Style(), 2)
     assert view.picture.image is None and "zero everywhere" in view.message
     page_html = markup.picture_html(view.picture, "Grad-CAM")
     assert "<img" not in page_html and "zero everywhere" in page_html
-    drawn = render.explanation_view(analysis, "grad_cam", np.eye(7, dtype=np.float32), render.Style(), 2)
+    drawn = render.explanation_view(analysis, METHODS["grad_cam"], np.eye(7, dtype=np.float32), render.Style(), 2)
     assert drawn.picture.image is not None and drawn.picture.key is not None and not drawn.message
 
 
 def test_a_head_chosen_for_a_block_is_not_silently_applied_to_the_class_attention():
     from PIL import Image
 
+    from analysis import trace_maths
     from model.bundle import ASSETS
-    from viewer import trace_maths
     from viewer.service import Explorer
 
     explorer = Explorer(open_model(None, device="cpu"))

@@ -17,6 +17,7 @@ from PIL import Image
 
 from conftest import launch
 from viewer import limits
+from viewer.errors import UserError
 from viewer.inputs import ImageRejected, open_image
 from viewer.limits import Limits
 from viewer.service import AnalysisCache
@@ -51,6 +52,7 @@ def test_a_bad_limit_names_its_flag(argv, message, monkeypatch):
         parse(argv, {}, monkeypatch)
 
 
+@pytest.mark.slow
 def test_the_app_refuses_a_bad_limit_with_one_line():
     result = subprocess.run([sys.executable, "app.py", "--concurrent-explanations", "none"], capture_output=True,
                             text=True, cwd=ROOT, timeout=120)
@@ -71,7 +73,7 @@ def test_a_session_keeps_its_latest_analyses_only():
     cache = AnalysisCache(max_bytes=10_000, session_analyses=2)
     first, second, third = (cache.put(Held(100), session="a") for _ in range(3))
     other = cache.put(Held(100), session="b")
-    with pytest.raises(LookupError, match="analyse an image first"):
+    with pytest.raises(UserError, match="analyse an image first"):
         cache.get(first)
     assert {cache.get(key).size for key in (second, third, other)} == {100}
     assert len(cache) == 3 and cache.total_bytes == 300
@@ -83,12 +85,12 @@ def test_the_cache_drops_the_least_recently_used_analysis_with_its_explanations(
     cache.keep_explanation((old, "occlusion", 0, 2), np.zeros(25, np.float32))  # 100 bytes
     cache.get(old)  # used: now the most recent
     cache.put(Held(400))  # 1,300 bytes: the least recently used goes
-    with pytest.raises(LookupError):
+    with pytest.raises(UserError):
         cache.get(recent)
     assert cache.explanation((old, "occlusion", 0, 2)) is not None
     cache.put(Held(400))
     cache.put(Held(400))  # old goes now, and its explanation with it
-    with pytest.raises(LookupError):
+    with pytest.raises(UserError):
         cache.get(old)
     assert cache.explanations == 0 and cache.total_bytes == 800
     cache.keep_explanation((old, "occlusion", 0, 2), np.zeros(25, np.float32))  # computed after it left
@@ -108,6 +110,7 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.slow
 def test_a_server_with_tight_limits_refuses_and_forgets_as_set(small_weights, tmp_path):
     demo, running = launch(small_weights, Limits(max_pixels=100_000, session_analyses=1))
     try:

@@ -5,7 +5,10 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from gradio_client import handle_file
+
+pytestmark = [pytest.mark.slow]
 
 EXAMPLES = sorted((Path(__file__).parents[1] / "assets" / "examples").glob("*"))
 CLIENTS = 8

@@ -8,6 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from model.capture import explicit_attention
 from model.dualvit import DualViT
+from model.weights import checkpoint_filter_fn
 
 
 def test_reproduces_official_logits(official, official_model):
@@ -65,7 +66,7 @@ def test_token_label_false_has_no_aux_head(official):
 
 def test_drop_path_only_in_training(official):
     network = official.build(drop_path_rate=0.5)
-    network.load_state_dict(official.state_dict)
+    network.load_state_dict(checkpoint_filter_fn(official.state_dict, network))
     with torch.inference_mode():
         official.check_fp32_logits(network(official.input))
     network.train()

@@ -556,7 +556,7 @@ def test_a_key_says_what_the_dimmed_bands_are_only_where_the_model_saw_part_of_t
 def test_each_block_of_a_series_says_how_spread_its_map_is():
     from types import SimpleNamespace
 
-    from viewer import trace_maths
+    from analysis import trace_maths
 
     photo = np.full((64, 64, 3), 90, np.uint8)
     analysis = SimpleNamespace(display=photo, geometry=identity(64, 64), thumbnail=photo,

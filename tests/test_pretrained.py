@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import socket
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -177,6 +177,7 @@ def test_the_papers_checkpoint_without_a_source_says_where_the_authors_publish_i
     assert "python -m model.pretrained add dualvit_b_384 PATH" in message and "DUALVIT_WEIGHTS_MIRROR" in message
 
 
+@pytest.mark.slow
 def test_a_file_downloaded_by_hand_is_added_to_the_cache_and_then_found_by_name(tiny_entry, served, tmp_path,
                                                                                  monkeypatch, official):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -210,6 +211,7 @@ def test_plain_http_is_refused_beyond_the_loopback_address():
         pretrained.fetch("http://example.com/dualvit_s.pth.tar")
 
 
+@pytest.mark.slow
 def test_timm_pretrained_takes_the_papers_checkpoint_from_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DUALVIT_WEIGHTS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -232,6 +234,7 @@ def test_timm_pretrained_takes_the_papers_checkpoint_from_the_cache(tmp_path, mo
         timm.create_model("dualvit_s.in1k_384", pretrained=True)
 
 
+@pytest.mark.slow
 def test_the_app_reads_its_weights_from_the_environment_and_explains_a_missing_checkpoint(tmp_path):
     env = {**os.environ, "DUALVIT_WEIGHTS": "dualvit_l", "DUALVIT_WEIGHTS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     env.pop("DUALVIT_WEIGHTS_MIRROR", None)
@@ -242,6 +245,7 @@ def test_the_app_reads_its_weights_from_the_environment_and_explains_a_missing_c
     assert "https://pan.baidu.com/s/1UGI4vVj-Oivv7yR0K2bEXg" in lines[0]
 
 
+@pytest.mark.slow
 def test_an_architecture_without_weights_starts_untrained_and_says_how_to_get_the_papers_weights():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

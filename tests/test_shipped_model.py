@@ -9,12 +9,13 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
+from analysis import trace_maths
 from model.bundle import open_model
 from training.evaluate import object_figures
 from training.examples import heldout_index
 from training.photos import answers, share_saying_none, skimage_photos
 from training.scenes import heldout_seed, make_scene, object_coverage
-from viewer import help_texts, render, trace_maths
+from viewer import help_texts, render
 from viewer.service import Explorer
 
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"

@@ -11,16 +11,19 @@ import random
 import threading
 
 import numpy as np
+import pytest
 from gradio_client import handle_file
 from PIL import Image
 
+from analysis.explanations import METHODS
 from model.allocator import release_freed_memory
-from viewer.service import EXPLANATION_METHODS
+
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 CLIENTS = 8
 WARM_UP = 150  # requests before the first reading at rest
 REQUESTS = 400  # in all; an analysis and an explanation are one request each
-MEMORY_BUDGET_GIB = 4.0  # what the README states for the shipped model
+MEMORY_BUDGET_GIB = 4.0  # what docs/memory-and-limits.md states for the shipped model
 # What the last 250 requests may add to the memory held at rest. Their 125 analyses are 4.2 MB apiece
 # on the shipped model at 224 (Analysis.nbytes): a cache that kept every one would add 0.51 GiB. A
 # healthy server's resident memory at rest still creeps early on, the allocator's fragmentation,
@@ -42,7 +45,7 @@ def test_resident_memory_levels_off_over_400_requests(shipped_app, tmp_path, cap
         path = tmp_path / f"noise_{side}.jpg"
         Image.fromarray(rng.integers(0, 256, (side, int(side * 1.3), 3), dtype=np.uint8)).save(path)
         images.append(path)
-    methods = list(EXPLANATION_METHODS)
+    methods = list(METHODS)
     sessions = [shipped_app.client() for _ in range(CLIENTS)]  # the same 8 sessions in both rounds
     sent, lock, readings, errors = [0], threading.Lock(), {}, []
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 from packaging.requirements import Requirement
@@ -31,8 +32,8 @@ result = {
     "device": str(explorer.bundle.device),
     "logits": analysis.trace.logits,
     "semantic_to_pixel": analysis.trace.maps["stage2.block0.semantic_to_pixel"],
-    "grad_cam": torch.from_numpy(explorer.explain(key, "grad_cam", 3)),
-    "rollout": torch.from_numpy(explorer.explain(key, "dual_rollout", 3)),
+    "grad_cam": torch.from_numpy(explorer.explain(explorer.explain_request(key, "grad_cam", "star"))),
+    "rollout": torch.from_numpy(explorer.explain(explorer.explain_request(key, "dual_rollout"))),
 }
 torch.save(result, sys.argv[1])
 """
@@ -48,6 +49,7 @@ def run(tmp_path: Path, mode: str) -> dict:
     return torch.load(out, weights_only=True)
 
 
+@pytest.mark.slow
 def test_the_functions_marked_for_zerogpu_run_on_a_cpu_machine_as_without_spaces(tmp_path):
     import spaces  # noqa: F401  (installed with requirements-dev.txt, as on every Space)
 

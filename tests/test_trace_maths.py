@@ -10,11 +10,12 @@ import pytest
 import timm
 import torch
 
+from analysis import trace_maths
 from model.capture import capture
 from model.dualvit import Grid
 from model.preprocess import Geometry
 from model.trace import Trace
-from viewer import figures, overlay, trace_maths
+from viewer import figures, overlay
 from viewer.help_texts import EXPLANATIONS
 
 # A 56x56 input: stage grids as the network would give them, four semantic tokens on a 2x2 grid.
@@ -507,13 +508,14 @@ def test_views_marked_beside_share_the_row_of_the_view_before():
 
 
 def test_every_help_text_is_used_and_every_cited_one_exists():
+    from analysis.explanations import METHODS
     from viewer import catalogue
-    from viewer.service import EXPLANATION_METHODS
     from viewer.ui import TAB_HELP
 
     cited = {view.help for view in catalogue.VIEWS if view.help} | set(TAB_HELP.values()) | \
-        {"prediction", "overlay_controls"} | {f"explain_{method}" for method in EXPLANATION_METHODS}
+        {"prediction", "overlay_controls"}
     assert set(EXPLANATIONS) == cited and all(text.strip() for text in EXPLANATIONS.values())
+    assert all(len(method.help) > 40 for method in METHODS.values())  # each method says what its result shows
     assert len({view.name for view in catalogue.VIEWS}) == len(catalogue.VIEWS)  # names are ids: unique
 
 

@@ -12,16 +12,30 @@ import safetensors
 import safetensors.torch
 import torch
 
-from training.evaluate import (average_precision, class_misses, exact_match, mean_average_precision, object_figures,
-                               wrong_by_object_count)
+from training.evaluate import (
+    average_precision,
+    class_misses,
+    exact_match,
+    mean_average_precision,
+    object_figures,
+    wrong_by_object_count,
+)
 from training.scenes import CLASSES, heldout_seed, make_scene, normalise_image
-from training.train import (CONTAINMENT_WEIGHT, Recipe, build_network, grounding_loss, native_bfloat16,
-                            token_distributions, training_record)
+from training.train import (
+    CONTAINMENT_WEIGHT,
+    Recipe,
+    build_network,
+    grounding_loss,
+    native_bfloat16,
+    token_distributions,
+    training_record,
+)
 
 ROOT = Path(__file__).parents[1]
 SHIPPED = ROOT / "assets" / "weights" / "dualvit_nano_scenes.safetensors"
 
 
+@pytest.mark.slow
 def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     command = [sys.executable, "-m", "training.train", "--out", str(tmp_path), "--steps", "8", "--batch-size", "4",
                "--scenes", "4", "--warmup-steps", "1", "--save-every", "4"]  # scenes made between steps on the CPU
@@ -42,6 +56,7 @@ def test_smoke_training_lowers_the_loss_and_resumes(tmp_path):
     assert "8/10" in resumed.stderr.replace("\r", "\n")
 
 
+@pytest.mark.slow
 def test_a_run_with_a_moving_average_exports_it_beside_the_live_weights_and_resumes_it(tmp_path):
     command = [sys.executable, "-m", "training.train", "--out", str(tmp_path), "--steps", "4", "--batch-size", "4",
                "--scenes", "4", "--warmup-steps", "1", "--workers", "0", "--save-every", "2", "--precision", "float32",

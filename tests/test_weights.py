@@ -13,8 +13,15 @@ import timm
 import torch
 
 from conftest import read_keys_tsv
-from model.weights import (OFFICIAL_BLOCK_RENAMES, CheckpointError, checkpoint_filter_fn, load_model, official_to_ours,
-                           read_checkpoint)
+from model.weights import (
+    OFFICIAL_BLOCK_RENAMES,
+    CheckpointError,
+    checkpoint_filter_fn,
+    load_model,
+    official_to_ours,
+    read_checkpoint,
+)
+
 
 def load_strictly(network, source):
     """As the app loads a user's file: read (any layout, nothing unpickled), check it fits, load strictly."""
@@ -47,6 +54,7 @@ def test_rename_map_is_a_bijection_onto_our_keys(variant):
 def test_every_block_rename_rule_is_used():
     keys = list(read_keys_tsv("dualvit_s"))
     import re
+
     from model.weights import OFFICIAL_PREFIX_RENAMES, _apply_first
     renamed = [_apply_first(OFFICIAL_PREFIX_RENAMES, key) for key in keys]
     for pattern, _ in OFFICIAL_BLOCK_RENAMES:
@@ -76,11 +84,14 @@ def test_every_official_layout_loads(official, tmp_path, layout, suffix):
         official.check_fp32_logits(network(official.input))
 
 
-def test_timm_create_model_with_official_checkpoint_path(official, tmp_path):
+def test_timm_create_model_with_an_official_file(official, tmp_path):
+    """timm's way to a local file in another layout: pretrained=True with the file, through checkpoint_filter_fn."""
     path = tmp_path / "official.pth.tar"
     torch.save({"state_dict": official.state_dict, "args": argparse.Namespace(epochs=300)}, path)
     config = {k: v for k, v in official.config.items() if k != "mlp_ratios"}
-    network = timm.create_model("dualvit_s", checkpoint_path=str(path), **config,
+    # The overlay says how many classes the file holds: timm leaves the heads of another count untouched.
+    overlay = {"file": str(path), "num_classes": official.config["num_classes"]}
+    network = timm.create_model("dualvit_s", pretrained=True, pretrained_cfg_overlay=overlay, **config,
                                 mlp_ratios=official.config["mlp_ratios"]).eval()
     with torch.inference_mode():
         official.check_fp32_logits(network(official.input))
@@ -148,7 +159,7 @@ def test_token_label_and_classes_are_detected_from_the_checkpoint(official, tmp_
     without_aux = {k: v for k, v in official.state_dict.items() if not k.startswith("aux_head.")}
     # A model with the official architecture but no aux head: the class head alone gives its logits.
     network = official.build(layer_norm_eps=1e-6, token_label=False)  # as the registered dualvit_s builds it
-    network.load_state_dict(without_aux)
+    network.load_state_dict(checkpoint_filter_fn(without_aux, network))
     with torch.inference_mode():
         expected = network(official.input)
     path = tmp_path / "no_aux.pth"
@@ -168,6 +179,7 @@ def test_architecture_is_inferred_from_shapes():
     assert loaded.pretrained_cfg["architecture"] == "dualvit_s" and loaded.num_classes == 7
 
 
+@pytest.mark.slow
 def test_converter_writes_safetensors_with_our_keys(official, tmp_path):
     source = tmp_path / "official.pth.tar"
     torch.save({"model": {"state_dict": official.state_dict}, "args": argparse.Namespace()}, source)
@@ -182,6 +194,7 @@ def test_converter_writes_safetensors_with_our_keys(official, tmp_path):
         official.check_fp32_logits(network(official.input))
 
 
+@pytest.mark.slow
 def test_converter_reports_a_bad_file(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
@@ -198,6 +211,7 @@ torch.save(network.state_dict(), sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_hub_reference_resolves_from_the_local_cache_offline(official, tmp_path):
     # Lay out the cache exactly as huggingface_hub stores a download: refs/main -> snapshot.
     revision = "0123456789abcdef0123456789abcdef01234567"
@@ -237,6 +251,7 @@ def test_checkpoint_of_another_model_is_refused_with_the_reason(official, tmp_pa
 @pytest.mark.parametrize("header", [b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......",  # broken JSON
                                     b"\xff\xff\x00\x00\x00\x00\x00\x00{}"],  # a header longer than the file
                          ids=["broken-json", "length-past-the-end"])
+@pytest.mark.slow
 def test_app_refuses_a_corrupt_safetensors_file_with_one_line(tmp_path, header):
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(header)
@@ -247,14 +262,14 @@ def test_app_refuses_a_corrupt_safetensors_file_with_one_line(tmp_path, header):
         next(line for line in result.stderr.splitlines() if line.startswith("error: corrupt.safetensors is not a readable"))]
 
 
-def test_timm_checkpoint_path_fine_tunes_from_an_official_checkpoint(tmp_path):
-    """timm.create_model(..., checkpoint_path=...) with an official file (official names, EMA weights,
-    the training arguments pickled beside them) and another class count: body loaded, heads new."""
+def test_timm_fine_tunes_from_an_official_checkpoint(tmp_path):
+    """timm.create_model(..., pretrained=True) with an official file (official names, EMA weights, the training
+    arguments pickled beside them) and another class count: body loaded, heads new."""
     torch.manual_seed(0)
     official = {key: torch.randn(shape) if shape else torch.tensor(3) for key, shape in read_keys_tsv("dualvit_s").items()}
     path = tmp_path / "dualvit_s.pth.tar"
     torch.save({"state_dict_ema": official, "args": argparse.Namespace(model="dualvit_s")}, path)
-    tuned = timm.create_model("dualvit_s", num_classes=10, checkpoint_path=str(path))
+    tuned = timm.create_model("dualvit_s", num_classes=10, pretrained=True, pretrained_cfg_overlay={"file": str(path)})
     ours = tuned.state_dict()
     assert tuned.head.weight.shape == (10, 448) and tuned.aux_head.weight.shape == (10, 448)
     body = {official_to_ours(key): value for key, value in official.items()
@@ -271,3 +286,29 @@ def test_load_state_dict_is_torchs_own_and_honours_strict_false():
     assert torch.equal(network.stages[1].blocks[0].norm1.weight, before) and len(result.missing_keys) > 100
     with pytest.raises(RuntimeError, match="Missing key"):
         network.load_state_dict(partial)
+
+
+def test_module_names_are_the_state_dicts_keys_and_no_hook_rewrites_them():
+    network = timm.create_model("dualvit_nano")
+    semantic_init = network.stages[0].semantic_embed
+    assert set(semantic_init.state_dict()) == {name for name, _ in semantic_init.named_parameters()} | \
+        {name for name, _ in semantic_init.named_buffers()}
+    assert set(network.state_dict()) == {name for name, _ in network.named_parameters()} | \
+        {name for name, _ in network.named_buffers()}
+    for module in network.modules():
+        assert not module._state_dict_hooks and not module._state_dict_pre_hooks, type(module).__name__
+        assert not module._load_state_dict_pre_hooks and not module._load_state_dict_post_hooks, type(module).__name__
+
+
+def test_a_file_in_this_projects_earlier_layout_loads_strictly():
+    """The shipped weights were written when the semantic init's attention was stored under official-like names."""
+    from model.bundle import DEFAULT_WEIGHTS
+
+    stored = safetensors.torch.load_file(str(DEFAULT_WEIGHTS))
+    assert "stages.0.semantic_embed.query_norm.weight" in stored  # the earlier layout, as shipped
+    network = load_model(DEFAULT_WEIGHTS)
+    assert torch.equal(network.stages[0].semantic_embed.attention.norm.weight,
+                       stored["stages.0.semantic_embed.query_norm.weight"])
+    attention = network.stages[0].semantic_embed.attention
+    assert torch.equal(attention.q.bias, stored["stages.0.semantic_embed.query_proj.bias"])
+    assert torch.equal(attention.kv.weight, stored["stages.0.semantic_embed.kv.weight"])

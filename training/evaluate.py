@@ -36,14 +36,14 @@ import torch
 import torch.nn.functional as F
 
 import model  # noqa: F401
+from analysis.trace_maths import mass_region
 from model.bundle import DEFAULT_WEIGHTS, ModelBundle, open_model
 from model.capture import capture
 from model.dualvit import DualViT
-from model.trace import MERGE_PART, MapName
+from model.map_names import MERGE_PART, MapName
 from training.photos import answers, share_saying_none, skimage_photos
 from training.scenes import HELDOUT_SEEDS, SceneDataset
 from training.train import token_distributions
-from viewer.trace_maths import mass_region
 
 MASK_COVER = 0.5  # a cell belongs to an object's mask when the object covers at least this much of it
 

@@ -19,11 +19,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from analysis import trace_maths
 from model.bundle import ModelBundle, open_model
 from model.weights import CheckpointError
-from viewer import catalogue, keys, overlay, render, trace_maths
-from viewer.inputs import ImageRejected, open_image
-from viewer.service import RESOLUTIONS, THUMBNAIL_SIDE, Analysis, Explorer
+from viewer import catalogue, keys, overlay, render
+from viewer.analysed import THUMBNAIL_SIDE, Analysis
+from viewer.errors import UserError
+from viewer.inputs import open_image
+from viewer.requests import RESOLUTIONS
+from viewer.service import Explorer
 
 GALLERY_COLUMNS = 8
 
@@ -117,20 +121,22 @@ def write_bundle(analysis: Analysis, bundle: ModelBundle, block: trace_maths.Blo
         sheet_image = render.contact_sheet(detail, pixels, stages, settings.token, block, explanation)
         bundle_file.writestr("trace_maths.png", png_bytes(sheet_image))
         bundle_file.write(trace_path, "trace.safetensors")
-        bundle_file.writestr("settings.json", json.dumps(settings_record(analysis, bundle, settings), indent=2))
+        record = settings_record(analysis, bundle, settings) | {"explanation": explanation[0] if explanation else None}
+        bundle_file.writestr("settings.json", json.dumps(record, indent=2))
     trace_path.unlink()
     return archive
 
 
 def export_image(explorer: Explorer, image_path: Path, out: Path, resolution: str, block_label: str | None,
                  settings: Settings) -> Path:
+    """The standard figures of one image in ``out/<its stem>/``; a bad image or setting is a UserError."""
     loaded = open_image(image_path)
-    analysis = explorer.get(explorer.analyse(loaded.image, resolution, tuple(loaded.notes)))
-    refs = trace_maths.blocks(analysis.trace)
-    block = next((ref for ref in refs if ref.label == block_label), None) if block_label else \
-        trace_maths.default_block(analysis.trace)  # the block the page opens on
-    if block is None:
-        raise ValueError(f"unknown block {block_label!r}; choose one of: {', '.join(r.label for r in refs)}")
+    key = explorer.analyse(loaded.image, resolution, tuple(loaded.notes))
+    analysis = explorer.get(key)
+    label = block_label or trace_maths.default_block(analysis.trace).label  # the block the page opens on
+    request = explorer.view_request(key, label, settings.fusion, settings.scale, settings.colormap,
+                                    settings.opacity, token=settings.token)
+    block = request.block
     settings = replace(settings, block=block.label)
     folder = out / image_path.stem
     folder.mkdir(parents=True, exist_ok=True)
@@ -170,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             folder = export_image(explorer, image_path, arguments.out, arguments.resolution, arguments.block, settings)
             print(f"{image_path}: wrote {folder}")
-        except (ImageRejected, KeyError, ValueError, IndexError) as error:
+        except UserError as error:
             failures += 1
             print(f"{image_path}: skipped: {error}", file=sys.stderr)
     return 1 if failures else 0

@@ -6,7 +6,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from viewer.trace_maths import QUADRANTS, BlockRef
+from analysis.trace_maths import QUADRANTS, BlockRef
 
 HIGHLIGHT = "#e4572e"
 MUTED = "#9aa5b1"
@@ -40,7 +40,7 @@ def token_bars(values: np.ndarray, top_k: int, title: str, value_title: str, val
 
 
 def pixel_reads_figure(reads: np.ndarray, top_k: int = 5) -> go.Figure:
-    """How much the chosen pixel reads from each token; ``reads`` (M,) from :func:`viewer.trace_maths.pixel_reads`."""
+    """How much the chosen pixel reads from each token; ``reads`` (M,) from :func:`analysis.trace_maths.pixel_reads`."""
     return token_bars(reads, top_k, f"What this pixel reads (top {min(top_k, np.size(reads))} highlighted)",
                       "attention weight", ".4f")
 

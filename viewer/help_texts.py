@@ -91,35 +91,6 @@ EXPLANATIONS: dict[str, str] = {
         "for one class, each in its own way; the evidence table at the foot of this tab measures how well each "
         "finds the objects in generated scenes and how faithful it is to the model."
     ),
-    "explain_integrated_gradients": (
-        "Integrated Gradients: the class score's gradient with respect to each input pixel, accumulated along a "
-        "straight path from a blank image to this one. Bright pixels are the ones whose colours raise the score."
-    ),
-    "explain_smoothgrad": (
-        "Integrated Gradients averaged over several noisy copies of the image (SmoothGrad), which removes much of "
-        "the pixel-level speckle of the plain method."
-    ),
-    "explain_grad_cam": (
-        "Grad-CAM on the last stage's pixel tokens (a 7×7 grid at 224): each feature channel weighted by how much "
-        "the class score rises with it. Coarse, but it reads the representation the classifier actually uses."
-    ),
-    "explain_occlusion": (
-        "Occlusion: a grey square slides over the image and the drop of the class score is recorded. Bright means "
-        "hiding that region hurts the prediction; no gradients involved, only the model's outputs."
-    ),
-    "explain_aux_head": (
-        "Models trained with token labeling have a second head that scores every final pixel token for every "
-        "class; this is that per-pixel score for the chosen class (its maximum is half of the final logit)."
-    ),
-    "explain_dual_rollout": (
-        "Attention rollout adapted to Dual-ViT: the class token's attention is followed backwards through every "
-        "block, through the semantic tokens and across the stages, down to the stage-1 pixels. It shows where "
-        "the information reaching the classifier came from, with residual connections counted as half."
-    ),
-    "explain_token_importance": (
-        "Each semantic token of the chosen stage is removed in turn (set to zero where it enters the stage) and "
-        "the drop of the class score is recorded: the tokens the prediction depends on most, with their maps."
-    ),
 }
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from viewer.errors import UserError
 from viewer.limits import PIXEL_CEILING, Limits
 
 MAX_PIXELS = Limits.max_pixels
@@ -27,8 +28,8 @@ MAX_ASPECT = 8.0
 Image.MAX_IMAGE_PIXELS = PIXEL_CEILING
 
 
-class ImageRejected(ValueError):
-    """An input we cannot use; the message is meant for the person who gave it."""
+class ImageRejected(UserError):
+    """An image we cannot use; the message is meant for the person who gave it."""
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """What a host can bound: image size, concurrent work and the caches, as flags or environment variables.
 
-The defaults keep the shipped model's server inside 4 GiB and dualvit_s's inside 8 GiB (README,
-"Memory"). A request over a limit waits in Gradio's queue (concurrency) or is refused with a
-message (pixels, a full queue); an analysis pushed out of a cache asks for the image again. On a
-Hugging Face Space, set the environment variables in the Space's settings.
+The defaults keep the shipped model's server inside 4 GiB and dualvit_s's inside 8 GiB
+(docs/memory-and-limits.md). A request over a limit waits in Gradio's queue (concurrency) or is
+refused with a message (pixels, a full queue); an analysis pushed out of a cache asks for the image
+again. On a Hugging Face Space, set the environment variables in the Space's settings.
 """
 from __future__ import annotations
 

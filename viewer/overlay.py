@@ -12,10 +12,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from analysis.trace_maths import home_cell
 from model.dualvit import POOL_SIZE
 from model.preprocess import Geometry
 from model.trace import Trace
-from viewer.trace_maths import home_cell
 
 COLORMAPS: dict[str, int] = {
     "inferno": cv2.COLORMAP_INFERNO,
@@ -160,7 +160,7 @@ def overlay(image: np.ndarray, values: np.ndarray, geometry: Geometry, colormap:
     range: low attention leaves the photo as it is instead of washing it dark, and middling values,
     whose colours are the map's darker ones, still show over a dark photo. Pixels the model did not
     see are dimmed. ``vrange`` (min, max) fixes the scale (e.g.
-    :func:`viewer.trace_maths.shared_range`); by default it runs from 0 to this map's peak.
+    :func:`analysis.trace_maths.shared_range`); by default it runs from 0 to this map's peak.
     """
     return overlays(image, [values], geometry, colormap, opacity, [vrange or value_range(values)])[0]
 
@@ -221,7 +221,7 @@ def mass_overlay(image: np.ndarray, levels: np.ndarray, geometry: Geometry, colo
                  opacity: float = 0.6, bands: int = 3, outlined: bool = True) -> np.ndarray:
     """Nested mass regions filled over the photo and, when ``outlined``, the innermost outlined.
 
-    ``levels`` (h, w) int from :func:`viewer.trace_maths.mass_levels`: ``bands`` for the smallest
+    ``levels`` (h, w) int from :func:`analysis.trace_maths.mass_levels`: ``bands`` for the smallest
     region (e.g. 50% of the mass), down to 1 for the largest and 0 outside, which is left as the photo.
     """
     image = check_image(image, geometry)
@@ -272,7 +272,7 @@ def ownership_overlay(image: np.ndarray, owner: np.ndarray, confidence: np.ndarr
     """Each pixel tinted with its owning token's hue, brighter where the pixel's choice is clearer, with a
     dark seam between neighbouring owners.
 
-    ``owner`` (h, w) int and ``confidence`` (h, w) in [0, 1] as from :func:`viewer.trace_maths.ownership`.
+    ``owner`` (h, w) int and ``confidence`` (h, w) in [0, 1] as from :func:`analysis.trace_maths.ownership`.
     """
     image = check_image(image, geometry)
     check_opacity(opacity)

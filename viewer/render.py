@@ -12,10 +12,12 @@ import cv2
 import numpy as np
 import plotly.graph_objects as go
 
+from analysis import attribution, trace_maths
+from analysis.explanations import ExplanationMethod
 from model.preprocess import Geometry
-from viewer import attribution, figures, help_texts, keys, overlay, trace_maths
+from viewer import figures, help_texts, keys, overlay
+from viewer.analysed import Analysis
 from viewer.keys import ColourKey
-from viewer.service import Analysis
 
 TOP_TOKENS = 4
 TOP_IMPORTANT_TOKENS = 8
@@ -316,13 +318,14 @@ def blank_reason(result: np.ndarray) -> str:
     return ""
 
 
-def explanation_view(analysis: Analysis, method: str, result: np.ndarray, style: Style, stage: int,
-                     unit: str = "attribution") -> ExplanationView:
-    """An attribution map drawn on the image, or, for token importance, the tokens that stand out."""
+def explanation_view(analysis: Analysis, method: ExplanationMethod, result: np.ndarray, style: Style,
+                     stage: int | None, unit: str = "attribution") -> ExplanationView:
+    """A method's map drawn on the image, or, for token scores, the tokens that stand out (with their maps at
+    the last block of ``stage``)."""
     reason = blank_reason(result)
     if reason:
         return ExplanationView(Picture(None, None, reason), None, None, reason)
-    if method != "token_importance":
+    if method.result == "map":
         # Evidence for the class is drawn; evidence against it (below 0) is said, not hidden in a blend.
         positive = np.clip(result, 0.0, None)
         low, high = float(np.min(result)), float(np.max(result))
@@ -336,8 +339,9 @@ def explanation_view(analysis: Analysis, method: str, result: np.ndarray, style:
             picture = Picture(picture.image, replace(picture.key, note=note))
         return ExplanationView(picture, None, None)
     trace = analysis.trace
-    last_block = [ref for ref in trace_maths.blocks(trace) if ref.stage == stage][-1]
-    maps = trace_maths.token_maps(trace, stage, last_block.block, "mean")
+    shown = [ref for ref in trace_maths.blocks(trace) if trace_maths.has_token_maps(trace, ref)
+             and (ref.stage == stage if stage is not None else ref.kind == "dual")][-1]
+    maps = trace_maths.token_maps(trace, shown.stage, shown.block, "mean")
     deviations = standing_out(result)
     ranked = [int(index) for index in attribution.rank_tokens(deviations, TOP_IMPORTANT_TOKENS)
               if deviations[index] >= SIGNIFICANT_DEVIATIONS]

@@ -7,26 +7,25 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
+from analysis import attribution
 from model.allocator import release_freed_memory
 from model.bundle import ModelBundle
 from model.capture import capture
 from model.preprocess import Geometry, preprocess
 from model.trace import Trace
-from viewer import attribution
+from viewer import requests
+from viewer.analysed import DISPLAY_SIDE, MIN_DISPLAY_SIDE, THUMBNAIL_SIDE, Analysis, display_copy
+from viewer.errors import UserError
 from viewer.limits import Limits
+from viewer.render import DEFAULT_OPACITY, DEFAULT_SCALE
+from viewer.requests import ExplainRequest, TourRequest, ViewRequest
 
-RESOLUTIONS: dict[str, str] = {
-    "224": "224 × 224 (centre crop, as in evaluation)",
-    "384": "384 × 384 (centre crop)",
-    "aspect": "whole image, its own aspect (about 224² pixels)",
-}
 try:  # On a Hugging Face ZeroGPU Space, a GPU is attached only inside functions marked for it.
     import spaces
 
@@ -34,31 +33,6 @@ try:  # On a Hugging Face ZeroGPU Space, a GPU is attached only inside functions
 except ImportError:
     def on_gpu(function):
         return function
-
-# Overlays are drawn on a copy of the original no larger than this, so a view change stays fast
-# whatever the upload's size.
-DISPLAY_SIDE = 768
-# Smaller originals are enlarged to this for drawing, so cell borders and outlines stay crisp.
-MIN_DISPLAY_SIDE = 512
-THUMBNAIL_SIDE = 128
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """One analysed image: its trace and the copy of the original that the views draw on."""
-
-    trace: Trace
-    inputs: torch.Tensor  # (1, 3, H, W) the model input, on the CPU (for the attribution methods)
-    display: np.ndarray  # (H, W, 3) uint8 RGB: the original, downscaled to DISPLAY_SIDE at most
-    geometry: Geometry  # model input -> display copy
-    thumbnail: np.ndarray  # the original at THUMBNAIL_SIDE at most, for galleries
-    thumbnail_geometry: Geometry  # model input -> thumbnail
-    resolution: str
-    notes: tuple[str, ...]
-
-    def nbytes(self) -> int:
-        return (self.trace.nbytes() + self.inputs.numel() * self.inputs.element_size() + self.display.nbytes
-                + self.thumbnail.nbytes)
 
 
 class AnalysisCache:
@@ -70,7 +44,7 @@ class AnalysisCache:
         self.session_analyses = session_analyses
         self._entries: OrderedDict[str, Analysis] = OrderedDict()
         self._sessions: dict[str, str | None] = {}  # analysis key -> the session that made it
-        self._explanations: OrderedDict[tuple, np.ndarray] = OrderedDict()  # (key, method, class, stage)
+        self._explanations: OrderedDict[tuple, np.ndarray] = OrderedDict()  # ExplainRequest.cache_key
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -89,7 +63,7 @@ class AnalysisCache:
     def get(self, key: str | None) -> Analysis:
         with self._lock:
             if not key or key not in self._entries:
-                raise LookupError("No analysed image in this session (or it expired): analyse an image first.")
+                raise UserError("No analysed image in this session (or it expired): analyse an image first.")
             self._entries.move_to_end(key)
             return self._entries[key]
 
@@ -143,7 +117,10 @@ class AnalysisCache:
 
 
 class Explorer:
-    """Runs the model (once per image) and keeps the traces for the views, within the host's limits."""
+    """Runs the model (once per image) and keeps the traces for the views, within the host's limits.
+
+    Requests enter here: :meth:`view_request` and :meth:`explain_request` check what a user sent and raise
+    :class:`~viewer.errors.UserError` for what they can mend."""
 
     def __init__(self, bundle: ModelBundle, limits: Limits = Limits()):
         self.bundle = bundle
@@ -154,10 +131,9 @@ class Explorer:
 
     def analyse(self, image: Image.Image, resolution: str = "224", notes: tuple[str, ...] = (),
                 session: str | None = None) -> str:
-        """Capture every attention map of ``image``; returns the cache key of the analysis. A ``session``
-        keeps at most the host's number of analyses: its older ones leave the cache."""
-        if resolution not in RESOLUTIONS:
-            raise ValueError(f"Unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}.")
+        """Capture every attention map of ``image`` at ``resolution`` (one of
+        :data:`~viewer.requests.RESOLUTIONS`); returns the cache key of the analysis. A ``session`` keeps at
+        most the host's number of analyses: its older ones leave the cache."""
         mode, size = ("aspect", 224) if resolution == "aspect" else ("crop", int(resolution))
         images, geometry = preprocess(image, self.bundle.data_config, size=size, mode=mode)
         with self._model_lock:
@@ -171,37 +147,40 @@ class Explorer:
     def get(self, key: str | None) -> Analysis:
         return self.cache.get(key)
 
-    def latest_explanation(self, key: str | None) -> tuple[str, int, int, np.ndarray] | None:
-        """(method, class, stage, result) of the last explanation computed or shown for this analysis, if any."""
-        latest = self.cache.latest_explanation(key)
-        if latest is None:
-            return None
-        (_, method, target, stage), result = latest
-        return method, target, stage, result
+    def view_request(self, key: str | None, block: Any, fusion: Any, scale: Any, colormap: Any, opacity: Any,
+                     **selection: Any) -> ViewRequest:
+        """A view of the analysis ``key``, checked (``selection``: see :func:`viewer.requests.view_request`)."""
+        return requests.view_request(key, self.get(key), block, fusion, scale, colormap, opacity, **selection)
 
-    def explain(self, key: str | None, method: str, target: int, stage: int = 2,
-                on_pass: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """An attribution map (or token scores) for ``method``, computed once per image, method and class.
+    def tour_request(self, key: str | None, scale: Any, colormap: Any, opacity: Any) -> TourRequest:
+        return TourRequest(key, self.get(key), requests.parse_style(scale, colormap, opacity))
+
+    def explain_request(self, key: str | None, method: Any, class_name: Any = None, stage: Any = None,
+                        scale: Any = DEFAULT_SCALE, colormap: Any = "inferno",
+                        opacity: Any = DEFAULT_OPACITY) -> ExplainRequest:
+        """An explanation of the analysis ``key`` for the class named ``class_name``, checked."""
+        return requests.explain_request(key, self.get(key), self.bundle, method, class_name, stage,
+                                        requests.parse_style(scale, colormap, opacity))
+
+    def latest_explanation(self, key: str | None) -> tuple[tuple, np.ndarray] | None:
+        """(cache key, result) of the last explanation computed or shown for this analysis, if any."""
+        return self.cache.latest_explanation(key)
+
+    def explain(self, request: ExplainRequest, on_pass: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """The method's result (a map, or token scores), computed once per image, method, class and stage.
 
         ``on_pass(done, expected)`` is called as each of the method's forward passes starts.
         """
-        analysis = self.get(key)
-        if method not in EXPLANATION_METHODS:
-            raise ValueError(f"Unknown method {method!r}; choose one of {', '.join(EXPLANATION_METHODS)}.")
-        if not 0 <= target < len(self.bundle.class_names):
-            raise ValueError(f"Class index {target} does not exist (0 to {len(self.bundle.class_names) - 1}).")
-        if not 1 <= stage <= 4:
-            raise ValueError(f"Stage {stage} does not exist: Dual-ViT has stages 1 to 4.")
-        explanation_key = (key, method, target, stage if method == "token_importance" else 2)
-        cached = self.cache.explanation(explanation_key)
+        cached = self.cache.explanation(request.cache_key)
         if cached is not None:
             return cached
-        expected = expected_passes(self.bundle, method, analysis)
+        analysis = request.analysis
+        expected = request.method.passes(self.bundle.network, tuple(analysis.inputs.shape[-2:]), analysis.trace)
         report = (lambda _pass, done: on_pass(done, expected)) if on_pass else (lambda _pass, done: None)
         with self._model_lock, attribution.recording_passes(self.bundle.network, report):
-            result = run_explanation(self.bundle, analysis, method, target, stage)
+            result = run_explanation(self.bundle, request)
             release_freed_memory()  # an explanation's gradients and batches, gigabytes at large inputs
-        self.cache.keep_explanation(explanation_key, result)
+        self.cache.keep_explanation(request.cache_key, result)
         return result
 
 
@@ -215,63 +194,9 @@ def run_capture(bundle: ModelBundle, images: torch.Tensor, geometry: Geometry) -
     return trace
 
 
-# The settings the page runs each method with.
-IG_STEPS = 32
-SMOOTH_STEPS, SMOOTH_SAMPLES = 16, 8
-EXPLANATION_METHODS: dict[str, str] = {
-    "integrated_gradients": "Integrated Gradients",
-    "smoothgrad": "Integrated Gradients + noise (SmoothGrad)",
-    "grad_cam": "Grad-CAM on the stage-4 pixel tokens",
-    "occlusion": "Occlusion",
-    "aux_head": "Token-labeling head: per-pixel class map",
-    "dual_rollout": "Attention rollout through the semantic tokens",
-    "token_importance": "Semantic-token importance (ablation)",
-}
-
-
 @on_gpu
-def run_explanation(bundle: ModelBundle, analysis: Analysis, method: str, target: int, stage: int) -> np.ndarray:
-    """The map of ``method`` for class ``target`` (token scores (M,) for token_importance)."""
-    if method == "dual_rollout":
-        return attribution.dual_rollout(analysis.trace)
-    network, images = bundle.network, analysis.inputs.to(bundle.device)
-    if method == "integrated_gradients":
-        return attribution.integrated_gradients(network, images, target, steps=IG_STEPS)
-    if method == "smoothgrad":
-        return attribution.integrated_gradients(network, images, target, steps=SMOOTH_STEPS, smooth=True,
-                                            samples=SMOOTH_SAMPLES)
-    if method == "grad_cam":
-        return attribution.grad_cam(network, images, target)
-    if method == "occlusion":
-        return attribution.occlusion(network, images, target)
-    if method == "aux_head":
-        return attribution.aux_class_map(network, images, target)
-    return attribution.token_importance(network, images, target, stage)
-
-
-def expected_passes(bundle: ModelBundle, method: str, analysis: Analysis) -> int:
-    """How many forward passes ``method`` makes on this analysis's input (for a progress bar)."""
-    size, network = analysis.inputs.shape[-2:], bundle.network
-    if method == "dual_rollout":
-        return 0  # it reads the trace
-    if method == "integrated_gradients":
-        return -(-IG_STEPS // attribution.gradient_batch(network, size))
-    if method == "smoothgrad":
-        return -(-SMOOTH_STEPS * SMOOTH_SAMPLES // attribution.gradient_batch(network, size, SMOOTH_SAMPLES))
-    if method == "occlusion":
-        windows = attribution.occlusion_windows(size)
-        return 1 + -(-windows // attribution.batch_size(network, size, with_grad=False))
-    if method == "token_importance":
-        per_pass = attribution.batch_size(network, size, with_grad=False)
-        return len(attribution.token_batches(analysis.trace.num_semantic, per_pass))
-    return 1
-
-
-def display_copy(image: Image.Image, side: int, min_side: int = 0) -> Image.Image:
-    """``image`` scaled so that its longer side is at most ``side`` (and, with ``min_side``, at least that)."""
-    longest = max(image.size)
-    if min_side <= longest <= side:
-        return image
-    scale = (side if longest > side else min_side) / longest
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.BILINEAR if scale < 1 else Image.BICUBIC)
+def run_explanation(bundle: ModelBundle, request: ExplainRequest) -> np.ndarray:
+    """The request's method run on its image (on the GPU when there is one)."""
+    analysis = request.analysis
+    return request.method.compute(bundle.network, analysis.inputs.to(bundle.device), analysis.trace,
+                                  request.target, request.stage)

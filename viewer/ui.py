@@ -1,264 +1,34 @@
-"""The Gradio page: wiring only. Maths lives in viewer.trace_maths, drawing in viewer.overlay/figures."""
+"""The Gradio page: layout and event wiring only, built from the catalogue of views and the explanation methods.
+
+Each part of the page is a small class whose ``render`` lays its components out (returning them by name);
+:class:`Wiring` connects them to the handlers of :mod:`viewer.handlers`, each event parsing the values it
+sends into one checked request (:mod:`viewer.requests`). Maths lives in :mod:`analysis`, drawing in
+:mod:`viewer.render`.
+"""
 from __future__ import annotations
 
-import functools
-import shutil
-import tempfile
-import time
-from pathlib import Path
-from typing import Any, Callable
+import inspect
+from typing import Any, Callable, Sequence
 
 import gradio as gr
 from starlette.middleware import Middleware
 
-from model.bundle import ASSETS
-from viewer import catalogue, help_texts, markup, overlay, render, trace_maths
+from analysis import trace_maths
+from analysis.explanations import METHODS, default_method
+from model.bundle import ASSETS, ModelBundle
+from viewer import catalogue, help_texts, markup, overlay, render
 from viewer.components import CheckedSlider, PredictionLabel, TokenNumber, UploadedImage
-from viewer.export import Settings, write_bundle
+from viewer.handlers import TOUR_NAMES, Handlers, answering, tour_picture, tour_text
 from viewer.help_texts import EXPLANATIONS
 from viewer.http_guard import UploadGuard
-from viewer.inputs import ImageRejected, open_image
-from viewer.service import EXPLANATION_METHODS, RESOLUTIONS, Analysis, Explorer
+from viewer.requests import MEAN_OF_TOKENS, RESOLUTIONS, analyse_request
+from viewer.service import Explorer
 
 EXAMPLES = ASSETS / "examples"
-MEAN_OF_TOKENS = "mean over tokens"
-
-
-EXPORTS = Path(tempfile.gettempdir()) / "dualvit-explorer-exports"
-EXPORT_LIFETIME_SECONDS = 3600
-
-
-def prune_exports() -> None:
-    """Delete downloads older than an hour, so a long-running Space does not fill its disk."""
-    cutoff = time.time() - EXPORT_LIFETIME_SECONDS
-    for folder in EXPORTS.iterdir():
-        if folder.is_dir() and folder.stat().st_mtime < cutoff:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def explanation(view: str) -> gr.Markdown:
-    return gr.Markdown(EXPLANATIONS[view], elem_classes=["explanation"])
-
-
-def view_html(elem_id: str, js_on_load: str | None = None, **kwargs) -> gr.HTML:
-    """A picture of the page: an HTML value holding its image(s) and colour key."""
-    return gr.HTML(elem_id=elem_id, elem_classes=["view"], js_on_load=js_on_load, **kwargs)
-
-
-def user_error(error: Exception) -> gr.Error:
-    return gr.Error(str(error), print_exception=False)
-
-
 TAB_TITLES = catalogue.TABS
-CLASS_AGNOSTIC = {"dual_rollout"}  # methods whose map is the same whatever the class
-STAGE_METHODS = {"token_importance"}  # methods that ask for a stage
-
-
-class Page:
-    """Handlers bound to one Explorer: UI values in, rendered views out."""
-
-    def __init__(self, explorer: Explorer):
-        self.explorer = explorer
-
-    # -- turning UI values into arguments ----------------------------------------------------
-    def analysis(self, key: str | None) -> Analysis:
-        try:
-            return self.explorer.get(key)
-        except LookupError as error:
-            raise user_error(error) from None
-
-    @staticmethod
-    def block(analysis: Analysis, label: str) -> trace_maths.BlockRef:
-        for block in trace_maths.blocks(analysis.trace):
-            if block.label == label:
-                return block
-        raise gr.Error(f"Unknown block {label!r}; choose one of: "
-                       + ", ".join(b.label for b in trace_maths.blocks(analysis.trace)), print_exception=False)
-
-    @staticmethod
-    def token(analysis: Analysis, token: Any) -> int:
-        count = analysis.trace.num_semantic
-        try:
-            number = float(token)
-        except (TypeError, ValueError):
-            number = float("nan")
-        if not number.is_integer():
-            raise gr.Error(f"Token must be a whole number from 0 to {count - 1}.", print_exception=False)
-        index = int(number)
-        if not 0 <= index < count:
-            raise gr.Error(f"Token {index} does not exist: this image has tokens 0 to {count - 1}.",
-                           print_exception=False)
-        return index
-
-    @staticmethod
-    def style(scale: str, colormap: str, opacity: float) -> render.Style:
-        return render.Style(colormap, float(opacity), scale)
-
-    @staticmethod
-    def guarded(function, *arguments):
-        """Call a render function, turning a bad UI value (missing head, colormap...) into a message."""
-        try:
-            return function(*arguments)
-        except (KeyError, ValueError, IndexError) as error:
-            raise user_error(error) from None
-
-    @staticmethod
-    def head_choices(analysis: Analysis, block: trace_maths.BlockRef, fusion: str | None):
-        """Only the heads this block has; the current choice kept where the block has it."""
-        choices = trace_maths.fusion_choices(analysis.trace, block.stage)
-        return gr.update(choices=choices, value=fusion if fusion in choices else "mean")
-
-    # -- analyse -----------------------------------------------------------------------------
-    def analyse(self, upload: Any, resolution: str, request: gr.Request,
-                progress: gr.Progress = gr.Progress()) -> dict[str, Any]:
-        if upload is None:
-            raise gr.Error("Add an image first: upload, paste, use the webcam or pick an example.",
-                           print_exception=False)
-        progress(0.1, desc="reading the image")
-        try:
-            loaded = open_image(upload, self.explorer.limits.max_pixels)
-        except ImageRejected as error:
-            raise user_error(error) from None
-        progress(0.3, desc="running Dual-ViT and capturing every attention map")
-        try:
-            key = self.explorer.analyse(loaded.image, resolution, tuple(loaded.notes), session=request.session_hash)
-        except ValueError as error:
-            raise user_error(error) from None
-        analysis = self.explorer.get(key)
-        trace = analysis.trace
-        labels = [block.label for block in trace_maths.blocks(trace)]
-        opening = trace_maths.default_block(trace)
-        status = f"Analysed at {RESOLUTIONS[resolution]}: {trace.num_semantic} semantic tokens " \
-                 f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid). Opened on " \
-                 f"{opening.label}, " + ("the last Dual block whose tokens show regions." if opening.kind == "dual"
-                                         else "the block whose tokens spread most.")
-        if loaded.notes:
-            status += " Note: " + "; ".join(loaded.notes) + "."
-        top_classes = trace.top_classes(5)
-        tokens = [str(index) for index in range(trace.num_semantic)]
-        return {
-            "key": key,
-            "prediction": {"heading": help_texts.prediction_heading(trace, self.explorer.bundle),
-                           # the classes' own names: the ones the explanation API accepts
-                           "confidences": dict(top_classes)},
-            "verdict": help_texts.prediction_verdict(trace, self.explorer.bundle),
-            "status": status,
-            "block": gr.update(choices=labels, value=opening.label),
-            "fusion": self.head_choices(analysis, opening, "mean"),
-            "token": gr.update(maximum=trace.num_semantic - 1, value=0),
-            "target_class": gr.update(choices=[name for name, _ in top_classes], value=top_classes[0][0]),
-            "stage_token": gr.update(choices=[MEAN_OF_TOKENS] + tokens, value=MEAN_OF_TOKENS),
-            "point": None,  # no point clicked yet on this image: the pixel view starts at the centre
-        }
-
-    def block_view(self, key, block_label, fusion, scale, colormap, opacity) -> dict[str, Any]:
-        """A new block: only its heads offered (the current one kept where it has it), and its gallery."""
-        analysis = self.analysis(key)
-        heads = self.head_choices(analysis, self.block(analysis, block_label), fusion)
-        return {"fusion": heads, **self.token_gallery(key, block_label, heads["value"], scale, colormap, opacity)}
-
-    # -- views: each returns its values by view name (see viewer.catalogue) -------------------
-    def token_gallery(self, key, block_label, fusion, scale, colormap, opacity) -> dict[str, Any]:
-        analysis = self.analysis(key)
-        block = self.block(analysis, block_label)
-        tiles = self.guarded(render.token_gallery, analysis, block, fusion, self.style(scale, colormap, opacity))
-        return {"token_gallery": markup.tiles_html(tiles, selectable=True, label=f"every token's map, {block.label}")}
-
-    def pick_token(self, key, block_label, fusion, scale, colormap, opacity, event: gr.SelectData) -> dict[str, Any]:
-        """A tile clicked: its token in the token box, and drawn, in one round trip."""
-        token = int(event.index)
-        return {"token": token, **self.token_detail(key, block_label, fusion, scale, colormap, opacity, token)}
-
-    def token_detail(self, key, block_label, fusion, scale, colormap, opacity, token) -> dict[str, Any]:
-        analysis = self.analysis(key)
-        block, token = self.block(analysis, block_label), self.token(analysis, token)
-        detail = self.guarded(render.token_detail, analysis, block, fusion, self.style(scale, colormap, opacity),
-                              token)
-        return {"token_image": markup.picture_html(detail.picture, f"token {token}, {block.label}"),
-                "token_stats": render.statistics_markdown(token, block, detail.statistics),
-                "filmstrip": markup.tiles_html(detail.filmstrip, wide=True),
-                "selection": markup.selection_css(token)}
-
-    def pixel_view(self, key, block_label, fusion, scale, colormap, opacity, point) -> dict[str, Any]:
-        analysis = self.analysis(key)
-        view = self.guarded(render.pixel_view, analysis, self.block(analysis, block_label), fusion,
-                            self.style(scale, colormap, opacity), point)
-        return {"pixel_image": view.marked, "pixel_reads": view.reads_figure,
-                "top_tokens": markup.tiles_html(view.top_tokens, selectable=True, wide=True),
-                "ownership": markup.picture_html(view.ownership, "ownership map", owners=view.owners)}
-
-    def stages_view(self, key, block_label, fusion, scale, colormap, opacity, token_choice) -> dict[str, Any]:
-        analysis = self.analysis(key)
-        token = None if token_choice in (None, "", MEAN_OF_TOKENS) else self.token(analysis, token_choice)
-        view = self.guarded(render.stages_view, analysis, self.block(analysis, block_label), fusion,
-                            self.style(scale, colormap, opacity), token)
-        return {"stages": markup.tiles_html(view.stages, wide=True),
-                "class_attention": markup.picture_html(view.class_attention, "class attention"),
-                "semantic_self": view.semantic_self_figure, "merge_quadrants": view.merge_quadrants_figure}
-
-    def explain(self, key, method, class_name, stage, scale, colormap, opacity, progress: gr.Progress = gr.Progress()):
-        analysis = self.analysis(key)
-        class_names = self.explorer.bundle.class_names
-        if method not in EXPLANATION_METHODS:
-            raise gr.Error(f"Unknown method {method!r}; choose one of {', '.join(EXPLANATION_METHODS)}.",
-                           print_exception=False)
-        if method in CLASS_AGNOSTIC:
-            target = 0  # the map does not depend on the class
-        elif class_name in class_names:
-            target = class_names.index(class_name)
-        else:
-            raise gr.Error(f"Unknown class {class_name!r} for these weights.", print_exception=False)
-        try:
-            stage = int(stage) if method in STAGE_METHODS else 2
-        except (TypeError, ValueError):
-            raise gr.Error("Stage must be 1, 2, 3 or 4.", print_exception=False) from None
-        name = EXPLANATION_METHODS[method]
-        progress(0.0, desc=f"{name}: starting")
-
-        def on_pass(done: int, expected: int) -> None:
-            # Each pass's share is reported as it starts; the last one ends at the full bar.
-            progress(min(done - 1, expected) / max(expected, 1), desc=f"{name}: model pass {done} of {expected}")
-
-        try:
-            result = self.explorer.explain(key, method, target, stage, on_pass=on_pass)
-        except (KeyError, ValueError) as error:
-            raise user_error(error) from None
-        view = self.guarded(render.explanation_view, analysis, method, result, self.style(scale, colormap, opacity),
-                            stage)
-        return {"explain_image": markup.picture_html(view.picture, EXPLANATION_METHODS[method]),
-                "explain_text": EXPLANATIONS[f"explain_{method}"],
-                "important_tokens": markup.tiles_html(view.tokens, selectable=True, wide=True) if view.tokens else "",
-                "importance_plot": view.figure}
-
-    def tour(self, key, scale, colormap, opacity) -> dict[str, Any]:
-        analysis = self.analysis(key)
-        steps = self.guarded(render.tour, analysis, self.style(scale, colormap, opacity))
-        pictures = {tour_picture(index): markup.picture_html(step.picture, step.title, owners=step.owners)
-                    for index, step in enumerate(steps)}
-        texts = {tour_text(index): f"### {index + 1}. {step.title}\n{step.text}" for index, step in enumerate(steps)}
-        return pictures | texts
-
-    def export(self, key, block_label, fusion, scale, colormap, opacity, token, point):
-        analysis = self.analysis(key)
-        block, token = self.block(analysis, block_label), self.token(analysis, token)
-        settings = Settings(block_label, fusion, colormap, float(opacity), token, tuple(point) if point else None,
-                            scale)
-        EXPORTS.mkdir(parents=True, exist_ok=True)
-        prune_exports()
-        folder = Path(tempfile.mkdtemp(dir=EXPORTS))
-        return str(self.guarded(write_bundle, analysis, self.explorer.bundle, block, settings, folder,
-                                self.last_explanation(key, analysis, settings.style)))
-
-    def last_explanation(self, key: str, analysis: Analysis, style: render.Style) -> tuple[str, render.Picture] | None:
-        """The latest explanation drawn for this image, titled, for the export (None if none was made)."""
-        latest = self.explorer.latest_explanation(key)
-        if latest is None:
-            return None
-        method, target, stage, result = latest
-        view = render.explanation_view(analysis, method, result, style, stage)
-        target_name = "" if method in CLASS_AGNOSTIC else f", {self.explorer.bundle.class_names[target]}"
-        return f"{EXPLANATION_METHODS[method]}{target_name}", view.picture
-
+# The help text above each tab's views.
+TAB_HELP = {"pixels": "pixel_reads", "explanations": "explanations"}
+Named = dict[str, Any]
 
 CSS = markup.PAGE_CSS + """
 .explanation p {color: var(--body-text-color); font-size: 0.95em;}
@@ -279,18 +49,131 @@ def launch_options() -> dict[str, Any]:
     return {"css": CSS, "run_history": False, "app_kwargs": {"middleware": [Middleware(UploadGuard)]}}
 
 
-def tour_picture(step: int) -> str:
-    return f"tour_picture_{step}"
+def explanation(view: str) -> gr.Markdown:
+    return gr.Markdown(EXPLANATIONS[view], elem_classes=["explanation"])
 
 
-def tour_text(step: int) -> str:
-    return f"tour_text_{step}"
+def view_html(elem_id: str, js_on_load: str | None = None, **kwargs) -> gr.HTML:
+    """A picture of the page: an HTML value holding its image(s) and colour key."""
+    return gr.HTML(elem_id=elem_id, elem_classes=["view"], js_on_load=js_on_load, **kwargs)
 
 
-TOUR_NAMES = [tour_picture(step) for step in range(render.TOUR_STEPS)] + \
-             [tour_text(step) for step in range(render.TOUR_STEPS)]
-# The help text above each tab's views.
-TAB_HELP = {"pixels": "pixel_reads", "explanations": "explanations"}
+# ----------------------------------------------------------------------------- layout
+
+
+class Header:
+    """The title, what semantic tokens are, and a banner for weights that know nothing."""
+
+    @staticmethod
+    def render(bundle: ModelBundle) -> Named:
+        gr.Markdown("# Dual-ViT Explorer\n"
+                    "What the global **semantic tokens** of the Dual Vision Transformer (Yao et al., TPAMI 2023) "
+                    "look at, how every pixel reads from them, and how this changes block by block and stage by "
+                    "stage.")
+        gr.Markdown(help_texts.SEMANTIC_TOKENS, elem_id="definition")
+        banner = help_texts.model_banner(bundle)
+        gr.Markdown(banner, elem_id="model-banner", visible=bool(banner))
+        return {"key": gr.State(None), "point": gr.State(None)}
+
+
+class ImagePanel:
+    """The image and its resolution beside what the model answers."""
+
+    @staticmethod
+    def render(bundle: ModelBundle) -> Named:
+        named: Named = {}
+        examples = sorted(str(path) for path in EXAMPLES.glob("*") if path.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        with gr.Row():
+            with gr.Column(scale=1):
+                named["upload"] = UploadedImage(label="Image", type="filepath", elem_id="upload",
+                                                sources=["upload", "clipboard", "webcam"])
+                named["resolution"] = gr.Radio(list(RESOLUTIONS), value="224", label="Input resolution",
+                                               info=" · ".join(f"{k}: {v}" for k, v in RESOLUTIONS.items()))
+                named["analyse"] = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                if examples:
+                    gr.Examples(examples, inputs=named["upload"], label="Examples")
+            with gr.Column(scale=1):
+                gr.Markdown(help_texts.model_statement(bundle), elem_id="weights-info")
+                # The verdict comes first: on an image unlike its training, it says the scores mean nothing
+                # before the bars are read; the box's heading is the model's answer, not its top class.
+                named["verdict"] = gr.Markdown(elem_id="verdict")
+                named["prediction"] = PredictionLabel(num_top_classes=5, label="Prediction", elem_id="prediction")
+                explanation("prediction")
+                named["status"] = gr.Markdown(elem_id="status")
+        return named
+
+
+class Controls:
+    """What every map view shares: the block, how heads are fused, and how values become colours."""
+
+    @staticmethod
+    def render() -> Named:
+        named: Named = {}
+        with gr.Row():
+            # Custom values reach our own check, which names the blocks this image has. Wide enough for
+            # "stage 2 · block 0" beside the arrow: on a phone it takes a row of its own.
+            named["block"] = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True,
+                                         min_width=240)
+            named["fusion"] = gr.Dropdown(choices=list(trace_maths.FUSIONS), value="mean", label="Heads",
+                                          elem_id="heads")
+            named["scale"] = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE,
+                                         label="Colour scale", elem_id="scale")
+            named["colormap"] = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")
+            named["opacity"] = CheckedSlider(0, 1, value=render.DEFAULT_OPACITY, step=0.05, label="Opacity")
+        explanation("overlay_controls")
+        named["selection"] = gr.HTML(elem_id="selection-style")
+        return named
+
+
+class TourTab:
+    """The Dual-ViT story in seven steps, each with a link to its full view."""
+
+    @staticmethod
+    def render() -> tuple[Named, list[tuple[gr.Button, str]]]:
+        named: Named = {}
+        links = []
+        gr.Markdown("The Dual-ViT story on this image, in seven pictures. Each step names the full view "
+                    "it summarises.", elem_classes=["explanation"])
+        for step in range(render.TOUR_STEPS):
+            with gr.Row(equal_height=False):  # the text first: on a phone each heading tops its picture
+                with gr.Column(scale=1, min_width=280):
+                    named[tour_text(step)] = gr.Markdown(elem_id=tour_text(step).replace("_", "-"))
+                    view = render.TOUR_VIEWS[step]
+                    links.append((gr.Button(f"Open the full view: {TAB_TITLES[view]}", size="sm",
+                                            variant="secondary"), view))
+                with gr.Column(scale=1, min_width=280):
+                    named[tour_picture(step)] = view_html(tour_picture(step).replace("_", "-"),
+                                                          markup.NAME_OWNER_JS)
+        return named, links
+
+
+class ViewTab:
+    """A tab of map views, laid out from the catalogue: a view marked ``beside`` next to the one before it,
+    each followed by its help text; ``controls_first`` at the tab's head, ``controls_after[name]`` after view
+    ``name``."""
+
+    def __init__(self, tab: str, controls_first: Callable[[], Named] | None = None,
+                 controls_after: dict[str, Callable[[], Named]] | None = None):
+        self.tab, self.controls_first, self.controls_after = tab, controls_first, controls_after or {}
+
+    def render(self) -> Named:
+        named: Named = {}
+        if self.tab in TAB_HELP:
+            explanation(TAB_HELP[self.tab])
+        if self.controls_first:
+            named.update(self.controls_first())
+        for row in catalogue.rows(catalogue.views_on(self.tab)):
+            with gr.Row(equal_height=False) if len(row) > 1 else gr.Column():
+                for view in row:
+                    with gr.Column(scale=3 if view is row[0] and len(row) > 1 else 2):
+                        if view.title and view.form in ("tiles", "picture"):  # images and plots carry it as a label
+                            gr.Markdown(f"**{view.title}**")
+                        named[view.name] = view_component(view)
+                        if view.help:
+                            explanation(view.help)
+                    if view.name in self.controls_after:
+                        named.update(self.controls_after[view.name]())
+        return named
 
 
 def view_component(view: catalogue.View) -> gr.components.Component:
@@ -306,218 +189,229 @@ def view_component(view: catalogue.View) -> gr.components.Component:
     return gr.Markdown(elem_id=view.elem_id)
 
 
-def render_views(tab: str, controls: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, Any]:
-    """The tab's views in catalogue order, a view marked ``beside`` next to the one before it, each
-    followed by its help text; ``controls[name]()`` renders controls right after view ``name``."""
-    components: dict[str, Any] = {}
-    for row in catalogue.rows(catalogue.views_on(tab)):
-        with gr.Row(equal_height=False) if len(row) > 1 else gr.Column():
-            for view in row:
-                with gr.Column(scale=3 if view is row[0] and len(row) > 1 else 2):
-                    if view.title and view.form in ("tiles", "picture"):  # images and plots carry it as a label
-                        gr.Markdown(f"**{view.title}**")
-                    components[view.name] = view_component(view)
-                    if view.help:
-                        explanation(view.help)
-                if view.name in controls:
-                    components.update(controls[view.name]())
-    return components
-
-
-def token_box() -> dict[str, Any]:
+def token_box() -> Named:
     return {"token": TokenNumber(0, minimum=0, maximum=63, step=1, elem_id="token",
-                               label="Token (type a number and press Enter, or click a tile)")}
+                                 label="Token (type a number and press Enter, or click a tile)")}
 
 
-def stage_token_box() -> dict[str, Any]:
+def stage_token_box() -> Named:
     return {"stage_token": gr.Dropdown(choices=[MEAN_OF_TOKENS], value=MEAN_OF_TOKENS, elem_id="stage-token",
                                        label="Token (or the mean over tokens)", allow_custom_value=True)}
 
 
-def explanation_controls(bundle) -> dict[str, Any]:
-    method = gr.Dropdown([(label, name) for name, label in EXPLANATION_METHODS.items()],
-                         value=default_method(bundle), label="Method", elem_id="explain-method")
+def explanation_controls(bundle: ModelBundle) -> Named:
+    """The method (from the declared methods), the class and stage where the method asks for them."""
+    method = default_method(bundle.network)
+    named: Named = {"method": gr.Dropdown([(declared.title, name) for name, declared in METHODS.items()],
+                                          value=method.name, label="Method", elem_id="explain-method")}
     with gr.Row():
-        target_class = gr.Dropdown(choices=[], label="Class to explain", elem_id="explain-class")
-        stage_choice = gr.Radio([1, 2, 3, 4], value=2, label="Stage whose tokens are removed",
-                                visible=False, elem_id="explain-stage")
-        explain_button = gr.Button("Explain", variant="primary", elem_id="explain")
-    return {"method": method, "target_class": target_class, "stage_choice": stage_choice,
-            "explain_button": explain_button}
+        named["target_class"] = gr.Dropdown(choices=[], label="Class to explain", elem_id="explain-class",
+                                            visible=method.needs_class)
+        named["stage_choice"] = gr.Radio([1, 2, 3, 4], value=2, label="Stage whose tokens are removed",
+                                         visible=method.needs_stage, elem_id="explain-stage")
+        named["explain_button"] = gr.Button("Explain", variant="primary", elem_id="explain")
+    return named
 
 
-def build_demo(explorer: Explorer) -> gr.Blocks:
-    """The page, with its queue set to the explorer's limits."""
-    page = Page(explorer)
-    limits = explorer.limits
-    bundle = explorer.bundle
-    examples = sorted(str(path) for path in EXAMPLES.glob("*") if path.suffix.lower() in (".png", ".jpg", ".jpeg"))
-    with gr.Blocks(title="Dual-ViT Explorer") as demo:
-        gr.Markdown("# Dual-ViT Explorer\n"
-                    "What the global **semantic tokens** of the Dual Vision Transformer (Yao et al., TPAMI 2023) "
-                    "look at, how every pixel reads from them, and how this changes block by block and stage by "
-                    "stage.")
-        gr.Markdown(help_texts.SEMANTIC_TOKENS, elem_id="definition")
-        banner = help_texts.model_banner(bundle)
-        gr.Markdown(banner, elem_id="model-banner", visible=bool(banner))
-        named: dict[str, Any] = {"key": gr.State(None), "point": gr.State(None)}
-        with gr.Row():
-            with gr.Column(scale=1):
-                named["upload"] = UploadedImage(label="Image", type="filepath", elem_id="upload",
-                                                sources=["upload", "clipboard", "webcam"])
-                named["resolution"] = gr.Radio(list(RESOLUTIONS), value="224", label="Input resolution",
-                                               info=" · ".join(f"{k}: {v}" for k, v in RESOLUTIONS.items()))
-                run = gr.Button("Analyse", variant="primary", elem_id="analyse")
-                if examples:
-                    gr.Examples(examples, inputs=named["upload"], label="Examples")
-            with gr.Column(scale=1):
-                gr.Markdown(help_texts.model_statement(bundle), elem_id="weights-info")
-                # The verdict comes first: on an image unlike its training, it says the scores mean nothing
-                # before the bars are read; the box's heading is the model's answer, not its top class.
-                named["verdict"] = gr.Markdown(elem_id="verdict")
-                named["prediction"] = PredictionLabel(num_top_classes=5, label="Prediction", elem_id="prediction")
-                explanation("prediction")
-                named["status"] = gr.Markdown(elem_id="status")
-        with gr.Row():
-            # Custom values reach our own check, which names the blocks this image has.
-            # Wide enough for "stage 2 · block 0" beside the arrow: on a phone it takes a row of its own.
-            named["block"] = gr.Dropdown(choices=[], label="Block", elem_id="block", allow_custom_value=True,
-                                         min_width=240)
-            named["fusion"] = gr.Dropdown(choices=list(trace_maths.FUSIONS), value="mean", label="Heads", elem_id="heads")
-            named["scale"] = gr.Dropdown(choices=list(render.SCALES), value=render.DEFAULT_SCALE,
-                                         label="Colour scale", elem_id="scale")
-            named["colormap"] = gr.Dropdown(choices=list(overlay.COLORMAPS), value="inferno", label="Colormap")
-            named["opacity"] = CheckedSlider(0, 1, value=render.DEFAULT_OPACITY, step=0.05, label="Opacity")
-        explanation("overlay_controls")
-        named["selection"] = gr.HTML(elem_id="selection-style")
-        # Every tab in sight, on as many rows as it takes: on a phone the default menu folded four of the
-        # six into a "⋯" that a first-time visitor does not open.
-        with gr.Tabs(overflow_behavior="wrap") as tabs:
-            with gr.Tab(TAB_TITLES["tour"], id="tour"):
-                gr.Markdown("The Dual-ViT story on this image, in seven pictures. Each step names the full view "
-                            "it summarises.", elem_classes=["explanation"])
-                tour_links = []
-                for step in range(render.TOUR_STEPS):
-                    with gr.Row(equal_height=False):  # the text first: on a phone each heading tops its picture
-                        with gr.Column(scale=1, min_width=280):
-                            named[tour_text(step)] = gr.Markdown(elem_id=tour_text(step).replace("_", "-"))
-                            view = render.TOUR_VIEWS[step]
-                            tour_links.append((gr.Button(f"Open the full view: {TAB_TITLES[view]}", size="sm",
-                                                         variant="secondary"), view))
-                        with gr.Column(scale=1, min_width=280):
-                            named[tour_picture(step)] = view_html(tour_picture(step).replace("_", "-"),
-                                                                  markup.NAME_OWNER_JS)
-            # Controls at the head of a tab, and controls right after a view.
-            controls_first = {"stages": stage_token_box, "explanations": functools.partial(explanation_controls, bundle)}
-            controls_after = {"token_gallery": token_box}
-            for tab in ("tokens", "pixels", "stages", "explanations"):
-                with gr.Tab(TAB_TITLES[tab], id=tab):
-                    if tab in TAB_HELP:
-                        explanation(TAB_HELP[tab])
-                    if tab in controls_first:
-                        named.update(controls_first[tab]())
-                    named.update(render_views(tab, controls_after))
-                    if tab == "explanations":
-                        with gr.Accordion("Evidence: how well each method finds the objects", open=False):
-                            gr.Markdown(help_texts.evidence_markdown())
-            with gr.Tab(TAB_TITLES["export"], id="export"):
-                gr.Markdown("One download: a PNG of the current views (each with its colour key), the trace "
-                            "(`.safetensors`, every attention map) and the settings as JSON. "
-                            "`python -m viewer.export IMAGE --out DIR` renders the standard figures without the "
-                            "page.")
-                export_button = gr.Button("Prepare download")
-                export_file = gr.File(label="Download", elem_id="export-file")
-
-        def components(*names: str) -> list[Any]:
-            return [named[name] for name in names]
-
-        def drawn_by(endpoint: str, *extra: str) -> list[str]:
-            return [view.name for view in catalogue.views_of(endpoint)] + list(extra)
-
-        def wire(trigger, handler, inputs: list[str], outputs: list[str], **options):
-            """``trigger``(handler) with inputs and outputs by name; the handler returns values by name."""
-            @functools.wraps(handler)
-            def ordered(*arguments, **keywords):
-                values = handler(*arguments, **keywords)
-                ordered_values = tuple(values[name] for name in outputs)
-                return ordered_values[0] if len(ordered_values) == 1 else ordered_values
-            return trigger(ordered, components(*inputs), components(*outputs), **options)
-
-        view_inputs = ["key", "block", "fusion", "scale", "colormap", "opacity"]
-        token_outputs = drawn_by("token_detail", "selection")
-
-        def redraw_after_gallery(event, named_api: bool = False, tour: bool = True):
-            """Chain every view but the gallery (which ``event`` drew) after it; ``named_api`` gives them API
-            names. The tour shows fixed blocks, so only a change of drawing (``tour``) redraws it."""
-            def api(endpoint: str):
-                return endpoint if named_api else False
-            chain = wire(event.then, page.token_detail, view_inputs + ["token"], token_outputs,
-                         api_name=api("token_detail"))
-            chain = wire(chain.then, page.pixel_view, view_inputs + ["point"], drawn_by("pixel_view"),
-                         api_name=api("pixel_view"))
-            chain = wire(chain.then, page.stages_view, view_inputs + ["stage_token"], drawn_by("stages_view"),
-                         api_name=api("stages_view"))
-            if tour:
-                chain = wire(chain.then, page.tour, ["key", "scale", "colormap", "opacity"], TOUR_NAMES,
-                             api_name=api("tour"))
-            return chain
-
-        # Each step of a chain is a round trip to the server: the gallery, which the reader is looking
-        # at, is drawn by the first one.
-        analysed = wire(run.click, page.analyse, ["upload", "resolution"], ANALYSIS_OUTPUTS, api_name="analyse",
-                        concurrency_limit=limits.concurrent_analyses, show_progress_on=[named["status"]])
-        redraw_after_gallery(wire(analysed.success, page.token_gallery, view_inputs, drawn_by("token_gallery"),
-                                  api_name="token_gallery"), named_api=True)
-        redraw_after_gallery(wire(named["block"].select, page.block_view, view_inputs,
-                                  ["fusion"] + drawn_by("token_gallery"), api_name="block_view"), tour=False)
-        redraw_after_gallery(wire(named["fusion"].input, page.token_gallery, view_inputs, drawn_by("token_gallery"),
-                                  api_name=False), tour=False)
-        redraw_after_gallery(wire(functools.partial(gr.on, [named["scale"].input, named["colormap"].input,
-                                                            named["opacity"].release]),
-                                  page.token_gallery, view_inputs, drawn_by("token_gallery"), api_name=False))
-        # A wrong token number is the token box's fault: its error shows there, not on the views.
-        wire(named["token"].submit, page.token_detail, view_inputs + ["token"], token_outputs, api_name=False,
-             show_progress_on=[named["token"]])
-        for view in catalogue.VIEWS:
-            if view.picks_token:
-                picked = wire(named[view.name].select, page.pick_token, view_inputs, ["token"] + token_outputs,
-                              api_name=False)
-                if view.tab != "tokens":
-                    picked.then(lambda: gr.Tabs(selected="tokens"), None, tabs, api_name=False)
-        clicked = named["pixel_image"].select(select_point, None, named["point"], api_name=False)
-        wire(clicked.then, page.pixel_view, view_inputs + ["point"], drawn_by("pixel_view"), api_name=False)
-        wire(named["stage_token"].input, page.stages_view, view_inputs + ["stage_token"], drawn_by("stages_view"),
-             api_name=False)
-        for link, tab in tour_links:
-            link.click(lambda tab=tab: gr.Tabs(selected=tab), None, tabs, api_name=False)
-        named["method"].change(method_controls, named["method"],
-                               components("target_class", "stage_choice", "importance_plot"), api_name=False)
-        wire(named["explain_button"].click, page.explain,
-             ["key", "method", "target_class", "stage_choice", "scale", "colormap", "opacity"], drawn_by("explain"),
-             api_name="explain", concurrency_limit=limits.concurrent_explanations)
-        export_button.click(page.export, components(*view_inputs, "token", "point"), export_file, api_name="export")
-    # Views are drawn from the cache in milliseconds; only the two events above run the model.
-    demo.queue(default_concurrency_limit=limits.concurrent_analyses, max_size=limits.queue_size)
-    return demo
+def method_controls(method: str) -> tuple[dict, dict, dict]:
+    """Ask for a class only where the result depends on it, for a stage only where the method has one, and
+    show the token chart only for methods that score tokens."""
+    declared = METHODS.get(method)
+    if declared is None:
+        return gr.update(), gr.update(), gr.update()  # the method's own check says what is wrong
+    return (gr.update(visible=declared.needs_class), gr.update(visible=declared.needs_stage),
+            gr.update(visible=declared.result == "token scores"))
 
 
+class ExportTab:
+    @staticmethod
+    def render() -> Named:
+        gr.Markdown("One download: a PNG of the current views (each with its colour key), the trace "
+                    "(`.safetensors`, every attention map) and the settings as JSON. "
+                    "`python -m viewer.export IMAGE --out DIR` renders the standard figures without the page.")
+        return {"export_button": gr.Button("Prepare download"),
+                "export_file": gr.File(label="Download", elem_id="export-file")}
+
+
+def render_tabs(bundle: ModelBundle) -> tuple[Named, list[tuple[gr.Button, str]]]:
+    """Every tab in sight, on as many rows as it takes: on a phone the default menu folded four of the six
+    into a "⋯" that a first-time visitor does not open."""
+    tabs = {"tokens": ViewTab("tokens", controls_after={"token_gallery": token_box}),
+            "pixels": ViewTab("pixels"),
+            "stages": ViewTab("stages", controls_first=stage_token_box),
+            "explanations": ViewTab("explanations", controls_first=lambda: explanation_controls(bundle))}
+    with gr.Tabs(overflow_behavior="wrap") as tab_bar:
+        with gr.Tab(TAB_TITLES["tour"], id="tour"):
+            named, links = TourTab.render()
+        for tab, section in tabs.items():
+            with gr.Tab(TAB_TITLES[tab], id=tab):
+                named.update(section.render())
+                if tab == "explanations":
+                    with gr.Accordion("Evidence: how well each method finds the objects", open=False):
+                        gr.Markdown(help_texts.evidence_markdown())
+        with gr.Tab(TAB_TITLES["export"], id="export"):
+            named.update(ExportTab.render())
+    return named | {"tabs": tab_bar}, links
+
+
+# ----------------------------------------------------------------------------- wiring
+
+# The parameter names a component's value has in the API, where they differ from its name on the page.
+API_PARAMETERS = {"block": "block_label", "stage_token": "token_choice", "target_class": "class_name",
+                  "stage_choice": "stage"}
+VIEW_INPUTS = ["key", "block", "fusion", "scale", "colormap", "opacity"]
 ANALYSIS_OUTPUTS = ["key", "prediction", "verdict", "status", "block", "fusion", "token", "target_class",
                     "stage_token", "point"]
 
 
-def default_method(bundle) -> str:
-    """The token-labeling head's class map where there is one: fast, and the best localiser measured."""
-    return "aux_head" if getattr(bundle.network, "token_label", False) else "grad_cam"
+def event_function(parse: Callable[..., Any], handler: Callable[..., dict[str, Any]], inputs: Sequence[str],
+                   outputs: Sequence[str], specials: Sequence[str] = ()) -> Callable[..., Any]:
+    """The function Gradio calls: the values of the components named ``inputs`` (and the ``specials`` Gradio
+    provides: "session", "event", "progress") parsed by ``parse`` into one request, the handler's values
+    returned in ``outputs`` order. The handler gets the progress bar too, where asked for."""
+    def call(*values: Any) -> Any:
+        named = dict(zip([*inputs, *specials], values))
+        with answering():
+            request = parse(**{name: value for name, value in named.items() if name != "progress"})
+            answer = handler(request, named["progress"]) if "progress" in named else handler(request)
+        ordered = tuple(answer[name] for name in outputs)
+        return ordered[0] if len(ordered) == 1 else ordered
+
+    # Gradio reads the parameters' names (the API's) and the special ones' types or defaults.
+    parameters = [inspect.Parameter(API_PARAMETERS.get(name, name), inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                  for name in inputs]
+    special_types = {"session": gr.Request, "event": gr.SelectData}
+    parameters += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in specials
+                   if name != "progress"]
+    if "progress" in specials:
+        parameters.append(inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                            default=gr.Progress()))
+    call.__signature__ = inspect.Signature(parameters)
+    call.__annotations__ = {name: special_types[name] for name in specials if name in special_types}
+    call.__name__ = handler.__name__
+    return call
 
 
-def method_controls(method: str):
-    """Ask for a class only where the map depends on it, for a stage only where the method has one,
-    and show the token chart only for the method that draws it."""
-    stage_method = method in STAGE_METHODS
-    return (gr.update(visible=method not in CLASS_AGNOSTIC), gr.update(visible=stage_method),
-            gr.update(visible=stage_method))
+class Wiring:
+    """The page's events: each one parses what it sends into a request and draws what its handler returns."""
+
+    def __init__(self, explorer: Explorer, named: Named):
+        self.explorer, self.named, self.handlers = explorer, named, Handlers(explorer)
+
+    def components(self, names: Sequence[str]) -> list[Any]:
+        return [self.named[name] for name in names]
+
+    def on(self, trigger, parse, handler, inputs: Sequence[str], outputs: Sequence[str],
+           specials: Sequence[str] = (), **options):
+        """``trigger`` (an event listener) runs ``handler`` on the request ``parse`` makes of ``inputs``."""
+        return trigger(event_function(parse, handler, inputs, outputs, specials), self.components(inputs),
+                       self.components(outputs), **options)
+
+    def view(self, **options: Any) -> Callable[..., Any]:
+        """The parser of a view's values (with ``options`` for :func:`viewer.requests.view_request`)."""
+        return lambda key, block, fusion, scale, colormap, opacity, **selection: self.explorer.view_request(
+            key, block, fusion, scale, colormap, opacity, **selection, **options)
+
+    def redraw_after_gallery(self, event, named_api: bool = False, tour: bool = True):
+        """Every view but the gallery (which ``event`` drew) after it; ``named_api`` gives them API names. The
+        tour shows fixed blocks, so only a change of drawing (``tour``) redraws it. Each step is a round trip:
+        the gallery, which the reader is looking at, comes first."""
+        handlers = self.handlers
+        steps = [(handlers.token_detail, ["token"], drawn_by("token_detail", "selection")),
+                 (handlers.pixel_view, ["point"], drawn_by("pixel_view")),
+                 (handlers.stages_view, ["stage_token"], drawn_by("stages_view"))]
+        chain = event
+        for handler, selection, outputs in steps:
+            chain = self.on(chain.then, self.view(), handler, VIEW_INPUTS + selection, outputs,
+                            api_name=handler.__name__ if named_api else False)
+        if tour:
+            chain = self.on(chain.then, self.explorer.tour_request, handlers.tour,
+                            ["key", "scale", "colormap", "opacity"], TOUR_NAMES,
+                            api_name="tour" if named_api else False)
+        return chain
+
+    def analysis(self) -> None:
+        """Analyse runs the model; every view is then drawn from its trace."""
+        limits = self.explorer.limits
+        analysed = self.on(self.named["analyse"].click,
+                           lambda upload, resolution, session: analyse_request(
+                               upload, resolution, limits.max_pixels, session.session_hash),
+                           self.handlers.analyse, ["upload", "resolution"], ANALYSIS_OUTPUTS, ["session", "progress"],
+                           api_name="analyse", concurrency_limit=limits.concurrent_analyses,
+                           show_progress_on=[self.named["status"]])
+        self.redraw_after_gallery(self.on(analysed.success, self.view(), self.handlers.token_gallery, VIEW_INPUTS,
+                                          drawn_by("token_gallery"), api_name="token_gallery"), named_api=True)
+
+    def controls(self) -> None:
+        """A new block, heads or drawing redraws the gallery first, then the rest."""
+        named, handlers = self.named, self.handlers
+        self.redraw_after_gallery(self.on(named["block"].select, self.view(fusion_or_mean=True), handlers.block_view,
+                                          VIEW_INPUTS, ["fusion"] + drawn_by("token_gallery"),
+                                          api_name="block_view"), tour=False)
+        self.redraw_after_gallery(self.on(named["fusion"].input, self.view(), handlers.token_gallery, VIEW_INPUTS,
+                                          drawn_by("token_gallery"), api_name=False), tour=False)
+        drawing = [named["scale"].input, named["colormap"].input, named["opacity"].release]
+        self.redraw_after_gallery(self.on(lambda *args, **kwargs: gr.on(drawing, *args, **kwargs), self.view(),
+                                          handlers.token_gallery, VIEW_INPUTS, drawn_by("token_gallery"),
+                                          api_name=False))
+        self.on(named["stage_token"].input, self.view(), handlers.stages_view, VIEW_INPUTS + ["stage_token"],
+                drawn_by("stages_view"), api_name=False)
+
+    def selection(self) -> None:
+        """Tokens picked by number or by tile, points picked on the photo."""
+        named, handlers = self.named, self.handlers
+        # A wrong token number is the token box's fault: its error shows there, not on the views.
+        self.on(named["token"].submit, self.view(), handlers.token_detail, VIEW_INPUTS + ["token"],
+                drawn_by("token_detail", "selection"), api_name=False, show_progress_on=[named["token"]])
+        view = self.view()
+        picked_token = lambda event, **values: view(**values, token=event.index)  # noqa: E731
+        for declared in catalogue.VIEWS:
+            if declared.picks_token:
+                picked = self.on(named[declared.name].select, picked_token, handlers.pick_token, VIEW_INPUTS,
+                                 ["token"] + drawn_by("token_detail", "selection"), ["event"], api_name=False)
+                if declared.tab != "tokens":
+                    picked.then(lambda: gr.Tabs(selected="tokens"), None, named["tabs"], api_name=False)
+        clicked = named["pixel_image"].select(select_point, None, named["point"], api_name=False)
+        self.on(clicked.then, self.view(), handlers.pixel_view, VIEW_INPUTS + ["point"], drawn_by("pixel_view"),
+                api_name=False)
+
+    def explanations_and_export(self) -> None:
+        named, handlers, limits = self.named, self.handlers, self.explorer.limits
+        named["method"].change(method_controls, named["method"],
+                               self.components(["target_class", "stage_choice", "importance_plot"]), api_name=False)
+        explorer = self.explorer
+        self.on(named["explain_button"].click,
+                lambda key, method, target_class, stage_choice, scale, colormap, opacity: explorer.explain_request(
+                    key, method, target_class, stage_choice, scale, colormap, opacity), handlers.explain,
+                ["key", "method", "target_class", "stage_choice", "scale", "colormap", "opacity"],
+                drawn_by("explain"), ["progress"], api_name="explain", concurrency_limit=limits.concurrent_explanations)
+        self.on(named["export_button"].click, self.view(), handlers.export, VIEW_INPUTS + ["token", "point"],
+                ["export_file"], api_name="export")
+
+
+def drawn_by(endpoint: str, *extra: str) -> list[str]:
+    return [view.name for view in catalogue.views_of(endpoint)] + list(extra)
 
 
 def select_point(event: gr.SelectData) -> tuple[float, float]:
     x, y = event.index
     return float(x), float(y)
+
+
+def build_demo(explorer: Explorer) -> gr.Blocks:
+    """The page, with its queue set to the explorer's limits."""
+    bundle = explorer.bundle
+    with gr.Blocks(title="Dual-ViT Explorer") as demo:
+        named = Header.render(bundle) | ImagePanel.render(bundle) | Controls.render()
+        tabs, links = render_tabs(bundle)
+        named |= tabs
+        wiring = Wiring(explorer, named)
+        wiring.analysis()
+        wiring.controls()
+        wiring.selection()
+        wiring.explanations_and_export()
+        for link, tab in links:
+            link.click(lambda tab=tab: gr.Tabs(selected=tab), None, named["tabs"], api_name=False)
+    # Views are drawn from the cache in milliseconds; only analyses and explanations run the model.
+    demo.queue(default_concurrency_limit=explorer.limits.concurrent_analyses, max_size=explorer.limits.queue_size)
+    return demo

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from model.dualvit import POOL_SIZE, Grid
-from model.trace import MERGE_PART, STAGES, MapName, Trace
+from model.map_names import CLASS_ATTENTION, MERGE_PART, SEMANTIC_INIT, STAGES, MapName
+from model.trace import Trace
 
 FUSIONS: tuple[str, ...] = ("mean", "max", "min")
 HEAD_PREFIX = "head "
-CLASS_ATTENTION = "head.class_attention"
 # The stem halves the input twice before stage 1 (stride 4): used only when a trace carries no
 # geometry to say how large its model input was.
 STEM_STRIDE = 4
@@ -297,9 +297,6 @@ def default_block(trace: Trace, item: int = 0) -> BlockRef:
     if regions:
         return regions[-1]
     return max(candidates, key=lambda ref: (spreads[ref], -candidates.index(ref)))
-
-
-SEMANTIC_INIT = "semantic_init"
 
 
 def on_stage1(trace: Trace, values: np.ndarray) -> np.ndarray:

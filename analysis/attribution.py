@@ -1,4 +1,4 @@
-"""Attribution maps for Dual-ViT, and the metrics that judge any map against masks or the model.
+"""Attribution maps for Dual-ViT: which parts of an image drive a class, by the model's own passes or its trace.
 
 Methods that run the network (Captum where it has the method):
 
@@ -7,12 +7,12 @@ Methods that run the network (Captum where it has the method):
 * :func:`token_importance`: (M,) one score per semantic token, by ablation.
 
 :func:`dual_rollout` needs no model: it reads a full :class:`~model.trace.Trace` and returns an
-(H1, W1) map on the stage-1 grid. The metrics (:func:`pointing_game`, :func:`mass_in_mask`,
-:func:`deletion_insertion_auc`) are pure numpy.
+(H1, W1) map on the stage-1 grid. The metrics that judge any map are in :mod:`analysis.metrics`.
 
 Every function that runs the network takes ``images`` (1, 3, H, W) on the network's device, puts
 the network in eval mode for the call and restores its mode afterwards, removes every hook it
-adds (in ``finally``), and returns a finite float32 numpy array.
+adds (in ``finally``), and returns a finite float32 numpy array. Class indices and stages are
+checked where a request enters the explorer (``viewer.requests``), not again here.
 """
 from __future__ import annotations
 
@@ -20,15 +20,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-import cv2
 import numpy as np
 import torch
 from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion
 
+from analysis.trace_maths import blocks, fused, to_numpy
 from model.capture import stage_grids
 from model.dualvit import POOL_SIZE, DualViT, Grid, StageFeatures, pooled_grid
-from model.trace import STAGES, Trace
-from viewer.trace_maths import CLASS_ATTENTION, blocks, fused, to_numpy
+from model.map_names import CLASS_ATTENTION, STAGES
+from model.trace import Trace
 
 # Copies of the image run in one pass: at most this many, and as many as fit in BATCH_MEMORY.
 MOST_PER_BATCH = 16
@@ -101,11 +101,6 @@ def check_single_image(images: torch.Tensor) -> None:
         raise ValueError(f"expected one image of shape (1, C, H, W), got {tuple(images.shape)}")
 
 
-def check_class(network: DualViT, class_index: int) -> None:
-    if not 0 <= class_index < network.num_classes:
-        raise ValueError(f"class {class_index} is out of range: this model has {network.num_classes} classes")
-
-
 def channel_magnitude(attributions: torch.Tensor) -> np.ndarray:
     """(1, C, H, W) attributions -> (H, W): sum of |attribution| over channels."""
     return to_numpy(attributions[0].abs().sum(dim=0))
@@ -124,7 +119,6 @@ def integrated_gradients(network: DualViT, images: torch.Tensor, target: int, st
     map is reproducible and the global RNG is left as it was.
     """
     check_single_image(images)
-    check_class(network, target)
     method = IntegratedGradients(network)
     # SmoothGrad's noisy copies go through together: Captum takes at least that many per pass.
     options = dict(baselines=0.0, target=target, n_steps=steps,
@@ -161,7 +155,6 @@ def occlusion(network: DualViT, images: torch.Tensor, target: int, window: int =
     window covers, at most ``stride`` - 1 at the right and bottom edges, get 0).
     """
     check_single_image(images)
-    check_class(network, target)
     channels = images.shape[1]
     with evaluating(network), torch.no_grad():
         attributions = Occlusion(network).attribute(
@@ -186,7 +179,6 @@ def grad_cam(network: DualViT, images: torch.Tensor, target: int) -> np.ndarray:
     is the ReLU of the weighted channel sum.
     """
     check_single_image(images)
-    check_class(network, target)
     kept: dict[str, StageFeatures] = {}
 
     def keep_pixels(_module: torch.nn.Module, _inputs: object, output: StageFeatures) -> StageFeatures:
@@ -210,7 +202,6 @@ def grad_cam(network: DualViT, images: torch.Tensor, target: int) -> np.ndarray:
 def aux_class_map(network: DualViT, images: torch.Tensor, class_index: int) -> np.ndarray:
     """(H4, W4): the token-labeling head's logit of ``class_index`` at every stage-4 pixel."""
     check_single_image(images)
-    check_class(network, class_index)
     if not network.token_label:
         raise ValueError("this model has no token-labeling (aux) head: it was built with token_label=False")
     with evaluating(network), torch.inference_mode():
@@ -231,9 +222,6 @@ def token_importance(network: DualViT, images: torch.Tensor, target: int, stage:
     different sizes round differently on CPU, by ~1e-7).
     """
     check_single_image(images)
-    check_class(network, target)
-    if stage not in STAGES:
-        raise ValueError(f"stage {stage} does not exist: Dual-ViT has stages {STAGES}")
     num_tokens = pooled_grid(stage_grids(network, images)[0]).size
     importance = np.zeros(num_tokens, np.float32)
     keep: dict[str, torch.Tensor] = {}
@@ -476,85 +464,3 @@ def dual_rollout(trace: Trace, item: int = 0) -> np.ndarray:
         relevance = step.propagate(relevance)
     grid = trace.grid(1)
     return relevance.reshape(grid.height, grid.width).astype(np.float32)
-
-
-# ----------------------------------------------------------------------------- metrics
-
-
-def resize_map(saliency: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(h, w) -> ``size`` (H, W) float32 with bilinear interpolation (cv2, half-pixel centres)."""
-    values = np.asarray(saliency, np.float32)
-    if values.shape == tuple(size):
-        return values
-    return cv2.resize(values, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-
-
-def check_same_shape(saliency: np.ndarray, mask: np.ndarray) -> None:
-    if np.shape(saliency) != np.shape(mask):
-        raise ValueError(f"map {np.shape(saliency)} and mask {np.shape(mask)} differ: resize the map first")
-
-
-def pointing_game(saliency: np.ndarray, mask: np.ndarray) -> float:
-    """1.0 if the map's peak (first one in raster order on ties) lies inside the boolean mask, else 0.0."""
-    check_same_shape(saliency, mask)
-    peak = int(np.argmax(saliency))
-    return float(np.asarray(mask, bool).ravel()[peak])
-
-
-def mass_in_mask(saliency: np.ndarray, mask: np.ndarray) -> float:
-    """Share of the map's positive mass inside the boolean mask; 0.0 for a map with none."""
-    check_same_shape(saliency, mask)
-    positive = np.clip(np.asarray(saliency, np.float64), 0, None)
-    total = positive.sum()
-    return float(positive[np.asarray(mask, bool)].sum() / total) if total > 0 else 0.0
-
-
-def pixel_order(saliency: np.ndarray) -> np.ndarray:
-    """Flat pixel indices by decreasing value; ties keep raster order."""
-    return np.argsort(-np.asarray(saliency, np.float64).ravel(), kind="stable")
-
-
-def perturbed_images(image: np.ndarray, saliency: np.ndarray, steps: int,
-                     baseline: float) -> tuple[np.ndarray, np.ndarray]:
-    """Deletion and insertion sequences, each (steps + 1, C, H, W).
-
-    Entry k has the top k / steps of the pixels (by ``saliency``) set to ``baseline`` (deletion),
-    or only those pixels kept over a ``baseline`` image (insertion).
-    """
-    channels, height, width = image.shape
-    order = pixel_order(saliency)
-    counts = np.round(np.linspace(0, height * width, steps + 1)).astype(int)
-    flat = image.reshape(channels, -1)
-    deletion = np.repeat(flat[None], steps + 1, axis=0)
-    insertion = np.full_like(deletion, baseline)
-    for k, count in enumerate(counts):
-        chosen = order[:count]
-        deletion[k][:, chosen] = baseline
-        insertion[k][:, chosen] = flat[:, chosen]
-    return deletion.reshape(-1, channels, height, width), insertion.reshape(-1, channels, height, width)
-
-
-def curve_area(values: np.ndarray) -> float:
-    """Trapezoidal area under equally spaced values over [0, 1]."""
-    values = np.asarray(values, np.float64)
-    return float((values[:-1] + values[1:]).sum() / (2 * (len(values) - 1)))
-
-
-def deletion_insertion_auc(score: Callable[[np.ndarray], np.ndarray], image: np.ndarray, saliency: np.ndarray,
-                           steps: int = 16, baseline: float = 0.0) -> tuple[float, float]:
-    """(deletion AUC, insertion AUC) of ``score`` as the map's pixels are removed / added, most salient first.
-
-    ``image`` (C, H, W); ``saliency`` (H, W), already at the image's size; ``score`` maps a batch
-    (K, C, H, W) float32 to (K,) (e.g. the probability of the predicted class). Removed pixels
-    become ``baseline`` (0 = the mean colour once normalised). A faithful map gives a low
-    deletion and a high insertion area; a constant score gives both equal to it.
-    """
-    image = np.asarray(image, np.float32)
-    if np.shape(saliency) != image.shape[1:]:
-        raise ValueError(f"map {np.shape(saliency)} must match the image's (H, W) {image.shape[1:]}")
-    deletion, insertion = perturbed_images(image, saliency, steps, baseline)
-    # Both curves meet at their ends (the whole image, the all-baseline image): score those once.
-    scores = np.asarray(score(np.concatenate([deletion, insertion[1:steps]])), np.float64)
-    deletion_scores = scores[:steps + 1]
-    insertion_scores = np.concatenate([deletion_scores[-1:], scores[steps + 1:], deletion_scores[:1]])
-    return curve_area(deletion_scores), curve_area(insertion_scores)

@@ -1,0 +1,187 @@
+"""The page's answers: each handler takes one checked request and returns its views' values by name.
+
+The names are those of :mod:`viewer.catalogue` (views) and of the page's controls; ``viewer.ui`` wires
+them to components. Errors are answered in :func:`answering`: a user's mistake as its message, anything
+else as a bug, logged with its traceback.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import gradio as gr
+
+from analysis import trace_maths
+from analysis.explanations import METHODS
+from viewer import help_texts, markup, render
+from viewer.errors import UserError
+from viewer.export import Settings, write_bundle
+from viewer.requests import MEAN_OF_TOKENS, RESOLUTIONS, AnalyseRequest, ExplainRequest, TourRequest, ViewRequest
+from viewer.service import Explorer
+
+log = logging.getLogger(__name__)
+INTERNAL_ERROR = ("Internal error: the explorer failed on this request. This is a fault of the explorer, not of "
+                  "what you sent; it was written to the server's log.")
+
+EXPORTS = Path(tempfile.gettempdir()) / "dualvit-explorer-exports"
+EXPORT_LIFETIME_SECONDS = 3600
+
+
+@contextmanager
+def answering() -> Iterator[None]:
+    """A user's mistake reaches the page as its message; any other failure as :data:`INTERNAL_ERROR`, with its
+    traceback in the log."""
+    try:
+        yield
+    except UserError as error:
+        raise gr.Error(str(error), print_exception=False) from None
+    except gr.Error:
+        raise
+    except Exception:
+        log.exception("internal error while answering a request")
+        raise gr.Error(INTERNAL_ERROR, print_exception=False) from None
+
+
+def tour_picture(step: int) -> str:
+    return f"tour_picture_{step}"
+
+
+def tour_text(step: int) -> str:
+    return f"tour_text_{step}"
+
+
+TOUR_NAMES = [tour_picture(step) for step in range(render.TOUR_STEPS)] + \
+             [tour_text(step) for step in range(render.TOUR_STEPS)]
+
+
+def prune_exports() -> None:
+    """Delete downloads older than an hour, so a long-running Space does not fill its disk."""
+    cutoff = time.time() - EXPORT_LIFETIME_SECONDS
+    for folder in EXPORTS.iterdir():
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def head_choices(request: ViewRequest) -> dict[str, Any]:
+    """Only the heads of the request's block, its (checked) fusion chosen."""
+    return gr.update(choices=trace_maths.fusion_choices(request.analysis.trace, request.block.stage),
+                     value=request.fusion)
+
+
+class Handlers:
+    """Handlers bound to one Explorer: a request in, the values of the views it draws out, by name."""
+
+    def __init__(self, explorer: Explorer):
+        self.explorer = explorer
+
+    def analyse(self, request: AnalyseRequest, progress: Callable[..., None]) -> dict[str, Any]:
+        progress(0.3, desc="running Dual-ViT and capturing every attention map")
+        loaded = request.image
+        key = self.explorer.analyse(loaded.image, request.resolution, tuple(loaded.notes), session=request.session)
+        trace = self.explorer.get(key).trace
+        opening = trace_maths.default_block(trace)
+        status = f"Analysed at {RESOLUTIONS[request.resolution]}: {trace.num_semantic} semantic tokens " \
+                 f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid). Opened on " \
+                 f"{opening.label}, " + ("the last Dual block whose tokens show regions." if opening.kind == "dual"
+                                         else "the block whose tokens spread most.")
+        if loaded.notes:
+            status += " Note: " + "; ".join(loaded.notes) + "."
+        top_classes = trace.top_classes(5)
+        bundle = self.explorer.bundle
+        return {
+            "key": key,
+            "prediction": {"heading": help_texts.prediction_heading(trace, bundle),
+                           # the classes' own names: the ones the explanation API accepts
+                           "confidences": dict(top_classes)},
+            "verdict": help_texts.prediction_verdict(trace, bundle),
+            "status": status,
+            "block": gr.update(choices=[ref.label for ref in trace_maths.blocks(trace)], value=opening.label),
+            "fusion": gr.update(choices=trace_maths.fusion_choices(trace, opening.stage), value="mean"),
+            "token": gr.update(maximum=trace.num_semantic - 1, value=0),
+            "target_class": gr.update(choices=[name for name, _ in top_classes], value=top_classes[0][0]),
+            "stage_token": gr.update(choices=[MEAN_OF_TOKENS] + [str(index) for index in range(trace.num_semantic)],
+                                     value=MEAN_OF_TOKENS),
+            "point": None,  # no point clicked yet on this image: the pixel view starts at the centre
+        }
+
+    def block_view(self, request: ViewRequest) -> dict[str, Any]:
+        """A new block: only its heads offered (the chosen one kept where it has it), and its gallery."""
+        return {"fusion": head_choices(request), **self.token_gallery(request)}
+
+    def token_gallery(self, request: ViewRequest) -> dict[str, Any]:
+        tiles = render.token_gallery(request.analysis, request.block, request.fusion, request.style)
+        return {"token_gallery": markup.tiles_html(tiles, selectable=True,
+                                                   label=f"every token's map, {request.block.label}")}
+
+    def pick_token(self, request: ViewRequest) -> dict[str, Any]:
+        """A tile clicked: its token in the token box, and drawn, in one round trip."""
+        return {"token": request.token, **self.token_detail(request)}
+
+    def token_detail(self, request: ViewRequest) -> dict[str, Any]:
+        block, token = request.block, request.token
+        detail = render.token_detail(request.analysis, block, request.fusion, request.style, token)
+        return {"token_image": markup.picture_html(detail.picture, f"token {token}, {block.label}"),
+                "token_stats": render.statistics_markdown(token, block, detail.statistics),
+                "filmstrip": markup.tiles_html(detail.filmstrip, wide=True),
+                "selection": markup.selection_css(token)}
+
+    def pixel_view(self, request: ViewRequest) -> dict[str, Any]:
+        view = render.pixel_view(request.analysis, request.block, request.fusion, request.style, request.point)
+        return {"pixel_image": view.marked, "pixel_reads": view.reads_figure,
+                "top_tokens": markup.tiles_html(view.top_tokens, selectable=True, wide=True),
+                "ownership": markup.picture_html(view.ownership, "ownership map", owners=view.owners)}
+
+    def stages_view(self, request: ViewRequest) -> dict[str, Any]:
+        view = render.stages_view(request.analysis, request.block, request.fusion, request.style, request.stage_token)
+        return {"stages": markup.tiles_html(view.stages, wide=True),
+                "class_attention": markup.picture_html(view.class_attention, "class attention"),
+                "semantic_self": view.semantic_self_figure, "merge_quadrants": view.merge_quadrants_figure}
+
+    def tour(self, request: TourRequest) -> dict[str, Any]:
+        steps = render.tour(request.analysis, request.style)
+        pictures = {tour_picture(index): markup.picture_html(step.picture, step.title, owners=step.owners)
+                    for index, step in enumerate(steps)}
+        texts = {tour_text(index): f"### {index + 1}. {step.title}\n{step.text}" for index, step in enumerate(steps)}
+        return pictures | texts
+
+    def explain(self, request: ExplainRequest, progress: Callable[..., None]) -> dict[str, Any]:
+        method = request.method
+        progress(0.0, desc=f"{method.title}: starting")
+
+        def on_pass(done: int, expected: int) -> None:
+            # Each pass's share is reported as it starts; the last one ends at the full bar.
+            progress(min(done - 1, expected) / max(expected, 1),
+                     desc=f"{method.title}: model pass {done} of {expected}")
+
+        result = self.explorer.explain(request, on_pass=on_pass)
+        view = render.explanation_view(request.analysis, method, result, request.style, request.stage)
+        return {"explain_image": markup.picture_html(view.picture, method.title),
+                "explain_text": method.help,
+                "important_tokens": markup.tiles_html(view.tokens, selectable=True, wide=True) if view.tokens else "",
+                "importance_plot": view.figure}
+
+    def export(self, request: ViewRequest) -> dict[str, Any]:
+        settings = Settings(request.block.label, request.fusion, request.style.colormap, request.style.opacity,
+                            request.token, request.point, request.style.scale)
+        EXPORTS.mkdir(parents=True, exist_ok=True)
+        prune_exports()
+        folder = Path(tempfile.mkdtemp(dir=EXPORTS))
+        archive = write_bundle(request.analysis, self.explorer.bundle, request.block, settings, folder,
+                               self.latest_explanation(request))
+        return {"export_file": str(archive)}
+
+    def latest_explanation(self, request: ViewRequest) -> tuple[str, render.Picture] | None:
+        """The latest explanation drawn for this image, titled, for the export (None if none was made)."""
+        latest = self.explorer.latest_explanation(request.key)
+        if latest is None:
+            return None
+        (_, method_name, target, stage), result = latest
+        method = METHODS[method_name]
+        view = render.explanation_view(request.analysis, method, result, request.style, stage)
+        target_name = "" if target is None else f", {self.explorer.bundle.class_names[target]}"
+        return f"{method.title}{target_name}", view.picture
