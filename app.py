@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     banner = help_texts.model_banner(bundle)  # the page's warning, said in the terminal as well
     if banner:
         print("warning: " + banner.replace("⚠️ ", "").replace("**", ""), file=sys.stderr)
-    demo = build_demo(Explorer(bundle, server_limits))
-    demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share, **launch_options())
+    explorer = Explorer(bundle, server_limits)
+    demo = build_demo(explorer)
+    demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share,
+                **launch_options(explorer))
     return 0
 
 

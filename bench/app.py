@@ -58,7 +58,7 @@ def first_result(repeats: int) -> list[Figure]:
     from viewer.ui import build_demo, launch_options
     demo = build_demo(explorer)
     demo.queue()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(explorer))
     try:
         client = Client(demo.local_url, verbose=False)
         samples = []

@@ -12,7 +12,7 @@ import torch
 
 from model.allocator import freed_memory_kept, keep_freed_memory
 
-DECIMALS = {"ms": 1, "MB": 1, "steps": 0}  # decimals a figure is printed with, by unit (else 2)
+DECIMALS = {"ms": 1, "MB": 2, "steps": 0, "requests": 0}  # decimals a figure is printed with, by unit (else 2)
 
 
 @dataclass(frozen=True)

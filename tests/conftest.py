@@ -146,7 +146,8 @@ def launch(weights, limits=None) -> tuple:
     keep_freed_memory()
     explorer = Explorer(open_model(weights, device="cpu"), limits or Limits())
     demo = build_demo(explorer)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True, **launch_options())
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+                **launch_options(explorer))
     return demo, RunningApp(demo.local_url, explorer)
 
 

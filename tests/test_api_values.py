@@ -31,10 +31,10 @@ def api(app_server):
 
 def good_values(client, description) -> dict[str, dict[str, object]]:
     """A valid value for every parameter: the example of the API description, or the first choice."""
-    trace_labels = client.predict(handle_file(EXAMPLE), "224", api_name="/analyse")
-    block, class_name = trace_labels[3]["value"], trace_labels[6]["value"]
-    known = {"upload": handle_file(EXAMPLE), "block_label": block, "class_name": class_name, "token": 3,
-             "opacity": 0.6, "stage": "2", "token_choice": "mean over tokens", "method": "grad_cam"}
+    analysed = client.predict(handle_file(EXAMPLE), "224", api_name="/analyse")
+    class_name = analysed[3]["value"]
+    known = {"upload": handle_file(EXAMPLE), "block_label": "stage 2 · block 0", "class_name": class_name, "token": 3,
+             "opacity": 0.6, "stage": "2", "token_choice": "mean over tokens", "method": "grad_cam", "fusion": "mean"}
     values = {}
     for endpoint, info in description.items():
         values[endpoint] = {}

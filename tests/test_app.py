@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
+from image_corpus import corpus
 
 from analysis import trace_maths
-from image_corpus import corpus
 from model.trace import Trace
-from viewer import catalogue
+from viewer import catalogue, payload
 
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
 VIEW = ["stage 2 · block 0", "mean", "per map", "inferno", 0.6]
@@ -30,35 +30,48 @@ def session(app_server):
     return client
 
 
-def test_analyse_returns_prediction_and_block_choices(app_server):
+def fetch_maps(app_server, url: str) -> tuple[dict, dict]:
+    """The maps the browser fetches for an analysis, read back."""
+    response = httpx.get(f"{app_server.url.rstrip('/')}/{url}")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/octet-stream"
+    return payload.read(response.content)
+
+
+def test_analyse_returns_the_prediction_and_where_the_browser_finds_the_maps(app_server):
     client = app_server.client()
-    prediction, verdict, status, block, fusion, token, target_class, stage_token = client.predict(
+    prediction, verdict, status, target_class, controls = client.predict(
         handle_file(EXAMPLES / "cat_chelsea.jpg"), "aspect", api_name="/analyse")
     assert len(prediction["confidences"]) == 5
     assert all(0 <= item["confidence"] <= 1 for item in prediction["confidences"])
     assert "semantic tokens" in status and "Untrained weights" in verdict
-    analysis = app_server.explorer.cache.newest()
-    opening = trace_maths.default_block(analysis.trace)
-    assert block["value"] == opening.label and len(block["choices"]) == 5  # dualvit_nano: 1+1+2+1 blocks
-    heads = analysis.trace.maps[opening.map_name("semantic_to_pixel" if opening.kind == "dual" else "merged")].shape[1]
-    assert fusion["value"] == "mean" and [choice for choice, _ in fusion["choices"]] == \
-        ["mean", "max", "min"] + [f"head {h}" for h in range(heads)]  # only the heads the opening block has
-    tokens = trace_tokens(status)
-    assert token["maximum"] == tokens - 1
-    assert [choice for choice, _ in stage_token["choices"]][1:] == [str(t) for t in range(tokens)]  # every token
     # The heading is the answer (untrained: noise); the explanations start on the top class.
     assert prediction["label"] == "noise (untrained weights)"
     assert target_class["value"] == prediction["confidences"][0]["label"] and len(target_class["choices"]) == 5
+    analysis = app_server.explorer.cache.newest()
+    meta, arrays = fetch_maps(app_server, controls["load"]["url"])
+    opening = trace_maths.default_block(analysis.trace)
+    assert meta["opening"] == opening.label and len(meta["blocks"]) == 5  # dualvit_nano: 1+1+2+1 blocks
+    assert meta["tokens"] == trace_tokens(status) == analysis.trace.num_semantic
+    for block in meta["blocks"]:  # only the heads each block has
+        ref = trace_maths.block_ref(analysis.trace, block["stage"], block["block"])
+        heads = analysis.trace.maps[ref.map_name("semantic_to_pixel" if ref.kind == "dual" else "merged")].shape[1]
+        assert block["fusions"] == ["mean", "max", "min"] + [f"head {h}" for h in range(heads)]
+    name = meta["blocks"][0]["mean"]["name"]
+    assert arrays[f"{name}/tokens/cells"].shape == (meta["tokens"], analysis.trace.grid(1).size)
 
 
-def test_a_block_offers_only_its_own_heads(session):
-    drawing = ["per map", "inferno", 0.6]
-    stage4, gallery = session.predict("stage 4 · block 0", "mean", *drawing, api_name="/block_view")
-    assert len(stage4["choices"]) == 3 + 5 and gallery.count('class="tile"') == 64  # dualvit_nano: 5 heads in stage 4
-    assert session.predict("stage 4 · block 0", "head 3", *drawing, api_name="/block_view")[0]["value"] == "head 3"
-    stage1, gallery = session.predict("stage 1 · block 0", "head 3", *drawing, api_name="/block_view")
-    assert [choice for choice, _ in stage1["choices"]] == ["mean", "max", "min", "head 0"]  # 1 head in stage 1
-    assert stage1["value"] == "mean" and gallery.count('class="tile"') == 64  # head 3 does not exist there: the mean
+def test_a_block_sends_another_fusion_of_its_heads_and_refuses_one_it_lacks(app_server, session):
+    analysis = app_server.explorer.cache.newest()
+    key = app_server.explorer.cache.latest_of(session.session_hash)
+    meta, arrays = fetch_maps(app_server, f"explorer-data/{key}/4/0/head%203")  # dualvit_nano: 5 heads in stage 4
+    values = trace_maths.token_maps(analysis.trace, 4, 0, "head 3")
+    cells, tops = arrays["block/tokens/cells"], arrays["block/tokens/tops"]
+    np.testing.assert_allclose(cells / 255 * tops[:, None] * meta["block"]["uniform"], values.reshape(64, -1),
+                               atol=float(tops.max()) * meta["block"]["uniform"] / 255)
+    refused = httpx.get(f"{app_server.url.rstrip('/')}/explorer-data/{key}/1/0/head%203")  # 1 head in stage 1
+    assert refused.status_code == 404 and "Heads must be one of mean, max, min, head 0" in refused.json()["detail"]
+    unknown = httpx.get(f"{app_server.url.rstrip('/')}/explorer-data/{'0' * 32}")
+    assert unknown.status_code == 404 and "analyse an image first" in unknown.json()["detail"]
 
 
 ENDPOINT_ARGUMENTS = {"token_gallery": [], "token_detail": [17], "pixel_view": [None],
@@ -80,7 +93,7 @@ def test_every_drawn_view_carries_a_colour_key(session, scale):
         assert "50%" in gallery and "80%" in gallery and "95%" in gallery
     else:
         assert "attention weight" in gallery
-    ownership = session.predict(*view, None, api_name="/pixel_view")[3]
+    ownership = session.predict(*view, None, api_name="/pixel_view")[4]
     assert 'data-owners="' in ownership and "token " in ownership  # hovering names the owner; the key lists them
 
 
@@ -92,11 +105,11 @@ def test_views_come_from_the_cache_without_running_the_model(app_server, session
     passes = app_server.explorer.forward_passes
     gallery = session.predict(*VIEW, api_name="/token_gallery")
     assert gallery.count('class="tile"') == 64 and 'data-token="5" title="token 5"' in gallery
-    image, stats, filmstrip, selection = session.predict(*VIEW, 17, api_name="/token_detail")
+    image, filmstrip, stats = session.predict(*VIEW, 17, api_name="/token_detail")
     assert "<img" in image and "Token 17" in stats and filmstrip.count('class="tile"') == 5
-    assert 'data-token="17"' in selection  # the picked token is highlighted wherever a tile shows it
-    marked, plot, top_tokens, ownership = session.predict(*VIEW, None, api_name="/pixel_view")
-    assert Path(marked).exists() and plot["type"] == "plotly" and top_tokens.count('class="tile"') == 4
+    marked, owner_map, plot, top_tokens, ownership = session.predict(*VIEW, None, api_name="/pixel_view")
+    assert marked.startswith("data:image/jpeg;base64,") and "<img" in owner_map and "colour-key" in owner_map
+    assert plot["type"] == "plotly" and top_tokens.count('class="tile"') == 4
     stages, class_map, self_plot, quadrants = session.predict(*VIEW, "mean over tokens", api_name="/stages_view")
     assert [f"stage {s} · block {b}" for s, b in ((1, 0), (2, 0), (3, 1), (4, 0))] == \
         [title.split(" · half on ")[0] for title in re.findall(r'class="tile" title="([^"]+)"', stages)]
@@ -111,8 +124,8 @@ def test_sessions_keep_their_own_trace(app_server):
     first, second = app_server.client(), app_server.client()
     first.predict(handle_file(EXAMPLES / "coffee.jpg"), "224", api_name="/analyse")
     second.predict(handle_file(EXAMPLES / "rocket.jpg"), "aspect", api_name="/analyse")
-    first_stats = first.predict(*VIEW, 0, api_name="/token_detail")[1]
-    second_stats = second.predict(*VIEW, 0, api_name="/token_detail")[1]
+    first_stats = first.predict(*VIEW, 0, api_name="/token_detail")[2]
+    second_stats = second.predict(*VIEW, 0, api_name="/token_detail")[2]
     assert first_stats != second_stats
 
 
@@ -124,14 +137,14 @@ def test_sessions_keep_their_own_trace(app_server):
     ([*VIEW, 2.5], "whole number"),
     (["stage 2 · block 0", "mean", "per map", "inferno", -0.5, 3], "Opacity must be a number from 0 to 1, not -0.5"),
     (["stage 2 · block 0", "mean", "per map", "inferno", 1.5, 3], "Opacity must be a number from 0 to 1, not 1.5"),
-    (["stage 2 · block 0", "median", "per map", "inferno", 0.6, 3], "median is not in the list of choices"),
-    (["stage 2 · block 0", "mean", "loudest", "inferno", 0.6, 3], "loudest is not in the list of choices"),
-    (["stage 2 · block 0", "mean", "per map", "rainbow-unicorn", 0.6, 3], "rainbow-unicorn is not in the list of choices"),
+    (["stage 2 · block 0", "median", "per map", "inferno", 0.6, 3], "Heads must be one of mean, max, min, head 0"),
+    (["stage 2 · block 0", "mean", "loudest", "inferno", 0.6, 3], "Colour scale must be one of per map, shared, mass"),
+    (["stage 2 · block 0", "mean", "per map", "rainbow-unicorn", 0.6, 3], "Colormap must be one of inferno"),
 ])
 def test_wrong_ui_values_give_clear_errors(session, arguments, message):
     with pytest.raises(AppError, match=message):
         session.predict(*arguments, api_name="/token_detail")
-    assert "Token 3" in session.predict(*VIEW, 3, api_name="/token_detail")[1]
+    assert "Token 3" in session.predict(*VIEW, 3, api_name="/token_detail")[2]
 
 
 def test_views_before_any_analysis_are_explained(app_server):
@@ -215,8 +228,9 @@ def test_a_declared_method_is_on_the_page_in_the_api_and_in_the_export(small_wei
     """One declaration is all a method needs: a dummy one, registered before the page is built."""
     import json
 
-    from analysis.explanations import ExplanationMethod, register, unregister
     from conftest import launch
+
+    from analysis.explanations import ExplanationMethod, register, unregister
 
     def checkerboard(_network, _images, trace, _target, _stage) -> np.ndarray:
         grid = trace.grid(4)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from model.capture import capture, explicit_attention, select_probes, stage_grids
 from model.map_names import MapName
-from model.preprocess import Geometry, data_config_for, preprocess
+from model.preprocess import Geometry, preprocess
 from model.trace import Trace
 
 

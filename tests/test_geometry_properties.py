@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from model.preprocess import plan_geometry
 from viewer.inputs import MAX_ASPECT, MIN_SIDE
-from viewer.overlay import overlay
+from viewer.overlay import level_overlays
 
 sides = st.integers(min_value=MIN_SIDE, max_value=4096)
 modes = st.sampled_from(["crop", "whole", "aspect"])
@@ -40,6 +40,6 @@ def test_overlays_keep_the_original_size(width, height, mode, grid):
     assume(accepted(width, height))  # the loader refuses the others: Hypothesis draws again
     geometry = plan_geometry((width, height), 224, 0.875, mode)
     image = np.zeros((height, width, 3), dtype=np.uint8)
-    values = np.random.default_rng(0).random(grid)
-    drawn = overlay(image, values, geometry)
+    indices = np.random.default_rng(0).integers(0, 256, grid, dtype=np.uint8)
+    drawn, = level_overlays(image, [indices], geometry, "inferno", 0.6)
     assert drawn.shape == image.shape and drawn.dtype == np.uint8

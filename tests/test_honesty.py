@@ -132,3 +132,30 @@ def test_a_head_chosen_for_a_block_is_not_silently_applied_to_the_class_attentio
     assert with_head.class_attention.key.note.startswith(
         "mean of the class block's heads (head 1 is a head of stage 2 · block 0, not of the class block)")
     assert "class block" not in with_mean.class_attention.key.note
+
+
+def test_an_explanation_names_its_class_and_probability_and_says_when_the_model_does_not_see_it():
+    from PIL import Image
+
+    from model.bundle import ASSETS
+    from viewer.service import Explorer
+
+    explorer = Explorer(open_model(None, device="cpu"))
+    analysis = explorer.get(explorer.analyse(Image.open(ASSETS / "examples" / "astronaut.jpg").convert("RGB")))
+    names = analysis.trace.class_names
+    probabilities = analysis.trace.probabilities[0]
+    absent = int(probabilities.argmin())
+    assert probabilities[absent] < 0.5
+    view = render.explanation_view(analysis, METHODS["grad_cam"], np.eye(7, dtype=np.float32), render.Style(), None,
+                                   absent)
+    name = help_texts.display_name(names[absent])
+    assert f'"{name}" ({probabilities[absent]:.0%})' in view.picture.key.unit  # the key names the class
+    assert f'The model gives "{name}" only {probabilities[absent]:.0%}' in view.picture.message
+    scene = explorer.get(explorer.analyse(Image.open(ASSETS / "examples" / "scene_7_ring.png").convert("RGB")))
+    present = int(scene.trace.probabilities[0].argmax())
+    assert scene.trace.probabilities[0, present] >= 0.5
+    seen = render.explanation_view(scene, METHODS["grad_cam"], np.eye(7, dtype=np.float32), render.Style(), None,
+                                   present)
+    assert "only" not in seen.picture.message and help_texts.display_name(names[present]) in seen.picture.key.unit
+    assert render.explanation_view(scene, METHODS["dual_rollout"], np.eye(56, dtype=np.float32), render.Style(),
+                                   None, None).picture.key.unit == "attribution"  # a class-agnostic method names none

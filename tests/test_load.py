@@ -52,14 +52,14 @@ def test_concurrent_clients_each_get_their_own_results(app_server, monkeypatch):
     for image in set(images):
         client = app_server.client()
         client.predict(handle_file(image), "224", api_name="/analyse")
-        expected[image] = client.predict(*VIEW, 5, api_name="/token_detail")[1]
+        expected[image] = client.predict(*VIEW, 5, api_name="/token_detail")[2]
 
     def run_client(image: Path) -> list[bool]:
         client = app_server.client()
         outcomes = []
         for _ in range(ANALYSES_PER_CLIENT):
             client.predict(handle_file(image), "224", api_name="/analyse")
-            outcomes.append(client.predict(*VIEW, 5, api_name="/token_detail")[1] == expected[image])
+            outcomes.append(client.predict(*VIEW, 5, api_name="/token_detail")[2] == expected[image])
         return outcomes
 
     with ThreadPoolExecutor(max_workers=CLIENTS) as pool:

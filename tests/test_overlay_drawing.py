@@ -9,11 +9,13 @@ import timm
 import torch
 
 import model  # noqa: F401  (registers dualvit_nano)
+from analysis import trace_maths
 from model.capture import capture
 from model.dualvit import Grid
 from model.preprocess import Geometry
 from model.trace import Trace
-from viewer import overlay, render
+from viewer import levels, overlay, render
+from viewer.levels import StoredMap
 
 DARK = 40
 
@@ -84,25 +86,21 @@ def test_grid_lines_draw_the_stage_one_cells_faintly_and_the_home_cells_boldly()
     assert (drawn[14, 10] == DARK).all() and (drawn[10, 14] == DARK).all()  # inside a stage-1 cell
 
 
-def test_a_token_hue_is_drawn_as_that_hue_at_full_brightness():
-    # OpenCV hues run 0..179 for 0..358 degrees: 0 red, 30 yellow, 60 green, 90 cyan, 120 blue, 150 magenta.
-    expected = {0: (255, 0, 0), 30: (255, 255, 0), 60: (0, 255, 0), 90: (0, 255, 255), 120: (0, 0, 255),
-                150: (255, 0, 255)}
-    for hue, rgb in expected.items():
-        assert overlay.hue_colour(hue) == rgb, hue
-    assert all(isinstance(channel, int) for channel in overlay.hue_colour(45))
 
 
-def test_an_outline_is_its_colour_on_a_dark_halo_on_both_sides():
-    image = canvas(64, 64)  # a 64-pixel side: a light line 1 pixel wide
+
+def test_an_outline_is_a_white_band_inside_the_region_on_a_dark_edge_on_both_sides():
+    image = canvas(64, 64)  # a 64-pixel side: a band 1 pixel wide
     region = np.zeros((4, 4), bool)
     region[1, 2] = True  # original rows 16..31, columns 32..47: its border pixels are columns 32 and 47
-    drawn = overlay.outline(image, region, identity(64, 64), colour=(250, 120, 10))
+    drawn = overlay.outline(image, region, identity(64, 64))
     row = drawn[24, :, :]
-    assert tuple(row[32]) == (250, 120, 10) and tuple(row[47]) == (250, 120, 10)
-    for x in (31, 33, 46, 48):  # the halo, just outside and just inside the line
+    assert tuple(row[32]) == (255, 255, 255) and tuple(row[47]) == (255, 255, 255)
+    for x in (31, 33, 46, 48):  # the dark edge, just outside and just inside the band
         assert tuple(row[x]) == (0, 0, 0), x
     assert (row[36:44] == DARK).all() and (row[:28] == DARK).all() and (row[52:] == DARK).all()
+    wide = overlay.outline(image, region, identity(64, 64), width=3)  # a band of three, its edge beside it
+    assert (wide[24, 32:35] == 255).all() and (wide[24, 31] == 0).all() and (wide[24, 35] == 0).all()
 
 
 def test_an_outline_draws_nothing_where_the_model_saw_nothing():
@@ -130,22 +128,22 @@ def test_mass_bands_take_evenly_spaced_colours_from_the_top_of_the_colour_map():
 
 def test_each_mass_band_is_blended_with_its_colour_at_its_weight():
     """Band k of 3 (1: the largest region, 3: the smallest) takes the colour map at 0.45, 0.725 or 1.0 and
-    covers the photo with that same fraction of the opacity; outside every region the photo is left."""
+    covers the photo with that same fraction of the opacity, times how far the map stands out; outside every
+    region the photo is left."""
     image = np.full((64, 64, 3), 128, np.uint8)
-    levels = np.zeros((4, 4), np.int64)
+    levels = np.zeros((4, 4), np.uint8)
     levels[0, 0], levels[0, 3], levels[3, 0] = 1, 2, 3
-    levels[3, 3] = 7  # above the bands: drawn as the innermost
-    drawn = overlay.mass_overlay(image, levels, identity(64, 64), "viridis", opacity=0.5)
+    drawn, half = overlay.mass_overlays(image, [levels, levels], identity(64, 64), "viridis", 0.5, [1.0, 0.5])
     table = colour_map("viridis").astype(float)
-    for (row, col), position in (((0, 0), 0.45), ((0, 3), 0.725), ((3, 0), 1.0), ((3, 3), 1.0)):
-        weight = 0.5 * position
-        expected = 128 * (1 - weight) + table[round(position * 255)] * weight
-        np.testing.assert_allclose(drawn[16 * row + 8, 16 * col + 8], expected, atol=1, err_msg=str((row, col)))
+    for (row, col), position in (((0, 0), 0.45), ((0, 3), 0.725), ((3, 0), 1.0)):
+        colour = table[round(position * 255)]
+        for picture, strength in ((drawn, 1.0), (half, 0.5)):
+            weight = 0.5 * position * strength
+            expected = np.floor(128 * (1 - weight) + colour * weight + 0.5)
+            np.testing.assert_array_equal(picture[16 * row + 8, 16 * col + 8], expected, err_msg=str((row, col)))
     np.testing.assert_array_equal(drawn[20:44, 20:44], image[20:44, 20:44])
-    np.testing.assert_array_equal(overlay.mass_overlay(image, levels, identity(64, 64)),
-                                  overlay.mass_overlay(image, levels, identity(64, 64), "inferno", 0.6))
     with pytest.raises(ValueError, match="geometry"):
-        overlay.mass_overlay(image[:60], levels, identity(64, 64))
+        overlay.mass_overlays(image[:60], [levels], identity(64, 64), "inferno", 0.5, [1.0])
 
 
 def test_a_display_geometry_keeps_the_cut_on_a_smaller_copy():
@@ -212,40 +210,30 @@ def test_an_unknown_colour_map_is_refused_with_the_choices():
         overlay.colormap_code("rainbow")
 
 
-def test_consecutive_tokens_are_a_golden_angle_apart_in_opencv_hues():
-    hues = overlay.token_hues(256)
-    assert hues.dtype == np.uint8 and hues.max() < 180  # OpenCV's hue range; token 233 sits at 359.3 degrees
-    assert hues[:4].tolist() == [0, 69, 138, 26]  # 0, 137.5, 275.0 and 52.5 degrees, halved
-    assert hues[100] == 35  # 100 x 137.508 = 13,750.8 degrees: 38 whole turns and 70.8 degrees
-    steps = (hues[1:].astype(int) - hues[:-1]) * 2 % 360  # degrees, to the rounding of half a degree
-    assert (np.abs(steps - 137.5) <= 2).all()
 
 
-def test_ownership_takes_the_token_hue_brighter_where_the_pixel_reads_it_more():
+
+def test_ownership_takes_each_owners_palette_colour_at_the_opacity():
     owner = np.array([[0, 1], [2, 3]])
-    confidence = np.array([[1.0, 0.0], [0.5, 1.0]])
-    image = np.zeros((64, 64, 3), np.uint8)
-    drawn = overlay.ownership_overlay(image, owner, confidence, identity(64, 64), opacity=1.0)
-    hues = overlay.token_hues(4)
-    for (row, col), share in (((0, 0), 1.0), ((0, 1), 0.0), ((1, 0), 0.5), ((1, 1), 1.0)):
-        value = round(255 * (overlay.MIN_OWNERSHIP_VALUE + (1 - overlay.MIN_OWNERSHIP_VALUE) * share))
-        expected = cv2.cvtColor(np.array([[[hues[owner[row, col]], 255, value]]], np.uint8), cv2.COLOR_HSV2RGB)[0, 0]
-        np.testing.assert_array_equal(drawn[32 * row + 16, 32 * col + 16], expected, err_msg=str((row, col)))
-    half = overlay.ownership_overlay(np.full((64, 64, 3), 100, np.uint8), owner, confidence, identity(64, 64), 0.5)
-    full = drawn[16, 16].astype(float)
-    np.testing.assert_allclose(half[16, 16], 50 + full / 2, atol=1)
+    colour_of = np.array([3, 0, 5, 1])
+    image = np.full((64, 64, 3), 100, np.uint8)
+    drawn = overlay.ownership_overlay(image, owner, colour_of, identity(64, 64), opacity=0.5)
+    for row, col in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        colour = np.array(overlay.OWNER_PALETTE[colour_of[owner[row, col]]], float)
+        np.testing.assert_array_equal(drawn[32 * row + 12, 32 * col + 12], np.floor(100 * 0.5 + colour * 0.5 + 0.5))
     with pytest.raises(ValueError, match="geometry"):
-        overlay.ownership_overlay(image[:, :60], owner, confidence, identity(64, 64))
+        overlay.ownership_overlay(image[:, :60], owner, colour_of, identity(64, 64))
 
 
 def test_neighbouring_owners_are_parted_by_a_dark_seam_and_one_owner_is_not():
     owner = np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]])
     geometry = Geometry(original_size=(64, 64), resized_size=(64, 64), crop_box=(0, 0, 64, 64))
-    drawn = overlay.ownership_overlay(np.zeros((64, 64, 3), np.uint8), owner, np.ones((4, 4)), geometry, opacity=1.0)
-    colour = {token: np.array(overlay.hue_colour(hue), float) for token, hue in enumerate(overlay.token_hues(2))}
+    colour_of = np.array([0, 1])
+    drawn = overlay.ownership_overlay(np.zeros((64, 64, 3), np.uint8), owner, colour_of, geometry, opacity=1.0)
+    colour = {token: np.array(overlay.OWNER_PALETTE[colour_of[token]], float) for token in (0, 1)}
 
     def assert_colour(y: int, x: int, token: int, brightness: float = 1.0) -> None:
-        np.testing.assert_allclose(drawn[y, x], colour[token] * brightness, atol=1.5, err_msg=str((y, x)))
+        np.testing.assert_allclose(drawn[y, x], colour[token] * brightness, atol=1.0, err_msg=str((y, x)))
 
     # Token 1 owns the top-right quarter: a seam one pixel wide on each side of its left and lower edges.
     assert_colour(8, 31, 0, overlay.SEAM_BRIGHTNESS)
@@ -256,24 +244,22 @@ def test_neighbouring_owners_are_parted_by_a_dark_seam_and_one_owner_is_not():
         assert_colour(y, x, 1 if y < 32 and x >= 32 else 0)
     # Along the edge of what the model saw there is no seam: only the dimmed margin outside it.
     cropped = Geometry(original_size=(64, 64), resized_size=(64, 64), crop_box=(16, 16, 48, 48))
-    drawn = overlay.ownership_overlay(np.zeros((64, 64, 3), np.uint8), np.zeros((4, 4), int), np.ones((4, 4)),
+    drawn = overlay.ownership_overlay(np.zeros((64, 64, 3), np.uint8), np.zeros((4, 4), int), colour_of,
                                       cropped, opacity=1.0)
     for y, x in ((16, 16), (16, 30), (47, 47), (30, 47), (30, 30)):
         assert_colour(y, x, 0)
 
 
-def test_the_ownership_key_shows_each_large_owner_as_bright_as_the_map_draws_most_of_its_region():
+def test_the_ownership_key_shows_each_large_owner_in_the_colour_the_map_gives_it():
     owner = np.array([[0, 0, 0, 0], [1, 1, 1, 2]])
-    # Token 1's pixels mostly read it unclearly (clarity 0, 0 and 0.9): its median is 0, its mean 0.3.
-    confidence = np.array([[1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 0.9, 0.5]])
-    key = render.ownership_key(owner, confidence, render.Style())
-    hues = overlay.token_hues(3)
-    # Brightness 0.25 + 0.75 x clarity: 1 for token 0, 0.25 for token 1 (its median), 0.625 for token 2.
-    assert key.swatches == (("token 0 (50%)", overlay.hue_colour(hues[0], 1.0)),
-                            ("token 1 (38%)", overlay.hue_colour(hues[1], 0.25)),
-                            ("token 2 (12%)", overlay.hue_colour(hues[2], 0.625)))
-    drawn = overlay.ownership_overlay(np.zeros((40, 80, 3), np.uint8), owner, confidence, identity(80, 40), 1.0)
-    assert tuple(int(c) for c in drawn[30, 10]) == key.swatches[1][1]  # most of token 1's region matches its swatch
+    colour_of = trace_maths.owner_colours(owner, 3, len(overlay.OWNER_PALETTE))
+    key = render.ownership_key(owner, colour_of, render.Style())
+    assert key.swatches == (("token 0 (50%)", overlay.OWNER_PALETTE[colour_of[0]]),
+                            ("token 1 (38%)", overlay.OWNER_PALETTE[colour_of[1]]),
+                            ("token 2 (12%)", overlay.OWNER_PALETTE[colour_of[2]]))
+    assert len({swatch for _, swatch in key.swatches}) == 3  # all three touch: three colours
+    drawn = overlay.ownership_overlay(np.zeros((40, 80, 3), np.uint8), owner, colour_of, identity(80, 40), 1.0)
+    assert tuple(int(c) for c in drawn[30, 10]) == key.swatches[1][1]
     assert tuple(int(c) for c in drawn[10, 30]) == key.swatches[0][1]
 
 
@@ -326,17 +312,11 @@ def test_a_home_box_outlines_exactly_the_pooled_window_on_a_dark_halo():
         overlay.home_box(canvas(112, 100), trace, 5, identity(112, 112))
 
 
-def test_ownership_clips_shares_and_dims_what_the_model_did_not_see():
-    owner = np.array([[0, 1], [0, 1]])
-    inside = overlay.ownership_overlay(np.zeros((64, 64, 3), np.uint8), owner, np.array([[1.5, -0.5], [1.0, 0.0]]),
-                                       identity(64, 64), opacity=1.0)
-    np.testing.assert_array_equal(inside[16, 16], inside[48, 16])  # a share of 1.5 is drawn as 1
-    np.testing.assert_array_equal(inside[16, 48], inside[48, 48])  # and one of -0.5 as 0
-    assert inside[16, 16].max() == 255 and inside[16, 48].max() == round(255 * overlay.MIN_OWNERSHIP_VALUE)
+def test_ownership_dims_what_the_model_did_not_see():
     owner = np.array([[0, 1], [2, 3]])
     photo = np.full((64, 64, 3), 200, np.uint8)
     geometry = Geometry(original_size=(64, 64), resized_size=(64, 64), crop_box=(16, 16, 48, 48))
-    drawn = overlay.ownership_overlay(photo, owner, np.ones((2, 2)), geometry, opacity=1.0)
+    drawn = overlay.ownership_overlay(photo, owner, np.arange(4), geometry, opacity=1.0)
     assert (drawn[:8] == round(200 * overlay.OUTSIDE_BRIGHTNESS)).all()  # outside the view: the photo, dimmed
 
 
@@ -433,10 +413,7 @@ def test_a_contact_sheet_places_each_tile_in_reading_order_with_black_gaps():
         overlay.tile(images, columns=2, labels=["a", "b"])
 
 
-def test_the_scale_of_a_map_runs_from_zero_or_its_minimum_to_its_peak():
-    assert overlay.value_range(np.array([[0.5, 0.7]])) == (0.0, pytest.approx(0.7))
-    assert overlay.value_range(np.array([[-1.0, 2.0, np.nan]])) == (-1.0, 2.0)
-    assert overlay.value_range(np.array([[np.nan, np.inf]])) == (0.0, 1.0)
+
 
 
 def test_lines_are_a_pixel_wide_per_two_hundred_pixels_of_the_shorter_side():
@@ -450,40 +427,36 @@ def test_a_home_box_spans_its_seven_stage_one_cells_on_any_grid():
     assert overlay.home_box_on_input(trace, 0, (176, 80)) == (0.0, 0.0, 28.0, 28.0)
 
 
-def test_an_overlay_scales_each_value_within_its_range_and_clips_outside_it():
+def test_a_colour_index_is_drawn_with_its_colour_at_the_square_root_of_its_level():
     image = np.full((64, 64, 3), 100, np.uint8)
     table = colour_map("viridis").astype(float)
-    values = np.array([[3.0, 1.0], [9.0, np.nan]])  # range (2, 4): the middle, below, above, not a number
-    drawn = overlay.overlay(image, values, identity(64, 64), "viridis", opacity=0.8, vrange=(2.0, 4.0))
-    weight = 0.8 * np.sqrt(0.5)  # level 0.5: the opacity times the level's square root
-    np.testing.assert_allclose(drawn[16, 16], 100 * (1 - weight) + table[128] * weight, atol=1)
-    np.testing.assert_array_equal(drawn[16, 48], image[16, 48])  # below the range: the photo
-    np.testing.assert_allclose(drawn[48, 16], 100 * 0.2 + table[255] * 0.8, atol=1)  # above: as at the top
-    np.testing.assert_array_equal(drawn[48, 48], image[48, 48])  # NaN: the photo
-    flat = overlay.overlay(image, values, identity(64, 64), "viridis", opacity=0.8, vrange=(5.0, 5.0))
-    np.testing.assert_array_equal(flat, image)  # an empty range colours nothing
-    # By default the scale runs from 0 to the map's peak (a value between them tells it from (0, 1)).
-    peak = np.array([[4.0, 16.0]])
-    np.testing.assert_array_equal(overlay.overlay(image, peak, identity(64, 64)),
-                                  overlay.overlay(image, peak, identity(64, 64), vrange=(0.0, 16.0)))
+    indices = np.array([[128, 0], [255, 64]], np.uint8)
+    drawn, = overlay.level_overlays(image, [indices], identity(64, 64), "viridis", 0.8)
+    for (row, col), index in (((0, 0), 128), ((1, 0), 255), ((1, 1), 64)):
+        weight = 0.8 * np.sqrt(index / 255)
+        np.testing.assert_array_equal(drawn[32 * row + 16, 32 * col + 16],
+                                      np.floor(100 * (1 - weight) + table[index] * weight + 0.5))
+    np.testing.assert_array_equal(drawn[16, 48], image[16, 48])  # index 0: the photo
 
 
-def test_overlays_refuse_bad_maps_and_images_by_name():
-    with pytest.raises(ValueError, match=r"expected \(h, w\) maps, got shapes \[\(2, 2, 2\)\]"):
-        overlay.overlays(canvas(64, 64), [np.zeros((2, 2, 2))], identity(64, 64), "inferno", 0.5, [(0, 1)])
+def test_overlays_refuse_bad_images_by_name():
     with pytest.raises(ValueError, match="image is 64x48 but the geometry's original is 64x80"):
-        overlay.overlays(canvas(64, 48), [np.zeros((2, 2))], identity(64, 80), "inferno", 0.5, [(0, 1)])
+        overlay.level_overlays(canvas(64, 48), [np.zeros((2, 2), np.uint8)], identity(64, 80), "inferno", 0.5)
     for bad in (np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3), np.float32), np.zeros((8, 8), np.uint8)):
         with pytest.raises(ValueError, match=r"expected a uint8 RGB image \(H, W, 3\)"):
             overlay.check_image(bad)
 
 
-def test_the_innermost_mass_band_is_outlined():
-    image = np.full((64, 64, 3), 128, np.uint8)
-    levels = np.zeros((4, 4), np.int64)
-    levels[1, 1] = 3  # original rows and columns 16..31
-    drawn = overlay.mass_overlay(image, levels, identity(64, 64), opacity=0.5)
-    assert drawn[24, 16].min() > 240 and tuple(drawn[24, 15]) == (0, 0, 0)  # light border, dark halo outside
+def test_the_innermost_mass_band_is_outlined_on_a_large_picture():
+    from types import SimpleNamespace
+
+    photo = np.full((64, 64, 3), 128, np.uint8)
+    analysis = SimpleNamespace(display=photo, geometry=identity(64, 64), thumbnail=photo,
+                               thumbnail_geometry=identity(64, 64))
+    values = np.full((4, 4), 0.01)
+    values[1, 1] = 0.85  # half the mass and more in one cell: original rows and columns 16..31
+    (drawn,), _ = render.draw_maps(analysis, [StoredMap.of_attention(values, 1 / 16)], render.Style(scale="mass"))
+    assert drawn[24, 16].min() > 240 and tuple(drawn[24, 15]) == (0, 0, 0)  # light border, dark edge outside
 
 
 def test_the_backdrop_is_the_photo_in_grey_at_its_brightness():
@@ -504,6 +477,7 @@ def test_maps_are_drawn_over_the_grey_photo_and_only_large_pictures_carry_the_ou
                                thumbnail_geometry=identity(64, 64))
     values = np.zeros((4, 4), np.float32)
     values[1, 1] = 1.0  # one cell: original rows and columns 16..31
+    values = StoredMap.of_attention(values, 1 / 16)
     quiet = np.ones((64, 64), bool)
     quiet[12:36, 12:36] = False  # away from the cell and its outline
     for scale in ("per map", "mass"):
@@ -517,7 +491,7 @@ def test_maps_are_drawn_over_the_grey_photo_and_only_large_pictures_carry_the_ou
         assert np.abs(small[20:28, 20:28].astype(int) - grey[20:28, 20:28]).max() > 50  # the cell is coloured
         border = (slice(14, 34), 15)  # the column just left of the cell: the outline's dark halo and light line
         assert (large[border] == 0).all(axis=-1).any() and not (small[border] == 0).all(axis=-1).any(), scale
-        assert "outline" in large_key.note and small_key.note == render.TILE_NOTE
+        assert "outline" in large_key.note and small_key.note.startswith(render.TILE_NOTE)
 
 
 def test_the_ownership_map_takes_no_colour_from_the_photo():
@@ -526,11 +500,10 @@ def test_the_ownership_map_takes_no_colour_from_the_photo():
     photo = np.random.default_rng(5).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     grey = cv2.cvtColor(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)  # the same luminance
     owner = np.arange(16).reshape(4, 4) % 5
-    confidence = np.linspace(0.1, 0.9, 16).reshape(4, 4)
 
     def picture(image):
-        analysis = SimpleNamespace(display=image, geometry=identity(64, 64))
-        return render.ownership_picture(analysis, owner, confidence, render.Style()).image.astype(int)
+        analysis = SimpleNamespace(display=image, geometry=identity(64, 64), trace=hand_built_trace((28, 28), (4, 4)))
+        return render.ownership_picture(analysis, owner, render.Style()).image.astype(int)
 
     # A colourful photo and its grey copy give one map: every hue on it is an owner's.
     assert np.abs(picture(photo) - picture(grey)).max() <= 1
@@ -542,13 +515,14 @@ def test_a_key_says_what_the_dimmed_bands_are_only_where_the_model_saw_part_of_t
 
     photo = np.full((48, 64, 3), 90, np.uint8)
     cropped = Geometry(original_size=(64, 48), resized_size=(64, 48), crop_box=(8, 0, 56, 48))  # a centre crop
-    values = np.eye(4, dtype=np.float32)
+    values = StoredMap.of_attention(np.eye(4, dtype=np.float32), 1 / 16)
     for geometry, said in ((cropped, True), (identity(64, 48), False)):
-        analysis = SimpleNamespace(display=photo, geometry=geometry, thumbnail=photo, thumbnail_geometry=geometry)
+        analysis = SimpleNamespace(display=photo, geometry=geometry, thumbnail=photo, thumbnail_geometry=geometry,
+                                   trace=hand_built_trace((28, 28), (4, 4)))
         for small in (False, True):
             _, key = render.draw_maps(analysis, [values], render.Style(), small=small)
             assert (render.CROPPED_NOTE in key.note) == said, (said, small)
-        ownership = render.ownership_picture(analysis, np.arange(16).reshape(4, 4), np.ones((4, 4)), render.Style())
+        ownership = render.ownership_picture(analysis, np.arange(16).reshape(4, 4), render.Style())
         assert (render.CROPPED_NOTE in ownership.key.note) == said
     assert cropped.crops and not identity(64, 48).crops
 
@@ -560,7 +534,7 @@ def test_each_block_of_a_series_says_how_spread_its_map_is():
 
     photo = np.full((64, 64, 3), 90, np.uint8)
     analysis = SimpleNamespace(display=photo, geometry=identity(64, 64), thumbnail=photo,
-                               thumbnail_geometry=identity(64, 64))
+                               thumbnail_geometry=identity(64, 64), trace=hand_built_trace((28, 28), (4, 4)))
     peaked = np.zeros((4, 4))
     peaked[0, 0] = 1.0  # half its mass on 1 cell of 16
     spread = np.full((4, 4), 1 / 16)  # half on 8 of 16
@@ -588,3 +562,87 @@ def test_an_exported_key_fades_in_from_the_grey_under_a_map_as_the_pages_key_doe
     rows_with_the_bar = [y for y in range(len(strip)) for x in range(600 - 260)
                          if np.array_equal(strip[y, x:x + 260], drawn)]
     assert len(rows_with_the_bar) == 12, rows_with_the_bar
+
+
+def test_the_deepest_point_lies_in_the_largest_four_connected_region_the_picture_edge_counting_as_outside():
+    empty = np.zeros((20, 30), bool)
+    assert overlay.deepest_point(empty) == (0, 0, 0.0)
+    mask = np.zeros((40, 60), bool)
+    mask[1:5, 1:5] = True  # a small square, labelled first
+    mask[10:22, 20:40] = True  # 12 rows by 20 columns: 6 pixels deep, first at row 15, column 25
+    assert overlay.deepest_point(mask) == (25, 15, 6.0)
+    edge = np.zeros((40, 60), bool)
+    edge[0:12, 0:20] = True  # against the top and left edges: the edge counts as outside
+    assert overlay.deepest_point(edge) == (5, 5, 6.0)
+    # Two squares touching at a corner (144 + 100 cells) are one region only if diagonal neighbours
+    # count; on their own each is smaller than the 14 x 14 square (196), which is 7 deep at row 31, column 6.
+    corners = np.zeros((40, 62), bool)
+    corners[0:12, 40:52] = True
+    corners[12:22, 52:62] = True
+    corners[25:39, 0:14] = True
+    assert overlay.deepest_point(corners) == (6, 31, 7.0)
+
+
+def test_a_number_is_white_on_a_dark_edge_centred_on_its_region_s_deepest_point():
+    owner = np.full((28, 28), 5)
+    owner[4:20, 4:12] = 17  # the L of the test above, on a 448-pixel picture (16 pixels a cell)
+    owner[16:20, 4:24] = 17
+    grey = np.full((448, 448, 3), 128, np.uint8)
+    drawn = overlay.number_regions(grey, owner, [17], identity(448, 448))
+    changed = (drawn != grey).any(axis=2)
+    rows, columns = np.nonzero(changed)
+    assert (drawn[changed].max(axis=1) >= 250).any() and (drawn[changed].max(axis=1) <= 40).any()
+    x, y, _ = overlay.deepest_point(np.kron(owner == 17, np.ones((16, 16), bool)))
+    # Centred on the point, to a pixel across and two down (digits sit on their baseline, below their middle).
+    assert abs((columns.min() + columns.max()) / 2 - x) <= 1.5 and abs((rows.min() + rows.max()) / 2 - y) <= 2.5
+    # The edge rings the type: every pixel beside a white one is drawn on, and the dark ones lie beside the type.
+    white, dark = drawn[..., 0] >= 250, drawn[..., 0] <= 40
+    assert changed[cv2.dilate(white.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0].all()
+    assert not (dark & ~(cv2.dilate(white.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0)).any()
+
+
+def test_an_attribution_map_is_stored_against_its_own_peak():
+    values = np.array([[0.0, 1.0, 2.0], [4.0, 0.5, 0.0]])
+    stored = StoredMap.of_attribution(values)
+    # Bytes: floor(value / 4 * 255 + 0.5). Mass 7.5: 4 alone holds half; 4 and 2 hold 80%; 4, 2, 1, 0.5 hold 95%.
+    np.testing.assert_array_equal(stored.cells, [[0, 64, 128], [255, 32, 0]])
+    np.testing.assert_array_equal(stored.mass, [[0, 1, 2], [3, 1, 0]])
+    assert (stored.top, stored.uniform, stored.total) == (4.0, None, 7.5)
+    np.testing.assert_array_equal(stored.indices(), stored.cells)  # no uniform: the bytes are the indices
+    assert stored.standing() == 1.0
+    blank = StoredMap.of_attribution(np.zeros((2, 2)))
+    assert not blank.cells.any() and not blank.mass.any() and blank.top == 0.0
+
+
+def test_maps_shown_together_share_the_largest_top():
+    assert levels.shared_top([4.0, 12.5, 7.0]) == 12.5
+
+
+@pytest.mark.parametrize("side, seam_columns", [(224, (111, 113)), (800, (398, 402))])
+def test_a_seam_between_two_owners_is_as_wide_as_the_picture_s_lines(side, seam_columns):
+    # Owner 1 on the left half, owner 2 on the right; a 224-pixel picture draws 1-pixel lines (a seam of one
+    # pixel each side of the border), an 800-pixel one 4-pixel lines (two each side).
+    owner = np.array([[1, 1, 2, 2]] * 4)
+    grey = np.full((side, side, 3), 200, np.uint8)
+    seamed = overlay.with_seams(grey, owner, identity(side, side))
+    start, stop = seam_columns
+    assert (seamed[:, start:stop] == overlay.dimming_table()[200]).all()
+    assert (np.delete(seamed, np.s_[start:stop], axis=1) == 200).all()
+
+
+def test_quantise_keeps_a_value_in_255_steps_of_its_top():
+    values = np.array([[-1.0, 0.0, 0.5, 1.0, 3.0, np.nan], [0.0, 1.0, 2.0, 4.0, 8.0, 1.0]])
+    tops = np.array([[1.0], [4.0]])  # one top per row
+    np.testing.assert_array_equal(levels.quantise(values, tops), [[0, 0, 128, 255, 255, 0], [0, 64, 128, 255, 255, 64]])
+    assert levels.quantise(values, tops).dtype == np.uint8
+
+
+def test_mass_ranks_and_areas_of_maps_stacked_together():
+    flat = np.array([[4, 2, 1, 1], [0, 0, 0, 0], [1, 3, 0, 0]], np.float32)
+    # Each cell: the share of its map's mass held by the larger cells before it (ties in order of position).
+    ranks = trace_maths.stacked_mass_ranks(flat)
+    np.testing.assert_allclose(ranks[0], [0.0, 0.5, 0.75, 0.875])
+    assert np.isinf(ranks[1]).all()  # no mass: in no region
+    np.testing.assert_allclose(ranks[2], [0.75, 0.0, 1.0, 1.0])
+    np.testing.assert_allclose(trace_maths.areas_holding(flat, 0.5), [0.25, np.nan, 0.25])
+    np.testing.assert_allclose(trace_maths.areas_holding(flat, 0.8), [0.75, np.nan, 0.5])  # 4+2+1; 3+1

@@ -16,7 +16,6 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-import safetensors.torch
 import timm
 import torch
 

@@ -17,6 +17,7 @@ from model.preprocess import Geometry
 from model.trace import Trace
 from viewer import figures, overlay
 from viewer.help_texts import EXPLANATIONS
+from viewer.levels import StoredMap
 
 # A 56x56 input: stage grids as the network would give them, four semantic tokens on a 2x2 grid.
 GRIDS = ((14, 14), (7, 7), (4, 4), (2, 2))
@@ -56,6 +57,19 @@ def merged_map(stage: int, pixel_to_pixel: float, token_to_pixel: float, heads: 
     for rows, share in ((slice(None, n), pixel_to_pixel), (slice(n, None), token_to_pixel)):
         values[:, :, rows, :n] = share / n
         values[:, :, rows, n:] = (1 - share) / M
+    return values
+
+
+def merged_regions(stage: int, cells: int, token_to_pixel: float = 0.9) -> np.ndarray:
+    """A merged map whose token rows give ``token_to_pixel`` evenly to ``cells`` pixels (token i's start at
+    i * cells), the rest to the tokens; pixel rows spread evenly. With 4 of 16 stage-3 pixels, a token's peak
+    (0.225) is 4.5 times uniform attention over the 20 keys: it stands out."""
+    n = size(stage)
+    values = merged_map(stage, 0.5, token_to_pixel)
+    values[:, :, n:, :n] = 0.0
+    for token in range(M):
+        columns = (np.arange(cells) + token * cells) % n
+        values[:, :, n + token, columns] = token_to_pixel / cells
     return values
 
 
@@ -311,26 +325,27 @@ def photo() -> np.ndarray:
 
 def test_overlay_keeps_the_size_and_only_dims_outside():
     image = photo()
-    drawn = overlay.overlay(image, np.arange(16, dtype=np.float32).reshape(4, 4), CROP, opacity=0.5)
+    indices = np.arange(16, dtype=np.uint8).reshape(4, 4) * 17
+    drawn, = overlay.level_overlays(image, [indices], CROP, "inferno", 0.5)
     assert drawn.shape == image.shape and drawn.dtype == np.uint8
     outside = np.ones((80, 100), bool)
     outside[10:74, 20:84] = False
     # Dimmed, not coloured: each channel is the photo's times the brightness (to OpenCV's rounding).
     np.testing.assert_allclose(drawn[outside], image[outside] * overlay.OUTSIDE_BRIGHTNESS, atol=1)
     assert not np.array_equal(drawn[~outside], image[~outside])
-    transparent = overlay.overlay(image, np.zeros((4, 4)), CROP, opacity=0.0)
+    transparent, = overlay.level_overlays(image, [indices], CROP, "inferno", 0.0)
     np.testing.assert_array_equal(transparent[~outside], image[~outside])
     with pytest.raises(ValueError, match="opacity"):
-        overlay.overlay(image, np.zeros((4, 4)), CROP, opacity=1.5)
+        overlay.level_overlays(image, [indices], CROP, "inferno", 1.5)
     with pytest.raises(ValueError, match="colormap"):
-        overlay.overlay(image, np.zeros((4, 4)), CROP, colormap="nope")
+        overlay.level_overlays(image, [indices], CROP, "nope", 0.5)
 
 
 def test_low_attention_leaves_the_photo_as_it_is():
     image = photo()
-    values = np.zeros((4, 4), np.float32)
-    values[1, 2] = 1.0
-    drawn = overlay.overlay(image, values, CROP, opacity=0.6)
+    indices = np.zeros((4, 4), np.uint8)
+    indices[1, 2] = 255
+    drawn, = overlay.level_overlays(image, [indices], CROP, "inferno", 0.6)
     inside = np.zeros((80, 100), bool)
     inside[10:74, 20:84] = True
     peak = np.zeros((80, 100), bool)
@@ -342,20 +357,38 @@ def test_low_attention_leaves_the_photo_as_it_is():
 def test_a_batch_of_overlays_draws_each_map_as_alone_whatever_its_grid():
     image = photo()
     rng = np.random.default_rng(1)
-    maps = [rng.random((4, 4)), rng.random((2, 2)), rng.random((4, 4)) * 3]
-    ranges = [(0.0, 1.0), (0.2, 0.9), (0.0, 3.0)]
-    batch = overlay.overlays(image, maps, CROP, "viridis", 0.7, ranges)
-    for values, vrange, drawn in zip(maps, ranges, batch):
-        alone = overlay.overlays(image, [values], CROP, "viridis", 0.7, [vrange])[0]
-        np.testing.assert_array_equal(drawn, alone)
-    # A map's peak cell takes its colour map's top colour at the given opacity; its zero leaves the photo.
-    peak = np.zeros((4, 4))
-    peak[0, 0] = 1.0
+    maps = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in ((4, 4), (2, 2), (4, 4))]
+    batch = overlay.level_overlays(image, maps, CROP, "viridis", 0.7)
+    for indices, drawn in zip(maps, batch):
+        np.testing.assert_array_equal(drawn, overlay.level_overlays(image, [indices], CROP, "viridis", 0.7)[0])
+    # A cell at the top index takes the colour map's top colour at the given opacity, blended as
+    # floor(photo * 0.3 + colour * 0.7 + 0.5); index 0 leaves the photo.
+    peak = np.zeros((4, 4), np.uint8)
+    peak[0, 0] = 255
     top = overlay.colorize(np.array([[1.0]]), 0.0, 1.0, "viridis")[0, 0].astype(float)
-    drawn = overlay.overlay(image, peak, CROP, "viridis", opacity=0.7, vrange=(0.0, 1.0))
-    expected = np.round(image[10, 20] * 0.3 + top * 0.7)
-    np.testing.assert_allclose(drawn[10, 20], expected, atol=1)
+    drawn, = overlay.level_overlays(image, [peak], CROP, "viridis", 0.7)
+    np.testing.assert_array_equal(drawn[10, 20], np.floor(image[10, 20] * (1 - 0.7) + top * 0.7 + 0.5))
     np.testing.assert_array_equal(drawn[40, 60], image[40, 60])
+
+
+def test_a_map_no_more_peaked_than_uniform_is_drawn_without_colour_on_every_scale():
+    from viewer.levels import TOP_AT_LEAST, StoredMap
+
+    grid = (4, 4)
+    uniform = 1 / 16
+    flat = StoredMap.of_attention(np.full(grid, uniform), uniform)
+    assert flat.top == TOP_AT_LEAST and not flat.indices().any() and not flat.indices(shared=9.0).any()
+    assert flat.standing() == 0.0  # the mass view's bands: not drawn at all
+    # Barely above uniform (a random model's maps peak near 1.04 times uniform): barely coloured.
+    noisy = StoredMap.of_attention(np.full(grid, uniform) * np.linspace(0.96, 1.04, 16).reshape(grid), uniform)
+    assert noisy.indices().max() <= 0.02 * 255 and noisy.standing() <= 0.02
+    # A map peaked at 8 times uniform reaches the top colour on its own scale, half-way up a shared one of 15.
+    peaked = np.full(grid, 0.5 / 15)
+    peaked[0, 0] = 8 * uniform
+    stored = StoredMap.of_attention(peaked, uniform)
+    assert stored.top == pytest.approx(8) and stored.indices()[0, 0] == 255 and stored.standing() == 1.0
+    assert stored.indices(shared=15.0)[0, 0] == 128  # (8 - 1) / (15 - 1) of 255, rounded half up
+    np.testing.assert_allclose(stored.values(), peaked, atol=stored.top * uniform / 255 / 2)
 
 
 def test_mass_regions_hold_their_share_with_the_fewest_cells():
@@ -372,16 +405,21 @@ def test_mass_regions_hold_their_share_with_the_fewest_cells():
     np.testing.assert_array_equal(trace_maths.mass_region(np.array([[-5.0, 1.0], [3.0, 0.0]]), 0.5), [[False, False], [True, False]])
 
 
-def test_mass_overlay_fills_the_bands_and_outlines_the_half():
+def test_mass_overlay_fills_the_bands_as_strongly_as_the_map_stands_out():
     image = np.full((56, 56, 3), 128, np.uint8)
     whole = Geometry((56, 56), (56, 56), (0, 0, 56, 56))
-    levels = np.zeros((4, 4), np.int64)
+    levels = np.zeros((4, 4), np.uint8)
     levels[0, 0], levels[3, 3] = 3, 1
-    drawn = overlay.mass_overlay(image, levels, whole, opacity=1.0)
+    drawn, faint = overlay.mass_overlays(image, [levels, levels], whole, "inferno", 1.0, [1.0, 0.1])
     np.testing.assert_array_equal(drawn[20:36, 20:36], image[20:36, 20:36])  # outside every region: the photo
     centre_inner, centre_outer = drawn[7, 7], drawn[49, 49]
     assert not np.array_equal(centre_inner, centre_outer) and (centre_inner != 128).any()
-    assert (drawn[0:14, 13] == 255).all() or (drawn[0:14, 12:16] == 255).any()  # the 50% region's outline
+    assert np.abs(faint[7, 7].astype(int) - 128).max() < np.abs(drawn[7, 7].astype(int) - 128).max() / 5
+    outlined = overlay.outline(drawn, levels == 3, whole)
+    width = overlay.line_width(drawn)
+    assert (outlined[0:14, 14 - width:14] == 255).all()  # the 50% region's border, inside it
+    assert (outlined[0:13, 14] == 0).all()  # and its dark edge just outside
+    assert not (outlined[0, 0:14 - width] == 255).all(axis=-1).any()  # the picture's own edge draws no border
 
 
 def rows_over(cells: int, keys: int) -> np.ndarray:
@@ -402,18 +440,38 @@ def test_the_opening_block_is_the_last_dual_block_with_regions_before_a_wider_me
                         "stage2.block0.semantic_to_pixel": rows_over(2, size(2)),
                         "stage3.block0.merged": merged_map(3, 0.5, 0.9)})
     assert trace_maths.default_block(trace).label == "stage 2 · block 0"
-    # Dots at every Dual block (half the mass on 1 of 196 cells, 0.5%): the widest block of all.
+    # Dots at every Dual block (half the mass on 1 of 196 cells, 0.5%): the widest block that stands out.
     dots = one_hot_rows(np.arange(M), size(1))
-    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage3.block0.merged": merged_map(3, 0.5, 0.9)})
+    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage3.block0.merged": merged_regions(3, 4)})
     assert trace_maths.default_block(trace).label == "stage 3 · block 0"
+    # A wider block that does not stand out from uniform attention (its token rows even) shows nothing either.
+    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage3.block0.merged": merged_map(3, 0.5, 0.9)})
+    assert trace_maths.default_block(trace).label == "stage 1 · block 0"
 
 
 def test_a_dual_block_of_dots_is_passed_over():
     dots = one_hot_rows(np.arange(M), size(1))  # half the mass on 1 of 196 cells: 0.5% of the grid
-    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage2.block0.semantic_to_pixel": uniform(M, size(2))})
+    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage2.block0.semantic_to_pixel": rows_over(8, size(2))})
     assert trace_maths.default_block(trace).label == "stage 2 · block 0"
-    trace = make_trace({"stage1.block0.semantic_to_pixel": uniform(M, size(1)), "stage1.block1.semantic_to_pixel": dots})
+    trace = make_trace({"stage1.block0.semantic_to_pixel": rows_over(8, size(1)), "stage1.block1.semantic_to_pixel": dots})
     assert trace_maths.default_block(trace).label == "stage 1 · block 0"
+
+
+def test_when_no_block_stands_out_from_uniform_attention_the_last_dual_block_opens_and_says_so():
+    flat = make_trace({"stage1.block0.semantic_to_pixel": uniform(M, size(1)),
+                       "stage2.block0.semantic_to_pixel": uniform(M, size(2)) * np.linspace(0.9, 1.1, size(2)),
+                       "stage3.block0.merged": merged_map(3, 0.5, 0.9)})
+    refs = trace_maths.blocks(flat)
+    assert not any(trace_maths.stands_out(flat, ref) for ref in refs)
+    assert trace_maths.default_block(flat).label == "stage 2 · block 0"
+    peaked = make_trace({"stage1.block0.semantic_to_pixel": rows_over(8, size(1))})
+    assert trace_maths.stands_out(peaked, trace_maths.blocks(peaked)[0])
+    # Just short of the threshold (a peak 3.9 times uniform) does not stand out; 4.1 times does.
+    for ratio, expected in ((3.9, False), (4.1, True)):
+        rows = np.full((M, size(2)), (1 - ratio / size(2)) / (size(2) - 1), np.float32)
+        rows[:, 0] = ratio / size(2)
+        trace = make_trace({"stage2.block0.semantic_to_pixel": rows[None, None].astype(np.float64)})
+        assert trace_maths.stands_out(trace, trace_maths.blocks(trace)[0]) == expected, ratio
 
 
 def test_home_grid_maps_land_on_their_pooled_windows():
@@ -455,14 +513,37 @@ def test_the_lead_token_lies_where_the_class_token_looks():
     assert trace_maths.lead_token(make_trace(maps | {"head.class_attention": class_looking_at(3)}), ref) == 0
 
 
-def test_ownership_overlay_gives_tokens_distinct_hues():
+def test_ownership_overlay_gives_neighbouring_tokens_distinct_colours():
     image = np.zeros((80, 100, 3), np.uint8)
     owner = np.array([[0, 1], [2, 3]])
-    drawn = overlay.ownership_overlay(image, owner, np.ones((2, 2)), CROP, opacity=1.0)
+    colour_of = trace_maths.owner_colours(owner, 4, len(overlay.OWNER_PALETTE))
+    drawn = overlay.ownership_overlay(image, owner, colour_of, CROP, opacity=1.0)
     assert drawn.shape == image.shape
-    corners = {tuple(drawn[y, x]) for y, x in ((20, 30), (20, 70), (60, 30), (60, 70))}
-    assert len(corners) == 4
+    top_left, top_right, bottom_left, bottom_right = (tuple(drawn[y, x]) for y, x in
+                                                      ((20, 30), (20, 70), (60, 30), (60, 70)))
+    assert {top_left, top_right, bottom_left, bottom_right} <= set(overlay.OWNER_PALETTE)
+    assert top_left != top_right and top_left != bottom_left  # regions that touch never share a colour
+    assert bottom_right != top_right and bottom_right != bottom_left
     assert (drawn[:, :20] == 0).all()
+
+
+def test_owner_colours_keep_touching_regions_apart():
+    # A ring of six regions around a seventh: each touches the centre and its two ring neighbours.
+    owner = np.array([[1, 1, 2, 2],
+                      [6, 0, 0, 3],
+                      [6, 0, 0, 3],
+                      [5, 5, 4, 4]])
+    colours = trace_maths.owner_colours(owner, 8, 3)
+    for a, b in ((owner[:, :-1], owner[:, 1:]), (owner[:-1, :], owner[1:, :])):
+        touching = a != b
+        clash = colours[a[touching]] == colours[b[touching]]
+        assert not clash.all()  # three colours cannot part all of a wheel of seven: the fewest clashes
+    many = trace_maths.owner_colours(owner, 8, 12)
+    for a, b in ((owner[:, :-1], owner[:, 1:]), (owner[:-1, :], owner[1:, :])):
+        touching = a != b
+        assert (many[a[touching]] != many[b[touching]]).all()
+    assert many[0] == 0 and many[7] == 0  # the largest region takes the first colour; a token owning nothing, 0
+    assert len(set(many[:7].tolist())) == 7  # with colours to spare, each region its own: the palette spread
 
 
 def test_markers_draw_on_a_copy():
@@ -555,8 +636,9 @@ def test_every_function_runs_on_a_real_trace(real_trace):
             assert reads.sum() == pytest.approx(1.0, abs=1e-2)
         stats = trace_maths.token_statistics(trace, maps[0], 0)
         assert 0 <= stats.normalised_entropy <= 1.001 and 0 < stats.area_50 <= 1
-        drawn = overlay.overlay(image, maps[0], geometry)
-        owned = overlay.ownership_overlay(image, owner, confidence, geometry)
+        drawn, = overlay.level_overlays(image, [StoredMap.of_attention(maps[0], 1 / maps[0].size).indices()],
+                                        geometry, "inferno", 0.6)
+        owned = overlay.ownership_overlay(image, owner, trace_maths.owner_colours(owner, M_real, 12), geometry)
         assert drawn.shape == owned.shape == image.shape
     strip = trace_maths.token_filmstrip(trace, 7)
     assert len(strip) == len(refs)
@@ -570,7 +652,9 @@ def test_every_function_runs_on_a_real_trace(real_trace):
     assert len(quadrants) == 3
     for _, shares in quadrants:
         assert shares["pixel→pixel"] + shares["pixel→semantic"] == pytest.approx(1.0, abs=1e-2)
-    sheet = overlay.tile([overlay.overlay(image, m, geometry) for _, m in strip], columns=3,
+    drawn = overlay.level_overlays(image, [StoredMap.of_attention(m, 1 / m.size).indices() for _, m in strip], geometry,
+                                   "inferno", 0.6)
+    sheet = overlay.tile(drawn, columns=3,
                          labels=[ref.label for ref, _ in strip])
     assert sheet.shape == (2 * 112 + 2, 3 * 112 + 4, 3)
     boxed = overlay.home_box(overlay.mark_point(image, (150, 125)), trace, M_real - 1, geometry)
@@ -741,7 +825,7 @@ def test_the_opening_block_needs_token_maps_and_follows_the_item():
     # so the widest block opens.
     stage1 = np.concatenate([rows_over(8, size(1)), one_hot_rows(np.arange(M), size(1))])
     trace = make_trace({"stage1.block0.semantic_to_pixel": stage1,
-                        "stage3.block0.merged": np.concatenate([merged_map(3, 0.5, 0.9)] * 2)})
+                        "stage3.block0.merged": np.concatenate([merged_regions(3, 4)] * 2)})
     assert trace_maths.default_block(trace).label == "stage 1 · block 0"
     assert trace_maths.default_block(trace, item=1).label == "stage 3 · block 0"
 
@@ -756,8 +840,8 @@ def test_a_block_whose_half_mass_area_is_exactly_the_dot_threshold_shows_regions
 
 def test_among_equally_spread_blocks_the_earliest_opens():
     dots = one_hot_rows(np.arange(M), size(1))
-    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage3.block0.merged": merged_map(3, 0.5, 0.9),
-                        "stage3.block1.merged": merged_map(3, 0.5, 0.9)})
+    trace = make_trace({"stage1.block0.semantic_to_pixel": dots, "stage3.block0.merged": merged_regions(3, 4),
+                        "stage3.block1.merged": merged_regions(3, 4)})
     assert trace_maths.default_block(trace).label == "stage 3 · block 0"
 
 
@@ -905,3 +989,28 @@ def test_an_item_of_a_batch_keeps_its_own_prediction_and_geometry_and_its_size_i
 def test_attention_of_the_wrong_shape_is_refused_by_name():
     with pytest.raises(ValueError, match=r"expected attention of shape \(heads, queries, keys\), got \(2, 2\)"):
         trace_maths.fuse_heads(np.zeros((2, 2)), "mean")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_descending_order_is_the_stable_order_of_the_values(dtype):
+    rng = np.random.default_rng(7)
+    flat = rng.random((6, 300)).astype(dtype)
+    flat[0] = 0.25  # every value tied
+    flat[1, ::3] = 0.0
+    flat[1, 1] = np.float32(1e-40)  # beside a zero: a subnormal still orders above it
+    flat[2, :40] = flat[2, 200]  # ties with a value elsewhere
+    flat[3, 5] = -0.0
+    flat[4, 10:20] = np.float32(1e-40)  # subnormal
+    order = trace_maths.descending_order(flat)
+    expected = np.array([sorted(range(flat.shape[1]), key=lambda cell: (-float(row[cell]), cell)) for row in flat])
+    np.testing.assert_array_equal(order, expected)
+
+
+def test_uniform_weights_are_the_weight_a_uniform_map_gives_each_key():
+    maps, trace = full_maps(), full_trace()
+    # The class token's keys: itself, the stage-4 pixels and the tokens (a uniform row over all of them).
+    assert trace_maths.class_uniform_weight(trace) == pytest.approx(float(maps["head.class_attention"][0, 0, 0, 0]))
+    assert trace_maths.class_uniform_weight(trace) == pytest.approx(1 / (1 + 4 + M))
+    dual, merge = trace_maths.BlockRef(2, 0, "dual"), trace_maths.BlockRef(3, 0, "merge")
+    assert trace_maths.uniform_weight(trace, dual) == pytest.approx(1 / size(2))
+    assert trace_maths.uniform_weight(trace, merge) == pytest.approx(1 / (size(3) + M))

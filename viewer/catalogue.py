@@ -10,7 +10,9 @@ from typing import Literal
 
 Form = Literal["tiles", "picture", "photo", "plot", "text"]
 TABS: dict[str, str] = {"tour": "Tour", "tokens": "Semantic tokens", "pixels": "Pixels", "stages": "Stages",
-                        "explanations": "Explanations", "export": "Export"}
+                        "compare": "Compare", "explanations": "Explanations", "export": "Export"}
+# The tabs whose views the browser draws from the analysis's maps (viewer/static/), following the pointer.
+LIVE_TABS = ("tokens", "pixels", "stages", "compare")
 
 
 @dataclass(frozen=True)
@@ -18,14 +20,15 @@ class View:
     """One view: ``name`` is also its element id (with dashes) and its exported file's stem.
 
     ``form``: tiles and pictures are maps drawn over the photo, each with a colour key; a photo is
-    the plain image to click on; plots are plotly figures; text is Markdown. ``endpoint``: the
-    handler (and API endpoint) that draws it. ``beside``: laid out to the right of the view before
-    it. ``picks_token``: clicking one of its tiles picks that token. ``exported``: written by the
-    export as a PNG (maps) or HTML (plots).
+    the plain image to point at; plots are charts; text is Markdown. ``endpoint``: the server handler
+    (and API endpoint) that draws it for the API, the export and headless use (None: the page alone
+    shows it). On a live tab (:data:`LIVE_TABS`) the browser draws it from the analysis's maps.
+    ``beside``: laid out to the right of the view before it. ``picks_token``: clicking one of its tiles
+    picks that token. ``exported``: written by the export as a PNG (maps) or HTML (plots).
     """
 
     name: str
-    endpoint: str
+    endpoint: str | None
     tab: str
     form: Form
     title: str = ""
@@ -39,6 +42,11 @@ class View:
         return self.name.replace("_", "-")
 
     @property
+    def live(self) -> bool:
+        """Drawn in the browser, from the maps the analysis sends once."""
+        return self.tab in LIVE_TABS
+
+    @property
     def keyed(self) -> bool:
         """Maps drawn over the photo carry a colour key."""
         return self.form in ("tiles", "picture")
@@ -46,13 +54,15 @@ class View:
 
 VIEWS: tuple[View, ...] = (
     View("token_gallery", "token_gallery", "tokens", "tiles", help="token_gallery", picks_token=True, exported=True),
-    View("token_image", "token_detail", "tokens", "picture", help="token_detail", exported=True),
-    View("token_stats", "token_detail", "tokens", "text", beside=True),
+    View("token_image", "token_detail", "tokens", "picture", help="token_detail", beside=True, exported=True),
     View("filmstrip", "token_detail", "tokens", "tiles", "The token through every block", help="filmstrip",
          exported=True),
-    View("pixel_image", "pixel_view", "pixels", "photo", "Click a point", exported=True),
-    View("pixel_reads", "pixel_view", "pixels", "plot", "What this pixel reads from each token", beside=True,
+    View("token_stats", "token_detail", "tokens", "text", beside=True),
+    View("pixel_image", "pixel_view", "pixels", "photo", "Move the pointer or a finger over the photo (a click or tap pins the point)",
          exported=True),
+    View("pixel_owner", "pixel_view", "pixels", "picture", "The token this pixel reads most", help="pixel_owner",
+         beside=True),
+    View("pixel_reads", "pixel_view", "pixels", "plot", "What this pixel reads from each token", exported=True),
     View("top_tokens", "pixel_view", "pixels", "tiles", "Its top tokens (click one to open it)", picks_token=True),
     View("ownership", "pixel_view", "pixels", "picture", "Ownership: each pixel coloured by the token it reads most",
          help="ownership", exported=True),
@@ -63,6 +73,9 @@ VIEWS: tuple[View, ...] = (
          beside=True, exported=True),
     View("merge_quadrants", "stages_view", "stages", "plot", "Merge blocks: where attention goes",
          help="merge_quadrants", exported=True),
+    View("compare_left", None, "compare", "picture", "The first image", help="compare"),
+    View("compare_right", None, "compare", "picture", "The second image (or the first at another block)",
+         beside=True),
     View("explain_image", "explain", "explanations", "picture"),
     View("explain_text", "explain", "explanations", "text", beside=True),
     View("important_tokens", "explain", "explanations", "tiles", picks_token=True),
@@ -70,7 +83,7 @@ VIEWS: tuple[View, ...] = (
 )
 
 
-def views_of(endpoint: str) -> list[View]:
+def views_of(endpoint: str | None) -> list[View]:
     """The views an endpoint draws, in the order it returns them."""
     return [view for view in VIEWS if view.endpoint == endpoint]
 

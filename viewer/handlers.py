@@ -21,7 +21,8 @@ from analysis.explanations import METHODS
 from viewer import help_texts, markup, render
 from viewer.errors import UserError
 from viewer.export import Settings, write_bundle
-from viewer.requests import MEAN_OF_TOKENS, RESOLUTIONS, AnalyseRequest, ExplainRequest, TourRequest, ViewRequest
+from viewer.live import data_url
+from viewer.requests import RESOLUTIONS, AnalyseRequest, ExplainRequest, TourRequest, ViewRequest
 from viewer.service import Explorer
 
 log = logging.getLogger(__name__)
@@ -67,30 +68,27 @@ def prune_exports() -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def head_choices(request: ViewRequest) -> dict[str, Any]:
-    """Only the heads of the request's block, its (checked) fusion chosen."""
-    return gr.update(choices=trace_maths.fusion_choices(request.analysis.trace, request.block.stage),
-                     value=request.fusion)
-
-
 class Handlers:
     """Handlers bound to one Explorer: a request in, the values of the views it draws out, by name."""
 
     def __init__(self, explorer: Explorer):
         self.explorer = explorer
 
-    def analyse(self, request: AnalyseRequest, progress: Callable[..., None]) -> dict[str, Any]:
-        progress(0.3, desc="running Dual-ViT and capturing every attention map")
+    def analysed(self, request: AnalyseRequest, progress: Callable[..., None], what: str) -> tuple[str, Any, str]:
+        """The request's image analysed, its maps set building for the browser: (key, trace, what was done)."""
+        progress(0.3, desc=f"running Dual-ViT on {what} and capturing every attention map")
         loaded = request.image
         key = self.explorer.analyse(loaded.image, request.resolution, tuple(loaded.notes), session=request.session)
+        self.explorer.prepare_payload(key)
         trace = self.explorer.get(key).trace
-        opening = trace_maths.default_block(trace)
-        status = f"Analysed at {RESOLUTIONS[request.resolution]}: {trace.num_semantic} semantic tokens " \
-                 f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid). Opened on " \
-                 f"{opening.label}, " + ("the last Dual block whose tokens show regions." if opening.kind == "dual"
-                                         else "the block whose tokens spread most.")
+        said = f"Analysed at {RESOLUTIONS[request.resolution]}: {trace.num_semantic} semantic tokens " \
+               f"({trace.semantic_grid.height}×{trace.semantic_grid.width} home grid)."
         if loaded.notes:
-            status += " Note: " + "; ".join(loaded.notes) + "."
+            said += " Note: " + "; ".join(loaded.notes) + "."
+        return key, trace, said
+
+    def analyse(self, request: AnalyseRequest, progress: Callable[..., None]) -> dict[str, Any]:
+        key, trace, said = self.analysed(request, progress, "the image")
         top_classes = trace.top_classes(5)
         bundle = self.explorer.bundle
         return {
@@ -99,40 +97,35 @@ class Handlers:
                            # the classes' own names: the ones the explanation API accepts
                            "confidences": dict(top_classes)},
             "verdict": help_texts.prediction_verdict(trace, bundle),
-            "status": status,
-            "block": gr.update(choices=[ref.label for ref in trace_maths.blocks(trace)], value=opening.label),
-            "fusion": gr.update(choices=trace_maths.fusion_choices(trace, opening.stage), value="mean"),
-            "token": gr.update(maximum=trace.num_semantic - 1, value=0),
+            "status": f"{said} {help_texts.opening_said(trace, trace_maths.default_block(trace))}",
             "target_class": gr.update(choices=[name for name, _ in top_classes], value=top_classes[0][0]),
-            "stage_token": gr.update(choices=[MEAN_OF_TOKENS] + [str(index) for index in range(trace.num_semantic)],
-                                     value=MEAN_OF_TOKENS),
-            "point": None,  # no point clicked yet on this image: the pixel view starts at the centre
+            # The browser fetches the analysis's maps and draws the live views from them.
+            "controls": {"load": {"key": key, "url": data_url(key)}},
         }
 
-    def block_view(self, request: ViewRequest) -> dict[str, Any]:
-        """A new block: only its heads offered (the chosen one kept where it has it), and its gallery."""
-        return {"fusion": head_choices(request), **self.token_gallery(request)}
+    def analyse_second(self, request: AnalyseRequest, progress: Callable[..., None]) -> dict[str, Any]:
+        """A second image for the Compare tab (or the first again, at another resolution)."""
+        key, _, said = self.analysed(request, progress, "the second image")
+        return {"live_compare": {"load": {"key": key, "url": data_url(key)}}, "second_status": f"Second image: {said}"}
 
     def token_gallery(self, request: ViewRequest) -> dict[str, Any]:
         tiles = render.token_gallery(request.analysis, request.block, request.fusion, request.style)
         return {"token_gallery": markup.tiles_html(tiles, selectable=True,
                                                    label=f"every token's map, {request.block.label}")}
 
-    def pick_token(self, request: ViewRequest) -> dict[str, Any]:
-        """A tile clicked: its token in the token box, and drawn, in one round trip."""
-        return {"token": request.token, **self.token_detail(request)}
-
     def token_detail(self, request: ViewRequest) -> dict[str, Any]:
         block, token = request.block, request.token
         detail = render.token_detail(request.analysis, block, request.fusion, request.style, token)
         return {"token_image": markup.picture_html(detail.picture, f"token {token}, {block.label}"),
                 "token_stats": render.statistics_markdown(token, block, detail.statistics),
-                "filmstrip": markup.tiles_html(detail.filmstrip, wide=True),
-                "selection": markup.selection_css(token)}
+                "filmstrip": markup.tiles_html(detail.filmstrip, wide=True)}
 
     def pixel_view(self, request: ViewRequest) -> dict[str, Any]:
         view = render.pixel_view(request.analysis, request.block, request.fusion, request.style, request.point)
-        return {"pixel_image": view.marked, "pixel_reads": view.reads_figure,
+        owner = render.top_tokens(view.reads)[0]
+        return {"pixel_image": markup.image_uri(view.marked),
+                "pixel_owner": markup.picture_html(view.owner_map, f"the map of token {owner}"),
+                "pixel_reads": view.reads_figure,
                 "top_tokens": markup.tiles_html(view.top_tokens, selectable=True, wide=True),
                 "ownership": markup.picture_html(view.ownership, "ownership map", owners=view.owners)}
 
@@ -159,7 +152,7 @@ class Handlers:
                      desc=f"{method.title}: model pass {done} of {expected}")
 
         result = self.explorer.explain(request, on_pass=on_pass)
-        view = render.explanation_view(request.analysis, method, result, request.style, request.stage)
+        view = render.explanation_view(request.analysis, method, result, request.style, request.stage, request.target)
         return {"explain_image": markup.picture_html(view.picture, method.title),
                 "explain_text": method.help,
                 "important_tokens": markup.tiles_html(view.tokens, selectable=True, wide=True) if view.tokens else "",
@@ -182,6 +175,6 @@ class Handlers:
             return None
         (_, method_name, target, stage), result = latest
         method = METHODS[method_name]
-        view = render.explanation_view(request.analysis, method, result, request.style, stage)
+        view = render.explanation_view(request.analysis, method, result, request.style, stage, target)
         target_name = "" if target is None else f", {self.explorer.bundle.class_names[target]}"
         return f"{method.title}{target_name}", view.picture

@@ -2,6 +2,7 @@
 and plain statements of what the loaded model knows and what its prediction means."""
 from __future__ import annotations
 
+from analysis.trace_maths import BlockRef, stands_out
 from model.bundle import ASSETS, RANDOM_WEIGHTS, ModelBundle
 from model.pretrained import how_to_get
 from model.trace import Trace
@@ -49,12 +50,21 @@ EXPLANATIONS: dict[str, str] = {
         "tokens, never to other pixels (an N×M attention instead of N×N), so the bars sum to one; in Merge blocks "
         "the bars are only the token part of its attention, the rest went to other pixels."
     ),
+    "pixel_owner": (
+        "The map of the token the pixel under the pointer reads most (its owner), with its home cell: as the "
+        "pointer crosses the photo, the owner changes where the ownership map below changes colour."
+    ),
+    "compare": (
+        "The same token on two images, or on one image at two blocks: move the pointer over either picture and "
+        "the same spot (in each image's own coordinates) is read on both. On the shared colour scale one key "
+        "serves the pair. Analyse a second image above; without one, the right-hand side shows this image at the "
+        "block chosen for it."
+    ),
     "ownership": (
         "Each pixel is coloured by the semantic token it reads most, so the image splits into the regions the "
-        "tokens serve. Brighter means that token takes a larger share of the pixel's attention to tokens; "
-        "dark means the pixel spreads its reads over several tokens. The largest regions carry their token's "
-        "number. This map is the pixels' side (pixel_to_semantic: which token each pixel reads); the token tiles "
-        "above are the tokens' side (semantic_to_pixel: where each token looks), so a token can own a whole "
+        "tokens serve; regions that touch never share a colour. The largest regions carry their token's number. "
+        "Hover over a region to light it and name its token, click to show that region alone. This map is the "
+        "pixels' side (pixel_to_semantic: which token each pixel reads); the token tiles are the tokens' side (semantic_to_pixel: where each token looks), so a token can own a whole "
         "object while looking at only part of it."
     ),
     "stages": (
@@ -161,6 +171,31 @@ def prediction_verdict(trace: Trace, bundle: ModelBundle) -> str:
                 "its own). On an image unlike its training scenes these scores mean nothing, however high.")
     return (f"Top class: **{display_name(name)}** ({probability:.0%}). The scores always add up to 100% over its "
             "classes, so a high score does not mean the object is really there.")
+
+
+def explained_class(trace: Trace, class_index: int | None) -> tuple[str, str]:
+    """(what an explanation is of, a caution or ""): e.g. ('"arrow" (4%)', 'The model gives "arrow" only 4% ...').
+
+    Under one half the class is not what the model sees here, and the map shows what little speaks for it,
+    not where it is; the page says so beside the map."""
+    if class_index is None:
+        return "", ""
+    name = display_name(trace.class_names[class_index])
+    probability = float(trace.probabilities[0, class_index])
+    subject = f'"{name}" ({probability:.0%})'
+    if probability >= PRESENT:
+        return subject, ""
+    return subject, (f'The model gives "{name}" only {probability:.0%}: it does not see this class here, so the '
+                     "map shows what little speaks for it, not where the thing is.")
+
+
+def opening_said(trace, opening: BlockRef) -> str:
+    """Why the page opened on ``opening``, in words: regions, spread, or nothing standing out at all."""
+    if not stands_out(trace, opening):
+        return (f"Opened on {opening.label}, the last Dual block: no block's token maps stand out from uniform "
+                "attention (each token looks almost evenly everywhere), so every map is drawn faint.")
+    return f"Opened on {opening.label}, " + ("the last Dual block whose tokens show regions." if opening.kind == "dual"
+                                              else "the block whose tokens spread most.")
 
 
 def evidence_markdown() -> str:

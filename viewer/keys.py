@@ -29,6 +29,7 @@ class ColourKey:
     low: float | None = None
     high: float | None = None
     high_label: str = ""
+    low_label: str = ""
     swatches: tuple[tuple[str, tuple[int, int, int]], ...] = field(default=())
     note: str = ""
 
@@ -38,7 +39,7 @@ class ColourKey:
 
     def ends(self) -> tuple[str, str]:
         """The texts at the two ends of the bar."""
-        low = "0" if self.low is None else number(self.low)
+        low = self.low_label or ("0" if self.low is None else number(self.low))
         high = self.high_label or ("its own peak" if self.high is None else number(self.high))
         return low, high
 

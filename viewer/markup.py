@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from viewer.keys import KEY_CSS, key_html
-from viewer.render import Picture, Tiles
+from viewer.render import Picture, Readout, Tiles
 
 JPEG_QUALITY = 90
 
@@ -38,20 +38,33 @@ OWNER_PROMPT = "hover or tap a region to name its token"
 def picture_html(picture: Picture, alt: str, owners: np.ndarray | None = None) -> str:
     """The picture with its key under it; a picture without an image shows its message instead.
 
-    ``owners`` (rows, columns) int, aligned with the image: hovering or tapping names the token
-    owning the spot.
+    A map picture carries its stored map, so that the page reads the value under the pointer (its readout);
+    ``owners`` (rows, columns) int, aligned with the image: hovering or tapping names the token owning the spot.
     """
     if picture.image is None:
         return f'<figure class="view-picture">{message_html(picture.message or "Nothing to draw.")}</figure>'
-    lookup = ""
+    data = readout_attributes(picture.readout) if picture.readout is not None else ""
     if owners is not None:
         rows, columns = owners.shape
-        lookup = (f' data-owner-rows="{rows}" data-owner-columns="{columns}"'
-                  f' data-owners="{",".join(str(int(v)) for v in owners.ravel())}"')
+        data += (f' data-owner-rows="{rows}" data-owner-columns="{columns}"'
+                 f' data-owners="{",".join(str(int(v)) for v in owners.ravel())}"')
     key = key_html(picture.key) if picture.key is not None else ""
-    readout = f'<span class="owner-readout">{OWNER_PROMPT}</span>' if owners is not None else ""
-    return (f'<figure class="view-picture"{lookup}><img src="{image_uri(picture.image)}" alt="{html.escape(alt)}">'
-            f'{readout}{key}{message_html(picture.message)}</figure>')
+    prompt = OWNER_PROMPT if owners is not None else ""
+    return (f'<figure class="view-picture"{data}><img src="{image_uri(picture.image)}" alt="{html.escape(alt)}">'
+            f'<span class="owner-readout dvx-readout">{prompt}</span>{key}{message_html(picture.message)}</figure>')
+
+
+def readout_attributes(readout: Readout) -> str:
+    """The stored map (base64 bytes, its grid, top, uniform weight and total) and the picture's cell lookup."""
+    stored = readout.stored
+
+    def packed(array: np.ndarray) -> str:
+        return base64.b64encode(np.ascontiguousarray(array).tobytes()).decode("ascii")
+
+    uniform = "" if stored.uniform is None else repr(stored.uniform)
+    return (f' data-cells="{packed(stored.cells)}" data-grid="{stored.shape[0]},{stored.shape[1]}"'
+            f' data-top="{stored.top!r}" data-uniform="{uniform}" data-total="{stored.total!r}"'
+            f' data-rows="{packed(readout.rows.astype(np.int16))}" data-columns="{packed(readout.columns.astype(np.int16))}"')
 
 
 def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False, label: str = "") -> str:
@@ -74,46 +87,19 @@ def tiles_html(tiles: Tiles, selectable: bool = False, wide: bool = False, label
     return f'{key_html(tiles.key)}<div class="{grid_class}"{named}>{"".join(cells)}</div>'
 
 
-def selection_css(token: int | None) -> str:
-    """Marks the selected token's tile wherever a tile of it is shown."""
-    if token is None:
-        return ""
-    return (f"<style>.tile[data-token=\"{int(token)}\"] {{outline: 3px solid var(--color-accent); "
-            f"outline-offset: 1px;}}</style>")
-
-
-# Clicking a tile picks its token (one listener for the whole grid, so it survives redraws).
+# Clicking a tile of a server-drawn view picks its token in the live explorer and opens the token's tab.
 PICK_TILE_JS = """
 element.addEventListener('click', (event) => {
   const tile = event.target.closest('.tile[data-token]');
-  if (tile) { trigger('select', {index: Number(tile.dataset.token), value: tile.dataset.token}); }
+  const explorer = window.dualvitExplorer;
+  if (!tile || !explorer) return;
+  explorer.store.set({token: Number(tile.dataset.token), hoverToken: null});
+  explorer.ctx.openTab('tokens');
 });
 """
-# Hovering or tapping an ownership map names the token that owns the spot; off the picture the readout
-# asks again rather than naming a spot no longer pointed at.
-NAME_OWNER_JS = f"const OWNER_PROMPT = {json.dumps(OWNER_PROMPT)};" + """
-const ownershipMap = (event) => {
-  const figure = event.target.closest('figure[data-owners]');
-  return figure && event.target.tagName === 'IMG' ? figure : null;
-};
-const name = (event) => {
-  const figure = ownershipMap(event);
-  if (!figure) return;
-  const box = event.target.getBoundingClientRect();
-  const rows = Number(figure.dataset.ownerRows), columns = Number(figure.dataset.ownerColumns);
-  const column = Math.min(columns - 1, Math.floor((event.clientX - box.left) / box.width * columns));
-  const row = Math.min(rows - 1, Math.floor((event.clientY - box.top) / box.height * rows));
-  const owners = figure.dataset.owners.split(',');
-  const owner = owners[row * columns + column];
-  figure.querySelector('.owner-readout').textContent = owner < 0 ? 'outside what the model saw' : 'token ' + owner + ' owns this spot';
-};
-element.addEventListener('mousemove', name);
-element.addEventListener('click', name);
-element.addEventListener('mouseout', (event) => {
-  const figure = ownershipMap(event);
-  if (figure) figure.querySelector('.owner-readout').textContent = OWNER_PROMPT;
-});
-"""
+# A server-drawn map reads out the value under the pointer, and an ownership map names the owner of the spot.
+PICTURE_JS = ("import(new URL('explorer-static/readout.js', document.baseURI).href)"
+              ".then((module) => module.attach(element, " + json.dumps(OWNER_PROMPT) + "));")
 
 PAGE_CSS = KEY_CSS + """
 .tile-grid {display: grid; grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)); gap: 4px; width: 100%;}

@@ -16,6 +16,7 @@ from analysis.trace_maths import home_cell
 from model.dualvit import POOL_SIZE
 from model.preprocess import Geometry
 from model.trace import Trace
+from viewer.levels import weights
 
 COLORMAPS: dict[str, int] = {
     "inferno": cv2.COLORMAP_INFERNO,
@@ -33,9 +34,6 @@ OUTSIDE_BRIGHTNESS = 0.35
 BACKDROP_BRIGHTNESS = 0.6
 # Seams between ownership regions: dark enough to part two regions of near hues.
 SEAM_BRIGHTNESS = 0.35
-GOLDEN_ANGLE_DEGREES = 137.50776405003785
-# Ownership brightness never drops below this, so even a contested pixel keeps its token's hue.
-MIN_OWNERSHIP_VALUE = 0.25
 LABEL_HEIGHT = 18
 TILE_GAP = 2
 BACKGROUND = (24, 24, 24)
@@ -61,17 +59,6 @@ def colormap_code(colormap: str) -> int:
     return COLORMAPS[colormap]
 
 
-def pixel_index_affine(geometry: Geometry) -> np.ndarray:
-    """The model-to-original 2x3 matrix in OpenCV's convention, where pixel i's centre is at i.
-
-    ``Geometry`` uses continuous coordinates (pixel i spans [i, i + 1), centre i + 0.5); without
-    this shift the warped map would sit up to half an original pixel off.
-    """
-    matrix = geometry.model_to_original_affine().copy()
-    matrix[:, 2] += 0.5 * np.diag(matrix[:, :2]) - 0.5
-    return matrix
-
-
 def to_original(values: np.ndarray, geometry: Geometry) -> np.ndarray:
     """(h, w) values on a stage grid -> (H0, W0) float32 on the original image, NaN where the model saw nothing.
 
@@ -89,18 +76,39 @@ def to_original(values: np.ndarray, geometry: Geometry) -> np.ndarray:
     return drawn
 
 
+def cells_along(pixels: int, original: int, resized: int, crop_start: int, crop_length: int, cells: int) -> np.ndarray:
+    """(pixels,) int16: the grid cell (of ``cells`` across the model input) each pixel of one side of the
+    original shows, -1 where the model saw nothing: the pixel's centre carried to the model input (the resize
+    and the crop), floored to the cell it falls in."""
+    centres = (np.arange(pixels, dtype=np.float64) + 0.5) * resized / original - crop_start
+    inside = (centres >= 0) & (centres < crop_length)
+    return np.where(inside, np.floor(centres * cells / crop_length), -1).astype(np.int16)
+
+
+@lru_cache(maxsize=256)
+def cell_lookup(grid: tuple[int, int], geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """The grid row under each row of the original and the grid column under each column (-1: outside what
+    the model saw). Resize and crop act on each axis alone, so a pixel's cell is (its row's, its column's):
+    the browser receives these two arrays and gathers exactly as :func:`cell_index` does."""
+    left, top, right, bottom = geometry.crop_box
+    (original_width, original_height), (resized_width, resized_height) = geometry.original_size, geometry.resized_size
+    rows = cells_along(original_height, original_height, resized_height, top, bottom - top, grid[0])
+    columns = cells_along(original_width, original_width, resized_width, left, right - left, grid[1])
+    rows.setflags(write=False)
+    columns.setflags(write=False)
+    return rows, columns
+
+
 @lru_cache(maxsize=256)
 def cell_index(grid: tuple[int, int], geometry: Geometry) -> np.ndarray:
     """(H0, W0) int32: the row-major grid cell each original pixel shows; -1 where the model saw nothing.
 
-    Computed once per grid and geometry (``INTER_NEAREST_EXACT`` to the model input, then an
-    ``INTER_NEAREST`` warp), so redrawing a map from the cache is a single gather.
+    Nearest throughout: a pixel shows the cell its centre falls in. Computed once per grid and geometry,
+    so redrawing a map from the cache is a single gather.
     """
-    cells = np.arange(grid[0] * grid[1], dtype=np.float32).reshape(grid)  # exact below 2**24 cells
-    on_input = cv2.resize(cells, geometry.input_size, interpolation=cv2.INTER_NEAREST_EXACT)
-    warped = cv2.warpAffine(on_input, pixel_index_affine(geometry), geometry.original_size,
-                            flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
-    index = warped.astype(np.int32)
+    rows, columns = cell_lookup(tuple(grid), geometry)
+    index = np.where((rows[:, None] >= 0) & (columns[None, :] >= 0),
+                     rows[:, None].astype(np.int32) * grid[1] + columns[None, :], -1).astype(np.int32)
     index.setflags(write=False)
     return index
 
@@ -131,40 +139,6 @@ def backdrop(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.convertScaleAbs(grey, alpha=BACKDROP_BRIGHTNESS), cv2.COLOR_GRAY2RGB)
 
 
-def blend_inside(image: np.ndarray, colours: np.ndarray, inside: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
-    """Colours blended over the image with weight ``alpha`` (per pixel or one number) where ``inside``;
-    the image dimmed where the model saw nothing."""
-    alpha = np.asarray(alpha, dtype=np.float32)
-    if alpha.ndim == 2:
-        alpha = alpha[..., None]
-    blended = image.astype(np.float32) * (1.0 - alpha) + colours.astype(np.float32) * alpha
-    blended = np.clip(np.round(blended), 0, 255).astype(np.uint8)
-    return np.where(inside[..., None], blended, dimmed(image))
-
-
-def value_range(values: np.ndarray) -> tuple[float, float]:
-    """(0, max) of the finite values: attention and mass start at zero, so the colour scale does too."""
-    finite = np.asarray(values, dtype=np.float32)
-    finite = finite[np.isfinite(finite)]
-    if not finite.size:
-        return 0.0, 1.0
-    return min(0.0, float(finite.min())), float(finite.max())
-
-
-def overlay(image: np.ndarray, values: np.ndarray, geometry: Geometry, colormap: str = "inferno",
-            opacity: float = 0.6, vrange: tuple[float, float] | None = None) -> np.ndarray:
-    """The (h, w) map coloured over the original image (H0, W0, 3).
-
-    A pixel's colour comes from the colour map and its weight rises with the value, from 0 at the
-    bottom of ``vrange`` to ``opacity`` at its top, as the square root of the value's place in the
-    range: low attention leaves the photo as it is instead of washing it dark, and middling values,
-    whose colours are the map's darker ones, still show over a dark photo. Pixels the model did not
-    see are dimmed. ``vrange`` (min, max) fixes the scale (e.g.
-    :func:`analysis.trace_maths.shared_range`); by default it runs from 0 to this map's peak.
-    """
-    return overlays(image, [values], geometry, colormap, opacity, [vrange or value_range(values)])[0]
-
-
 @lru_cache(maxsize=16)
 def colormap_table(colormap: str) -> np.ndarray:
     """(256, 3) uint8 RGB: the colour of each level of the colour map."""
@@ -172,43 +146,58 @@ def colormap_table(colormap: str) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(levels, colormap_code(colormap)), cv2.COLOR_BGR2RGB)[:, 0]
 
 
-def overlays(image: np.ndarray, maps: Sequence[np.ndarray], geometry: Geometry, colormap: str,
-             opacity: float, vranges: Sequence[tuple[float, float]]) -> list[np.ndarray]:
-    """:func:`overlay` for many maps, each on its own (min, max): one pass per grid for a whole gallery."""
-    image = check_image(image, geometry)
-    check_opacity(opacity)
-    shapes = [np.shape(values) for values in maps]
-    if any(len(shape) != 2 for shape in shapes):
-        raise ValueError(f"expected (h, w) maps, got shapes {sorted(set(shapes))}")
-    if len(set(shapes)) > 1:  # maps of several stages: each grid in its own pass, the order kept
-        drawn: list[np.ndarray] = [np.empty(0)] * len(maps)
-        for shape in set(shapes):
-            members = [index for index, other in enumerate(shapes) if other == shape]
-            for index, image_drawn in zip(members, overlays(image, [maps[i] for i in members], geometry, colormap,
-                                                            opacity, [vranges[i] for i in members])):
-                drawn[index] = image_drawn
-        return drawn
-    table = colormap_table(colormap)
-    stacked = np.stack([np.asarray(values, dtype=np.float32).ravel() for values in maps])  # (K, cells)
-    lows = np.array([low for low, _ in vranges], np.float32)[:, None]
-    spans = np.array([high - low for low, high in vranges], np.float32)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        levels = np.where(spans > 0, (stacked - lows) / spans, 0.0)
-    levels = np.clip(np.nan_to_num(levels, nan=0.0), 0.0, 1.0).astype(np.float32)
-    # Colour and weight are per cell: work on the cells, then carry both to the pixels in one gather.
-    # The square root: with the weight in proportion, a quarter of the peak (dark purple at a fifth of
-    # the opacity) vanished over a dark photo, and half-mass outlines seemed to enclose nothing.
-    alpha = opacity * np.sqrt(levels)  # (K, cells)
-    tint = table[np.round(levels * 255).astype(np.uint8)].astype(np.float32) * alpha[..., None]  # (K, cells, 3)
-    index = cell_index(np.asarray(maps[0]).shape, geometry)
+def dimming_table() -> np.ndarray:
+    """(256,) uint8: each grey level as every picture shows the parts the model did not see (and seams)."""
+    return dimmed(np.arange(256, dtype=np.uint8)[None, :, None].repeat(3, axis=2))[0, :, 0]
+
+
+def paint(base: np.ndarray, colours: np.ndarray, alphas: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(K, H0, W0, 3) uint8: per-cell colours (K, cells, 3) blended over ``base`` with weights (K, cells),
+    carried to the pixels by ``index`` (:func:`cell_index`); pixels the model did not see are dimmed.
+
+    Each pixel is ``floor(base * (1 - alpha) + colour * alpha + 0.5)`` in float64, the blend weight and the
+    tint formed per cell first: ``viewer/static/draw.js`` computes the same numbers in the same order, so
+    the browser's pictures equal these.
+    """
+    keep = 1.0 - alphas  # (K, cells)
+    tint = colours * alphas[..., None]  # (K, cells, 3)
     safe = np.maximum(index, 0)
-    keep = (1.0 - alpha)[:, safe][..., None]  # (K, H0, W0, 1)
-    blended = image.astype(np.float32)[None] * keep + tint[:, safe]
-    drawn = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    drawn = np.floor(base.astype(np.float64)[None] * keep[:, safe][..., None] + tint[:, safe] + 0.5)
+    drawn = drawn.astype(np.uint8)
     outside = index < 0
     if outside.any():
-        drawn[:, outside] = dimmed(image)[outside]
-    return list(drawn)
+        drawn[:, outside] = dimming_table()[base[outside]]
+    return drawn
+
+
+def level_overlays(image: np.ndarray, indices: Sequence[np.ndarray], geometry: Geometry, colormap: str,
+                   opacity: float) -> list[np.ndarray]:
+    """Maps given as colour indices (h, w) uint8 (``viewer.levels``) coloured over the grey photo ``image``.
+
+    A cell's colour is the colour map's entry at its index and its weight rises with the index, from 0 to
+    ``opacity`` at 255, as the square root of its level (:func:`viewer.levels.weights`): low attention
+    leaves the photo as it is, and middling values, the colour map's darker ones, still show over a dark
+    photo. Maps of several grids are drawn each with its own grid, in order.
+    """
+    image = check_image(image, geometry)
+    check_opacity(opacity)
+    table = colormap_table(colormap).astype(np.float64)
+    return cell_overlays(image, [(table[cells.ravel()], weights(cells.ravel(), opacity)) for cells in indices],
+                         [cells.shape for cells in indices], geometry)
+
+
+def cell_overlays(image: np.ndarray, painted: Sequence[tuple[np.ndarray, np.ndarray]],
+                  shapes: Sequence[tuple[int, int]], geometry: Geometry) -> list[np.ndarray]:
+    """:func:`paint` for maps given as (colours (cells, 3), weights (cells,)) on grids of ``shapes``: one pass
+    per grid for a whole gallery."""
+    drawn: list[np.ndarray] = [np.empty(0)] * len(painted)
+    for shape in dict.fromkeys(shapes):
+        members = [index for index, other in enumerate(shapes) if other == shape]
+        colours = np.stack([painted[i][0] for i in members])
+        alphas = np.stack([painted[i][1] for i in members])
+        for index, picture in zip(members, paint(image, colours, alphas, cell_index(tuple(shape), geometry))):
+            drawn[index] = picture
+    return drawn
 
 
 def band_colours(colormap: str, count: int) -> list[tuple[int, int, int]]:
@@ -217,106 +206,133 @@ def band_colours(colormap: str, count: int) -> list[tuple[int, int, int]]:
     return [tuple(int(c) for c in rgb) for rgb in colorize(levels, 0.0, 1.0, colormap)[0]]
 
 
-def mass_overlay(image: np.ndarray, levels: np.ndarray, geometry: Geometry, colormap: str = "inferno",
-                 opacity: float = 0.6, bands: int = 3, outlined: bool = True) -> np.ndarray:
-    """Nested mass regions filled over the photo and, when ``outlined``, the innermost outlined.
+BAND_WEIGHTS = (0.45, 0.725, 1.0)  # the largest region (95% of the mass) lightest, the 50% region at full opacity
 
-    ``levels`` (h, w) int from :func:`analysis.trace_maths.mass_levels`: ``bands`` for the smallest
-    region (e.g. 50% of the mass), down to 1 for the largest and 0 outside, which is left as the photo.
-    """
+
+def mass_overlays(image: np.ndarray, levels: Sequence[np.ndarray], geometry: Geometry, colormap: str,
+                  opacity: float, strengths: Sequence[float]) -> list[np.ndarray]:
+    """Nested mass regions filled over the grey photo: ``levels`` (h, w) uint8 from
+    :func:`analysis.trace_maths.mass_levels` (3 for the smallest region, holding 50% of the mass, down to 1
+    for the largest, 95%; 0 outside, left as the photo), each map's bands weighted by its strength (how far
+    it stands above uniform attention: a flat map's regions stay faint)."""
     image = check_image(image, geometry)
     check_opacity(opacity)
-    warped = to_original(np.asarray(levels, dtype=np.float32), geometry)
-    inside = np.isfinite(warped)
-    level = np.nan_to_num(warped, nan=0.0).astype(np.int64)
-    palette = np.array([(0, 0, 0)] + band_colours(colormap, bands)[::-1], np.uint8)
-    colours = palette[np.clip(level, 0, bands)]
-    weights = np.concatenate([[0.0], np.linspace(0.45, 1.0, bands)]) * opacity
-    drawn = blend_inside(image, colours, inside, weights[np.clip(level, 0, bands)])
-    return outline(drawn, np.asarray(levels) >= bands, geometry) if outlined else drawn
+    palette = np.array([(0, 0, 0)] + band_colours(colormap, len(BAND_WEIGHTS))[::-1], np.float64)
+    band = np.array((0.0,) + BAND_WEIGHTS)
+    painted = [(palette[cells.ravel()], band[cells.ravel()] * opacity * strength)
+               for cells, strength in zip(levels, strengths)]
+    return cell_overlays(image, painted, [cells.shape for cells in levels], geometry)
 
 
-def outline(image: np.ndarray, region: np.ndarray, geometry: Geometry,
-            colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
-    """A copy with the border of ``region`` (a bool mask on a stage grid) drawn light on dark,
-    at least two pixels wide so a region of one cell still shows at thumbnail size. The border of
-    every hole is drawn too: a spread map's half-mass region often encloses cells it leaves out."""
+def outline(image: np.ndarray, region: np.ndarray, geometry: Geometry, width: int | None = None) -> np.ndarray:
+    """A copy with the border of ``region`` (a bool mask on a stage grid) drawn white, ``width`` pixels inside
+    the region, with a one-pixel dark edge on both sides, so a region of one cell still shows. The border of
+    every hole is drawn too: a spread map's half-mass region often encloses cells it leaves out.
+
+    Morphology on the pixels (an erosion, then a dilation, windows clipped at the picture's edge), which
+    ``viewer/static/draw.js`` repeats pixel for pixel; the picture's edge draws no border."""
     image = check_image(image, geometry)
-    mask = np.nan_to_num(to_original(np.asarray(region, dtype=np.float32), geometry), nan=0.0) > 0.5
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    index = cell_index(np.shape(region), geometry)
+    mask = (np.asarray(region, bool).ravel()[np.maximum(index, 0)] & (index >= 0)).astype(np.uint8)
+    width = width or line_width(image)
+    inner = mask.astype(bool) & ~cv2.erode(mask, np.ones((2 * width + 1, 2 * width + 1), np.uint8)).astype(bool)
+    edge = cv2.dilate(inner.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~inner
     drawn = image.copy()
-    width = max(1, line_width(drawn))
-    cv2.drawContours(drawn, contours, -1, (0, 0, 0), width + 2, cv2.LINE_8)
-    cv2.drawContours(drawn, contours, -1, tuple(int(c) for c in colour), width, cv2.LINE_8)
+    drawn[edge] = 0
+    drawn[inner] = 255
     return drawn
 
 
-def token_hues(count: int) -> np.ndarray:
-    """(count,) OpenCV hues (0..179): consecutive tokens a golden angle apart, so neighbours differ."""
-    return np.round((np.arange(count) * GOLDEN_ANGLE_DEGREES % 360.0) / 2.0).astype(np.uint8) % 180
+# Owners are told apart by these colours (Trubetskoy's "20 simple, distinct colours", the light and dark ones
+# left out): bright over a grey photo, so that a region projected on a wall still reads as its colour.
+OWNER_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255))
 
 
-def ownership_brightness(confidence: np.ndarray | float) -> np.ndarray:
-    """The brightness (0..1) an ownership overlay gives a pixel whose choice of token is this clear."""
-    return MIN_OWNERSHIP_VALUE + (1.0 - MIN_OWNERSHIP_VALUE) * np.clip(np.nan_to_num(confidence), 0.0, 1.0)
-
-
-def hue_colour(hue: int, brightness: float = 1.0) -> tuple[int, int, int]:
-    """The RGB colour an ownership overlay gives a token of this hue at this brightness (0..1)."""
-    hsv = np.array([[[hue, 255, round(255 * brightness)]]], np.uint8)
-    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
-
-
-def ownership_overlay(image: np.ndarray, owner: np.ndarray, confidence: np.ndarray, geometry: Geometry,
+def ownership_overlay(image: np.ndarray, owner: np.ndarray, colour_of: np.ndarray, geometry: Geometry,
                       opacity: float = 0.6) -> np.ndarray:
-    """Each pixel tinted with its owning token's hue, brighter where the pixel's choice is clearer, with a
-    dark seam between neighbouring owners.
-
-    ``owner`` (h, w) int and ``confidence`` (h, w) in [0, 1] as from :func:`analysis.trace_maths.ownership`.
-    """
+    """Each pixel tinted with its owning token's colour (``colour_of[token]``: an index into
+    :data:`OWNER_PALETTE`, neighbours apart, :func:`analysis.trace_maths.owner_colours`), with a dark seam
+    between neighbouring owners. ``owner`` (h, w) int as from :func:`analysis.trace_maths.ownership`."""
     image = check_image(image, geometry)
     check_opacity(opacity)
-    owners = to_original(np.asarray(owner, dtype=np.float32), geometry)
-    shares = to_original(np.asarray(confidence, dtype=np.float32), geometry)
-    inside = np.isfinite(owners)
-    owner_index = np.nan_to_num(owners, nan=0.0).astype(np.int64)
-    hue = token_hues(int(owner_index.max()) + 1)[owner_index]
-    brightness = ownership_brightness(shares)
-    hsv = np.stack([hue, np.full_like(hue, 255), np.round(brightness * 255).astype(np.uint8)], axis=-1)
-    colours = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
-    drawn = blend_inside(image, colours, inside, opacity)
-    # Hues a golden angle apart still come close among 64 tokens (those of 42 and 8 are 5 degrees apart), so
-    # a dark seam between neighbouring owners tells two regions apart whatever their hues.
+    palette = np.array(OWNER_PALETTE, np.float64)
+    cells = np.asarray(owner).ravel()
+    drawn = cell_overlays(image, [(palette[np.asarray(colour_of)[cells]], np.full(cells.size, float(opacity)))],
+                          [np.shape(owner)], geometry)[0]
+    return with_seams(drawn, owner, geometry)
+
+
+def with_seams(drawn: np.ndarray, owner: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Dark seams where neighbouring pixels have other owners (a max and a min filter over the owners, no seam
+    along the dimmed margin): two regions read as two even where their colours come close."""
+    index = cell_index(np.shape(owner), geometry)
+    inside = index >= 0
     size = 2 * max(1, line_width(drawn) // 2) + 1
     kernel = np.ones((size, size), np.uint8)
-    labels = np.where(inside, owner_index, -1).astype(np.float32)
-    within_view = cv2.erode(inside.astype(np.uint8), kernel).astype(bool)  # no seam along the dimmed margin
+    labels = np.where(inside, np.asarray(owner).ravel()[np.maximum(index, 0)], -1).astype(np.float32)
+    within_view = cv2.erode(inside.astype(np.uint8), kernel).astype(bool)
     seam = (cv2.dilate(labels, kernel) != cv2.erode(labels, kernel)) & within_view
-    return np.where(seam[..., None], cv2.convertScaleAbs(drawn, alpha=SEAM_BRIGHTNESS), drawn)
+    seamed = drawn.copy()
+    seamed[seam] = dimming_table()[drawn[seam]]
+    return seamed
+
+
+def number_style(shape: tuple[int, ...]) -> tuple[int, float, int]:
+    """(font, scale, thickness) of the numbers on an ownership map of this shape: the type scales with the
+    picture (a 224-pixel scene gets digits about 9 pixels high), so it reads alike once the page fits the
+    picture to its column."""
+    scale = max(0.35, min(shape[:2]) / 560)
+    return cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, round(2 * scale))
+
+
+def number_fits(text: str, depth: float, shape: tuple[int, ...]) -> bool:
+    """Whether a region whose deepest point lies ``depth`` pixels inside it holds ``text`` without covering
+    its edge."""
+    font, scale, thickness = number_style(shape)
+    (width, height), _ = cv2.getTextSize(text, font, scale, thickness)
+    return depth >= max(width, height) / 2 + thickness + 1
 
 
 def number_regions(image: np.ndarray, owner: np.ndarray, tokens: Sequence[int], geometry: Geometry) -> np.ndarray:
     """A copy with each of ``tokens``' numbers written, white on a dark edge, at the point deepest inside
-    its largest region of ``owner`` (a stage grid), where that region is wide enough to hold the number.
-
-    The type scales with the picture (a 224-pixel scene gets digits about 9 pixels high), so it reads
-    alike once the page fits the picture to its column.
-    """
+    its largest region of ``owner`` (a stage grid), where that region is wide enough to hold the number."""
     drawn = check_image(image, geometry).copy()
     owners = to_original(np.asarray(owner, dtype=np.float32), geometry)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    scale = max(0.35, min(drawn.shape[:2]) / 560)
-    thickness = max(1, round(2 * scale))
+    font, scale, thickness = number_style(drawn.shape)
     for token in tokens:
         text = str(int(token))
         (width, height), _ = cv2.getTextSize(text, font, scale, thickness)
         x, y, depth = deepest_point(owners == token)
-        if depth < max(width, height) / 2 + thickness + 1:
+        if not number_fits(text, depth, drawn.shape):
             continue  # no region, or the number would cover the region's edge
-        origin = (int(round(x - width / 2)), int(round(y + height / 2)))
-        cv2.putText(drawn, text, origin, font, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
-        cv2.putText(drawn, text, origin, font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        write_on_edge(drawn, text, (int(round(x - width / 2)), int(round(y + height / 2))))
     return drawn
+
+
+# The dark edge around a number, in pixels. It is drawn by widening the type's own mask, not by writing the
+# text again more thickly: OpenCV 5 draws every thickness above 2 as 2, so a thicker copy hides under the type.
+NUMBER_EDGE = 2
+
+
+def write_on_edge(drawn: np.ndarray, text: str, origin: tuple[int, int]) -> None:
+    """Write ``text`` (baseline starting at ``origin``) in place, white on a dark edge, in the numbers' style."""
+    font, scale, thickness = number_style(drawn.shape)
+    (width, height), baseline = cv2.getTextSize(text, font, scale, thickness)
+    margin = NUMBER_EDGE + thickness + 2
+    left, top = max(0, origin[0] - margin), max(0, origin[1] - height - margin)
+    right, bottom = min(drawn.shape[1], origin[0] + width + margin), min(drawn.shape[0], origin[1] + baseline + margin)
+    if right <= left or bottom <= top:
+        return
+    type_mask = np.zeros((bottom - top, right - left), np.uint8)
+    cv2.putText(type_mask, text, (origin[0] - left, origin[1] - top), font, scale, 255, thickness, cv2.LINE_AA)
+    edge_mask = cv2.dilate(type_mask, np.ones((2 * NUMBER_EDGE + 1,) * 2, np.uint8))
+    patch = drawn[top:bottom, left:right].astype(np.float64)
+    for mask, colour in ((edge_mask, 0.0), (type_mask, 255.0)):
+        alpha = mask[..., None] / 255.0
+        patch = patch * (1.0 - alpha) + colour * alpha
+    drawn[top:bottom, left:right] = np.floor(patch + 0.5).astype(np.uint8)
 
 
 def deepest_point(mask: np.ndarray) -> tuple[int, int, float]:
@@ -369,18 +385,39 @@ def home_box_on_input(trace: Trace, token: int, input_size: tuple[int, int]) -> 
     return col * cell_width, row * cell_height, (col + 1) * cell_width, (row + 1) * cell_height
 
 
-def home_box(image: np.ndarray, trace: Trace, token: int, geometry: Geometry,
-             colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
-    """A copy with token ``token``'s home cell (the pooled stage-1 window it started from) outlined."""
-    boxed = check_image(image, geometry).copy()
+def home_box_pixels(trace: Trace, token: int, geometry: Geometry) -> tuple[int, int, int, int]:
+    """The first and last pixel (x0, y0, x1, y1) of token ``token``'s home cell on the image of ``geometry``."""
     left, top, right, bottom = home_box_on_input(trace, token, geometry.input_size)
     corners = geometry.model_to_original(np.array([[left, top], [right, bottom]]))
     # Continuous corner coordinates -> the first and last pixel the box covers.
-    first = tuple(int(v) for v in np.floor(corners[0]))
-    last = tuple(int(v) for v in np.ceil(corners[1]) - 1)
+    x0, y0 = (int(v) for v in np.floor(corners[0]))
+    x1, y1 = (int(v) for v in np.ceil(corners[1]) - 1)
+    return x0, y0, x1, y1
+
+
+def frame(image: np.ndarray, box: tuple[int, int, int, int], thickness: int, colour: tuple[int, int, int]) -> None:
+    """Paint, in place, a rectangle's frame ``thickness`` pixels wide, centred on the lines through the box's
+    first and last pixels (x0, y0, x1, y1); ``viewer/static/draw.js`` paints the same pixels."""
+    x0, y0, x1, y1 = box
+    half = thickness // 2
+    left, top, right, bottom = x0 - half, y0 - half, x1 + half, y1 + half  # the outer edge, inclusive
+    height, width = image.shape[:2]
+    rows = np.arange(height)[:, None]
+    columns = np.arange(width)[None, :]
+    outer = (rows >= top) & (rows <= bottom) & (columns >= left) & (columns <= right)
+    inner = (rows >= top + thickness) & (rows <= bottom - thickness) & (columns >= left + thickness) & \
+        (columns <= right - thickness)
+    image[outer & ~inner] = colour
+
+
+def home_box(image: np.ndarray, trace: Trace, token: int, geometry: Geometry,
+             colour: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """A copy with token ``token``'s home cell (the pooled stage-1 window it started from) framed, dark-edged."""
+    boxed = check_image(image, geometry).copy()
+    box = home_box_pixels(trace, token, geometry)
     width = line_width(boxed)
-    cv2.rectangle(boxed, first, last, (0, 0, 0), width + 2)
-    cv2.rectangle(boxed, first, last, tuple(int(c) for c in colour), width)
+    frame(boxed, box, width + 2, (0, 0, 0))
+    frame(boxed, box, width, colour)
     return boxed
 
 

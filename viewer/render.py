@@ -15,9 +15,10 @@ import plotly.graph_objects as go
 from analysis import attribution, trace_maths
 from analysis.explanations import ExplanationMethod
 from model.preprocess import Geometry
-from viewer import figures, help_texts, keys, overlay
+from viewer import figures, help_texts, keys, levels, overlay
 from viewer.analysed import Analysis
 from viewer.keys import ColourKey
+from viewer.levels import StoredMap
 
 TOP_TOKENS = 4
 TOP_IMPORTANT_TOKENS = 8
@@ -26,20 +27,28 @@ ATTENTION = "attention weight"
 
 # How a map's values become colours. Tiles compared for *where* they look each get their own
 # range; a shared range compares *how much*; the mass view shows where a peaked map's mass lies.
+# Attention is read against uniform attention (viewer.levels): a map no more peaked than uniform is
+# drawn faint on every scale.
 SCALES: dict[str, str] = {
-    "per map": "each map from 0 to its own peak, its half-mass region outlined",
-    "shared": "one range for the maps shown together, from 0 to their common peak",
-    "mass": "the smallest regions holding 50%, 80% and 95% of each map's mass",
+    "per map": "each map from uniform attention to its own peak (at least 4× uniform), its half-mass region "
+               "outlined",
+    "shared": "one range for the maps shown together, from uniform attention to their common peak",
+    "mass": "the smallest regions holding 50%, 80% and 95% of each map's mass, as strong as the map stands out",
 }
 DEFAULT_SCALE = "per map"
 HOME_COLOUR = (0, 220, 255)
 HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's mass"
 SIGNED_HALF_MASS_NOTE = "outline: the fewest cells holding half of the map's positive mass"
+UNIFORM_NOTE = "no colour at uniform attention (every key weighted alike)"
 # Tiles carry no outline: at tile size its halo covered a region of a cell or two, the heat inside it
 # with it; the heat alone shows where each map looks.
 TILE_NOTE = "tiles: the heat alone; a large picture outlines the fewest cells holding half of a map's mass"
 CROPPED_NOTE = "dimmed bands at the edges: cropped away, not seen by the model"
 SPREAD_NOTE = "half on N%: the share of the picture holding half of the map's mass"
+HOME_NOTE = "cyan box: the token's home cell"
+MASS_BANDS_NOTE = "bands as strong as the map stands above uniform attention"
+OWNERSHIP_NOTE = ("numbers: the tokens listed here, where their region has room; neighbouring regions never share a "
+                  "colour, and dark seams part them")
 
 
 def noting_the_crop(note: str, geometry: Geometry) -> str:
@@ -67,12 +76,23 @@ class Tile:
 
 
 @dataclass(frozen=True)
+class Readout:
+    """What lies under the pointer on a map picture: its stored map and the cell under each row and column of
+    the picture (-1 outside what the model saw), so the page reads a value without asking the server."""
+
+    stored: StoredMap
+    rows: np.ndarray
+    columns: np.ndarray
+
+
+@dataclass(frozen=True)
 class Picture:
     """One image and its key; ``message`` says in words what the image cannot (e.g. a blank map)."""
 
     image: np.ndarray | None
     key: ColourKey | None
     message: str = ""
+    readout: Readout | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +113,7 @@ class TokenDetail:
 @dataclass(frozen=True)
 class PixelView:
     marked: np.ndarray
+    owner_map: Picture  # the map of the token the pixel reads most, with its home cell
     reads: np.ndarray
     reads_figure: go.Figure
     top_tokens: Tiles
@@ -108,45 +129,80 @@ class StagesView:
     merge_quadrants_figure: go.Figure
 
 
-def check_scale(scale: str) -> None:
-    if scale not in SCALES:
-        raise ValueError(f"unknown scale {scale!r}: choose one of {', '.join(SCALES)}")
+def block_maps(trace, ref: trace_maths.BlockRef, fusion: str = "mean") -> list[StoredMap]:
+    """Every token's map in block ``ref``, stored for drawing (the browser receives the same bytes)."""
+    return StoredMap.stack_of_attention(trace_maths.token_maps(trace, ref.stage, ref.block, fusion),
+                                        trace_maths.uniform_weight(trace, ref))
 
 
-def draw_maps(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, unit: str = ATTENTION,
+def series_maps(trace, series: Sequence[tuple[trace_maths.BlockRef, np.ndarray]]) -> list[StoredMap]:
+    return [StoredMap.of_attention(values, trace_maths.uniform_weight(trace, ref)) for ref, values in series]
+
+
+def class_map(trace, fusion: str = "mean") -> StoredMap:
+    return StoredMap.of_attention(trace_maths.class_attention_map(trace, fusion), trace_maths.class_uniform_weight(trace))
+
+
+def draw_maps(analysis: Analysis, maps: Sequence[StoredMap], style: Style,
               small: bool = False) -> tuple[list[np.ndarray], ColourKey]:
     """The maps drawn over the photo in grey (or its thumbnail, ``small``: tiles, without outlines) on
     ``style.scale``, and their key."""
-    check_scale(style.scale)
     image, geometry = (analysis.thumbnail, analysis.thumbnail_geometry) if small else \
         (analysis.display, analysis.geometry)
     backdrop = overlay.backdrop(image)
     if style.scale == "mass":
-        drawn = [overlay.mass_overlay(backdrop, trace_maths.mass_levels(values), geometry, style.colormap,
-                                      style.opacity, outlined=not small) for values in maps]
-        colours = overlay.band_colours(style.colormap, len(trace_maths.MASS_SHARES))
-        swatches = tuple((f"{share:.0%}", colour) for share, colour in zip(trace_maths.MASS_SHARES, colours))
-        note = TILE_NOTE if small else "outline: the 50% region"
-        return drawn, ColourKey("smallest region holding this share of the map's mass", style.colormap,
-                                swatches=swatches, note=noting_the_crop(note, geometry))
-    shared = trace_maths.shared_range(maps) if style.scale == "shared" or len(maps) == 1 else None
-    vranges = [(min(0.0, shared[0]), shared[1]) if shared else overlay.value_range(values) for values in maps]
-    drawn = overlay.overlays(backdrop, maps, geometry, style.colormap, style.opacity, vranges)
+        drawn = overlay.mass_overlays(backdrop, [stored.mass for stored in maps], geometry, style.colormap,
+                                      style.opacity, [stored.standing() for stored in maps])
+        key = mass_key(style, TILE_NOTE if small else "outline: the 50% region", geometry)
+    else:
+        shared = levels.shared_top([stored.top for stored in maps]) \
+            if style.scale == "shared" and all(stored.uniform is not None for stored in maps) else None
+        drawn = overlay.level_overlays(backdrop, [stored.indices(shared) for stored in maps], geometry,
+                                       style.colormap, style.opacity)
+        key = continuous_key(maps, style, shared, small, geometry)
     if not small:
-        drawn = [overlay.outline(heat, trace_maths.mass_region(values, 0.5), geometry)
-                 for heat, values in zip(drawn, maps)]
-    low, high = (min(0.0, shared[0]), shared[1]) if shared else (0.0, None)
-    signed = any(np.nanmin(values) < 0 for values in maps)  # attributions; attention is never negative
-    note = TILE_NOTE if small else SIGNED_HALF_MASS_NOTE if signed else HALF_MASS_NOTE
-    return drawn, ColourKey(unit, style.colormap, low, high, note=noting_the_crop(note, geometry))
+        drawn = [overlay.outline(picture, stored.mass >= len(trace_maths.MASS_SHARES), geometry)
+                 for picture, stored in zip(drawn, maps)]
+    return drawn, key
 
 
-def draw_one(analysis: Analysis, values: np.ndarray, style: Style, unit: str = ATTENTION) -> Picture:
-    images, key = draw_maps(analysis, [values], style, unit)
-    return Picture(images[0], key)
+def mass_key(style: Style, note: str, geometry: Geometry) -> ColourKey:
+    colours = overlay.band_colours(style.colormap, len(trace_maths.MASS_SHARES))
+    swatches = tuple((f"{share:.0%}", colour) for share, colour in zip(trace_maths.MASS_SHARES, colours))
+    note = f"{note}; {MASS_BANDS_NOTE}"
+    return ColourKey("smallest region holding this share of the map's mass", style.colormap, swatches=swatches,
+                     note=noting_the_crop(note, geometry))
 
 
-def token_tiles(analysis: Analysis, maps: Sequence[np.ndarray], style: Style, captions: Sequence[str],
+def continuous_key(maps: Sequence[StoredMap], style: Style, shared: float | None, small: bool,
+                   geometry: Geometry) -> ColourKey:
+    """Attention from uniform to a top in multiples of uniform; an attribution from 0 to its peak."""
+    if all(stored.uniform is not None for stored in maps):
+        top = shared if shared is not None else maps[0].top if len(maps) == 1 else None
+        high = f"{top:.3g}× uniform" if top is not None else \
+            f"each map's own peak (at least {levels.TOP_AT_LEAST:g}× uniform)"
+        note = "; ".join([TILE_NOTE if small else HALF_MASS_NOTE, UNIFORM_NOTE])
+        return ColourKey(ATTENTION, style.colormap, low_label=uniform_label({stored.uniform for stored in maps}),
+                         high_label=high, note=noting_the_crop(note, geometry))
+    peak = maps[0].top if len(maps) == 1 else None
+    return ColourKey("attribution", style.colormap, 0.0, peak,
+                     note=noting_the_crop(TILE_NOTE if small else SIGNED_HALF_MASS_NOTE, geometry))
+
+
+def uniform_label(uniforms: set[float]) -> str:
+    """The low end of an attention key: uniform attention, with its weight where the maps share one (1/N over
+    N keys; a Merge block's token maps count its pixels and tokens, so their peak may pass N times uniform of
+    the pixels alone)."""
+    return f"uniform (1/{round(1 / next(iter(uniforms)))})" if len(uniforms) == 1 else "uniform"
+
+
+def draw_one(analysis: Analysis, stored: StoredMap, style: Style) -> Picture:
+    images, key = draw_maps(analysis, [stored], style)
+    rows, columns = overlay.cell_lookup(stored.shape, analysis.geometry)
+    return Picture(images[0], key, readout=Readout(stored, rows, columns))
+
+
+def token_tiles(analysis: Analysis, maps: Sequence[StoredMap], style: Style, captions: Sequence[str],
                 tokens: Sequence[int | None]) -> Tiles:
     images, key = draw_maps(analysis, maps, style, small=True)
     return Tiles([Tile(image, caption, token) for image, caption, token in zip(images, captions, tokens)], key)
@@ -162,25 +218,32 @@ def series_tiles(analysis: Analysis, series: list[tuple[trace_maths.BlockRef, np
     """One map per block, captioned with the block and how spread its map is: "per map" shares nothing
     across blocks, so a map spread over the whole picture fills the colour range as a peaked one does,
     and only the caption tells them apart."""
-    tiles = token_tiles(analysis, [values for _, values in series], style,
+    tiles = token_tiles(analysis, series_maps(analysis.trace, series), style,
                         [f"{ref.label} · {spread_label(values)}" for ref, values in series], [None] * len(series))
     return replace(tiles, key=replace(tiles.key, note=f"{tiles.key.note}; {SPREAD_NOTE}"))
 
 
 def token_gallery(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style) -> Tiles:
-    maps = trace_maths.token_maps(analysis.trace, block.stage, block.block, fusion)
-    return token_tiles(analysis, list(maps), style, [f"token {index}" for index in range(len(maps))],
+    maps = block_maps(analysis.trace, block, fusion)
+    return token_tiles(analysis, maps, style, [f"token {index}" for index in range(len(maps))],
                        list(range(len(maps))))
+
+
+def token_picture(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style, token: int) -> Picture:
+    """One token's map at ``block``, large, outlined, its home cell boxed."""
+    trace = analysis.trace
+    token_map = trace_maths.token_maps(trace, block.stage, block.block, fusion)[token]
+    picture = draw_one(analysis, StoredMap.of_attention(token_map, trace_maths.uniform_weight(trace, block)), style)
+    key = replace(picture.key, note=f"{picture.key.note}; {HOME_NOTE}")
+    return replace(picture, image=overlay.home_box(picture.image, trace, token, analysis.geometry, HOME_COLOUR), key=key)
 
 
 def token_detail(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style, token: int) -> TokenDetail:
     trace = analysis.trace
     token_map = trace_maths.token_maps(trace, block.stage, block.block, fusion)[token]
-    picture = draw_one(analysis, token_map, style)
-    key = replace(picture.key, note=f"{picture.key.note}; cyan box: the token's home cell")
-    boxed = Picture(overlay.home_box(picture.image, trace, token, analysis.geometry, HOME_COLOUR), key)
     filmstrip = series_tiles(analysis, trace_maths.token_filmstrip(trace, token, fusion), style)
-    return TokenDetail(boxed, trace_maths.token_statistics(trace, token_map, token), filmstrip)
+    return TokenDetail(token_picture(analysis, block, fusion, style, token),
+                       trace_maths.token_statistics(trace, token_map, token), filmstrip)
 
 
 def centre_of(analysis: Analysis) -> tuple[float, float]:
@@ -196,30 +259,31 @@ def largest_owners(owner: np.ndarray) -> list[tuple[int, int]]:
     return [(int(tokens[i]), int(counts[i])) for i in order]
 
 
-def ownership_key(owner: np.ndarray, confidence: np.ndarray, style: Style) -> ColourKey:
-    """Swatches of the tokens that own the most cells, with their share of the image, each as bright as
-    the map draws the median clarity of its pixels: a region of unclear choices is dark there and in the key."""
-    hues = overlay.token_hues(int(owner.max()) + 1)
+def owner_colours(trace, owner: np.ndarray) -> np.ndarray:
+    """Each token's colour (an index into overlay.OWNER_PALETTE), regions that touch apart."""
+    return trace_maths.owner_colours(owner, trace.num_semantic, len(overlay.OWNER_PALETTE))
+
+
+def ownership_key(owner: np.ndarray, colour_of: np.ndarray, style: Style) -> ColourKey:
+    """Swatches of the tokens that own the most cells, in their colours, with their share of the image."""
     largest = largest_owners(owner)
-    swatches = tuple((f"token {token} ({share(cells / owner.size)})",
-                      overlay.hue_colour(hues[token],
-                                         float(overlay.ownership_brightness(np.median(confidence[owner == token])))))
+    swatches = tuple((f"token {token} ({share(cells / owner.size)})", overlay.OWNER_PALETTE[colour_of[token]])
                      for token, cells in largest)
     rest = len(np.unique(owner)) - len(largest)
-    note = ("numbers: the tokens listed here, where their region has room; brighter: the pixel reads its token "
-            "more clearly (each swatch as its region mostly is); dark seams part neighbouring regions"
-            + (f"; {rest} more tokens own smaller regions" if rest > 0 else ""))
+    note = OWNERSHIP_NOTE + (f"; {rest} more tokens own smaller regions" if rest > 0 else "")
     return ColourKey("owner (share of the image)", style.colormap, swatches=swatches, note=note)
 
 
-def ownership_picture(analysis: Analysis, owner: np.ndarray, confidence: np.ndarray, style: Style) -> Picture:
+def ownership_picture(analysis: Analysis, owner: np.ndarray, style: Style, numbered: bool = True) -> Picture:
     """The ownership map over the display image in grey (the photo's own colours would be read as owners'),
-    the largest owners numbered, with its key."""
-    drawn = overlay.ownership_overlay(overlay.backdrop(analysis.display), owner, confidence, analysis.geometry,
+    the largest owners numbered (``numbered``), with its key."""
+    colour_of = owner_colours(analysis.trace, owner)
+    drawn = overlay.ownership_overlay(overlay.backdrop(analysis.display), owner, colour_of, analysis.geometry,
                                       opacity=style.opacity)
-    numbered = overlay.number_regions(drawn, owner, [token for token, _ in largest_owners(owner)], analysis.geometry)
-    key = ownership_key(owner, confidence, style)
-    return Picture(numbered, replace(key, note=noting_the_crop(key.note, analysis.geometry)))
+    if numbered:
+        drawn = overlay.number_regions(drawn, owner, [token for token, _ in largest_owners(owner)], analysis.geometry)
+    key = ownership_key(owner, colour_of, style)
+    return Picture(drawn, replace(key, note=noting_the_crop(key.note, analysis.geometry)))
 
 
 # Owners sent for hovering over an ownership map: at most this many cells a side.
@@ -237,25 +301,42 @@ def owner_lookup(owner: np.ndarray, geometry: Geometry) -> np.ndarray:
     return cv2.resize(owners, size, interpolation=cv2.INTER_NEAREST).astype(np.int64)
 
 
+def top_tokens(reads: np.ndarray) -> list[int]:
+    """The tokens a pixel reads most, most first (the lower token first on a tie)."""
+    return [int(index) for index in np.argsort(-reads, kind="stable")[:TOP_TOKENS]]
+
+
+def reads_at(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, point: tuple[float, float]) -> np.ndarray:
+    """What the pixel under ``point`` (display pixels) reads from each token: the cell drawn under that pixel of
+    the display copy, as the browser finds it; off what the model saw, the nearest cell (the clamped point)."""
+    height, width = analysis.display.shape[:2]
+    x, y = int(np.floor(point[0])), int(np.floor(point[1]))
+    cell = overlay.cell_index(tuple(analysis.trace.grid(block.stage)), analysis.geometry)[y, x] \
+        if 0 <= x < width and 0 <= y < height else -1
+    if cell >= 0:
+        return trace_maths.pixel_to_token_rows(analysis.trace, block, fusion, 0, rows=slice(cell, cell + 1))[0]
+    model_point = analysis.geometry.original_to_model(np.array(point, dtype=float))
+    return trace_maths.pixel_reads(analysis.trace, block.stage, block.block, tuple(model_point), fusion)
+
+
 def pixel_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style,
                point: tuple[float, float] | None) -> PixelView:
     """``point`` in display-image pixels (None: the centre)."""
     trace = analysis.trace
     point = tuple(point) if point else centre_of(analysis)
-    model_point = analysis.geometry.original_to_model(np.array(point, dtype=float))
-    reads = trace_maths.pixel_reads(trace, block.stage, block.block, tuple(model_point), fusion)
-    maps = trace_maths.token_maps(trace, block.stage, block.block, fusion)
-    top = [int(index) for index in np.argsort(-reads, kind="stable")[:TOP_TOKENS]]
-    top_tokens = token_tiles(analysis, [maps[index] for index in top], style,
-                             [f"token {index}: reads {reads[index]:.2f}" for index in top], top)
-    owner, confidence = trace_maths.ownership(trace, block.stage, block.block, fusion)
-    ownership = ownership_picture(analysis, owner, confidence, style)
+    reads = reads_at(analysis, block, fusion, point)
+    maps = block_maps(trace, block, fusion)
+    top = top_tokens(reads)
+    tiles = token_tiles(analysis, [maps[index] for index in top], style,
+                        [f"token {index}: reads {reads[index]:.2f}" for index in top], top)
+    owner, _ = trace_maths.ownership(trace, block.stage, block.block, fusion)
     return PixelView(
         marked=overlay.mark_point(analysis.display, point),
+        owner_map=token_picture(analysis, block, fusion, style, top[0]),
         reads=reads,
         reads_figure=figures.pixel_reads_figure(reads, top_k=TOP_TOKENS),
-        top_tokens=top_tokens,
-        ownership=ownership,
+        top_tokens=tiles,
+        ownership=ownership_picture(analysis, owner, style),
         owners=owner_lookup(owner, analysis.geometry),
     )
 
@@ -265,13 +346,14 @@ def stages_view(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, st
     trace = analysis.trace
     stages = series_tiles(analysis, trace_maths.stage_overview(trace, token, fusion), style)
     class_fusion = fusion if fusion in trace_maths.FUSIONS else "mean"
-    class_attention = draw_one(analysis, trace_maths.class_attention_map(trace, class_fusion), style)
+    class_attention = draw_one(analysis, class_map(trace, class_fusion), style)
     if class_fusion != fusion:  # a head number names a head of the chosen block, not of the class block
         note = (f"mean of the class block's heads ({fusion} is a head of {block.label}, not of the class block)"
                 + (f"; {class_attention.key.note}" if class_attention.key.note else ""))
-        class_attention = Picture(class_attention.image, replace(class_attention.key, note=note))
+        class_attention = replace(class_attention, key=replace(class_attention.key, note=note))
     # A Merge block has no separate token self-attention: its token-to-token quadrant stands in.
-    matrix = trace_maths.semantic_self_matrix(trace, block.stage, block.block, trace_maths.fusion_in(trace, block, fusion))
+    matrix = trace_maths.semantic_self_matrix(trace, block.stage, block.block,
+                                              trace_maths.fusion_in(trace, block, fusion))
     title = (f"semantic self-attention, {block.label}" if block.kind == "dual" else
              f"token-to-token part of the joint attention, {block.label}")
     return StagesView(
@@ -319,29 +401,42 @@ def blank_reason(result: np.ndarray) -> str:
 
 
 def explanation_view(analysis: Analysis, method: ExplanationMethod, result: np.ndarray, style: Style,
-                     stage: int | None, unit: str = "attribution") -> ExplanationView:
+                     stage: int | None, target: int | None = None) -> ExplanationView:
     """A method's map drawn on the image, or, for token scores, the tokens that stand out (with their maps at
-    the last block of ``stage``)."""
+    the last block of ``stage``). The key names the class explained (``target``) and its probability, and
+    the message says so in words where the model gives the class under one half."""
+    subject, caution = help_texts.explained_class(analysis.trace, target)
+    view = explanation_drawn(analysis, method, result, style, stage)
+    if view.picture.key is not None and subject:
+        view = replace(view, picture=replace(view.picture, key=replace(view.picture.key,
+                                                                       unit=f"{view.picture.key.unit} for {subject}")))
+    if caution:
+        message = f"{caution} {view.message}".strip()
+        view = replace(view, message=message, picture=replace(view.picture, message=message))
+    return view
+
+
+def explanation_drawn(analysis: Analysis, method: ExplanationMethod, result: np.ndarray, style: Style,
+                      stage: int | None) -> ExplanationView:
     reason = blank_reason(result)
     if reason:
         return ExplanationView(Picture(None, None, reason), None, None, reason)
     if method.result == "map":
         # Evidence for the class is drawn; evidence against it (below 0) is said, not hidden in a blend.
-        positive = np.clip(result, 0.0, None)
         low, high = float(np.min(result)), float(np.max(result))
         if high <= 0:
             message = f"No part of the image speaks for the class: every value is at most 0 (lowest {low:.3g})."
             return ExplanationView(Picture(None, None, message), None, None, message)
-        map_style = Style(style.colormap, style.opacity, "shared" if style.scale == "shared" else "per map")
-        picture = draw_one(analysis, positive, map_style, unit)
+        map_style = Style(style.colormap, style.opacity, "per map" if style.scale == "mass" else style.scale)
+        picture = draw_one(analysis, StoredMap.of_attribution(np.clip(result, 0.0, None)), map_style)
         if low < 0:
             note = f"{picture.key.note}; values below 0 (down to {low:.3g}, against the class) are left as the photo"
-            picture = Picture(picture.image, replace(picture.key, note=note))
+            picture = replace(picture, key=replace(picture.key, note=note))
         return ExplanationView(picture, None, None)
     trace = analysis.trace
     shown = [ref for ref in trace_maths.blocks(trace) if trace_maths.has_token_maps(trace, ref)
              and (ref.stage == stage if stage is not None else ref.kind == "dual")][-1]
-    maps = trace_maths.token_maps(trace, shown.stage, shown.block, "mean")
+    maps = block_maps(trace, shown)
     deviations = standing_out(result)
     ranked = [int(index) for index in attribution.rank_tokens(deviations, TOP_IMPORTANT_TOKENS)
               if deviations[index] >= SIGNIFICANT_DEVIATIONS]
@@ -400,28 +495,30 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
     def home(picture: Picture) -> Picture:
         """The picture with the followed token's home cell boxed in cyan, said in its key."""
         note = (picture.key.note + "; " if picture.key.note else "") + f"cyan box: token {lead}'s home cell"
-        return Picture(overlay.home_box(picture.image, trace, lead, analysis.geometry, HOME_COLOUR),
-                       replace(picture.key, note=note))
+        return replace(picture, image=overlay.home_box(picture.image, trace, lead, analysis.geometry, HOME_COLOUR),
+                       key=replace(picture.key, note=note))
 
     grid_picture = home(Picture(overlay.grid_lines(analysis.display, trace, analysis.geometry), ColourKey(
         "grid", swatches=(("one pixel token (stage 1)", overlay.GRID_LINE), ("home cell of one semantic token",
                                                                              (255, 255, 255))),
         note=noting_the_crop("", analysis.geometry))))
     init = trace_maths.semantic_init_row(trace, lead)
-    init_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, init), style))
+    per_token = 1.0 / tokens  # the init and the token self-attention weigh the M tokens' cells
+    init_picture = home(draw_one(analysis, StoredMap.of_attention(trace_maths.on_stage1(trace, init), per_token), style))
     reach = trace_maths.token_maps(trace, last_dual.stage, last_dual.block)[lead]
-    reach_picture = home(draw_one(analysis, reach, style))
+    reach_picture = home(draw_one(analysis, StoredMap.of_attention(reach, trace_maths.uniform_weight(trace, last_dual)),
+                                  style))
     talk = trace_maths.semantic_self_row(trace, last_dual, lead)
-    talk_picture = home(draw_one(analysis, trace_maths.on_stage1(trace, talk), style))
-    owner, confidence = trace_maths.ownership(trace, last_dual.stage, last_dual.block)
+    talk_picture = home(draw_one(analysis, StoredMap.of_attention(trace_maths.on_stage1(trace, talk), per_token), style))
+    owner, _ = trace_maths.ownership(trace, last_dual.stage, last_dual.block)
     owners = np.bincount(owner.ravel(), minlength=tokens)
     largest = ", ".join(f"token {token} ({share(count / owner.size)})" for token, count in largest_owners(owner)[:3])
-    ownership = ownership_picture(analysis, owner, confidence, style)
+    ownership = ownership_picture(analysis, owner, style)
     merged = trace_maths.token_maps(trace, last_merge.stage, last_merge.block)[lead]
-    merged_picture = home(draw_one(analysis, merged, style))
+    merged_picture = home(draw_one(analysis, StoredMap.of_attention(merged, trace_maths.uniform_weight(trace, last_merge)),
+                                   style))
     quadrants = dict(trace_maths.merge_quadrants(trace))[last_merge]
-    class_map = trace_maths.class_attention_map(trace)
-    class_picture = draw_one(analysis, class_map, style)
+    class_picture = draw_one(analysis, class_map(trace), style)
     (top_name, top_probability), = trace.top_classes(1)
     top = f"{help_texts.display_name(top_name)} ({share(top_probability)})"
     present = help_texts.classes_present(trace)
@@ -478,7 +575,8 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
 
 def statistics_markdown(token: int, block: trace_maths.BlockRef, stats: trace_maths.TokenStatistics) -> str:
     return (f"**Token {token}**, {block.label}  \n"
-            f"home cell (row, column): {stats.home} · peak {stats.peak:.3f} at cell {stats.peak_cell}  \n"
+            f"home cell (row, column) on the home grid: {stats.home} · peak {stats.peak:.3f} at pixel cell "
+            f"{stats.peak_cell} of the stage's grid  \n"
             f"entropy {stats.entropy:.2f} nats ({stats.normalised_entropy:.0%} of uniform) · "
             f"half of its mass lies on {stats.area_50:.0%} of the pixels · total mass on pixels {stats.mass:.2f}")
 

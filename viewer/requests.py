@@ -105,6 +105,14 @@ def view_request(key: str, analysis: Analysis, block: Any, fusion: Any, scale: A
                        parse_token(analysis, token), parse_point(point), stage_token)
 
 
+def selection_of(controls: Any) -> dict:
+    """What the page's live controls hold: their selection (block, heads, drawing, token, point)."""
+    selection = controls.get("selection") if isinstance(controls, dict) else None
+    if not isinstance(selection, dict):
+        raise UserError("No analysed image in this session (or it expired): analyse an image first.")
+    return selection
+
+
 def parse_block(analysis: Analysis, label: Any) -> trace_maths.BlockRef:
     refs = trace_maths.blocks(analysis.trace)
     for ref in refs:

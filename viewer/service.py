@@ -7,19 +7,20 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from analysis import attribution
+from analysis import attribution, trace_maths
 from model.allocator import release_freed_memory
 from model.bundle import ModelBundle
 from model.capture import capture
 from model.preprocess import Geometry, preprocess
 from model.trace import Trace
-from viewer import requests
+from viewer import payload, requests
 from viewer.analysed import DISPLAY_SIDE, MIN_DISPLAY_SIDE, THUMBNAIL_SIDE, Analysis, display_copy
 from viewer.errors import UserError
 from viewer.limits import Limits
@@ -45,6 +46,7 @@ class AnalysisCache:
         self._entries: OrderedDict[str, Analysis] = OrderedDict()
         self._sessions: dict[str, str | None] = {}  # analysis key -> the session that made it
         self._explanations: OrderedDict[tuple, np.ndarray] = OrderedDict()  # ExplainRequest.cache_key
+        self._payloads: dict[str, bytes] = {}  # what the browser draws of an analysis (viewer.payload)
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -67,6 +69,12 @@ class AnalysisCache:
             self._entries.move_to_end(key)
             return self._entries[key]
 
+    def latest_of(self, session: str | None) -> str | None:
+        """The key of the latest analysis a session made (None: none left in the cache)."""
+        with self._lock:
+            owned = [key for key, owner in self._sessions.items() if owner == session]
+        return owned[-1] if owned else None
+
     def newest(self) -> Analysis:
         with self._lock:
             return next(reversed(self._entries.values()))
@@ -85,6 +93,21 @@ class AnalysisCache:
             self._explanations[explanation_key] = result
             self._bytes += result.nbytes
             self._shrink()
+
+    def payload(self, key: str, build: Callable[[], bytes]) -> bytes:
+        """The analysis's payload, built on the first request and kept beside it (two racing requests may both
+        build it; one is kept)."""
+        with self._lock:
+            found = self._payloads.get(key)
+        if found is not None:
+            return found
+        built = build()
+        with self._lock:
+            if key in self._entries and key not in self._payloads:
+                self._payloads[key] = built
+                self._bytes += len(built)
+                self._shrink()
+        return built
 
     def latest_explanation(self, key: str | None) -> tuple[tuple, np.ndarray] | None:
         with self._lock:
@@ -112,6 +135,7 @@ class AnalysisCache:
     def _drop(self, key: str) -> None:
         self._bytes -= self._entries.pop(key).nbytes()
         del self._sessions[key]
+        self._bytes -= len(self._payloads.pop(key, b""))
         for explanation_key in [item for item in self._explanations if item[0] == key]:
             self._bytes -= self._explanations.pop(explanation_key).nbytes
 
@@ -128,6 +152,9 @@ class Explorer:
         self.cache = AnalysisCache(limits.cache_bytes, limits.session_analyses)
         self.forward_passes = 0
         self._model_lock = threading.Lock()
+        # The maps the browser will fetch, built while the page receives the analysis's answer.
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explorer-payload")
+        self._building: dict[str, Future] = {}
 
     def analyse(self, image: Image.Image, resolution: str = "224", notes: tuple[str, ...] = (),
                 session: str | None = None) -> str:
@@ -151,6 +178,36 @@ class Explorer:
                      **selection: Any) -> ViewRequest:
         """A view of the analysis ``key``, checked (``selection``: see :func:`viewer.requests.view_request`)."""
         return requests.view_request(key, self.get(key), block, fusion, scale, colormap, opacity, **selection)
+
+    def payload(self, key: str | None) -> bytes:
+        """Everything the browser draws of the analysis ``key`` (:func:`viewer.payload.analysis_payload`): built
+        once, kept beside the analysis; waits for a build :meth:`prepare_payload` started."""
+        analysis = self.get(key)
+        started = self._building.pop(key, None)
+        if started is not None:
+            started.result()
+        return self.cache.payload(key, lambda: payload.analysis_payload(analysis))
+
+    def prepare_payload(self, key: str) -> None:
+        """Start building the analysis's payload now, for the page that will fetch it in a moment."""
+        for finished in [name for name, future in self._building.items() if future.done()]:
+            self._building.pop(finished, None)
+        analysis = self.get(key)
+        self._building[key] = self._builder.submit(self.cache.payload, key, lambda: payload.analysis_payload(analysis))
+
+    def block_payload(self, key: str | None, stage: int, block: int, fusion: Any) -> bytes:
+        """One block's maps for another fusion of its heads, checked as a view of it."""
+        analysis = self.get(key)
+        label = trace_maths.BlockRef(stage, block, "dual").label
+        request = self.view_request(key, label, fusion, DEFAULT_SCALE, "inferno", DEFAULT_OPACITY)
+        return payload.block_payload(analysis, request.block, request.fusion)
+
+    def selection_request(self, key: str | None, controls: Any) -> ViewRequest:
+        """The view the page's live controls hold (their value: ``{"selection": {...}}``), checked."""
+        selection = requests.selection_of(controls)
+        return self.view_request(key, selection.get("block"), selection.get("fusion"), selection.get("scale"),
+                                 selection.get("colormap"), selection.get("opacity"), token=selection.get("token", 0),
+                                 point=selection.get("point"), stage_token=selection.get("stageToken"))
 
     def tour_request(self, key: str | None, scale: Any, colormap: Any, opacity: Any) -> TourRequest:
         return TourRequest(key, self.get(key), requests.parse_style(scale, colormap, opacity))
