@@ -2,6 +2,8 @@
 their geometry says, in their colours, and leave the rest of the picture alone."""
 from __future__ import annotations
 
+import types
+
 import cv2
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from model.capture import capture
 from model.dualvit import Grid
 from model.preprocess import Geometry
 from model.trace import Trace
-from viewer import levels, overlay, render
+from viewer import levels, overlay, payload, render
 from viewer.levels import StoredMap
 
 DARK = 40
@@ -646,3 +648,15 @@ def test_mass_ranks_and_areas_of_maps_stacked_together():
     np.testing.assert_allclose(ranks[2], [0.75, 0.0, 1.0, 1.0])
     np.testing.assert_allclose(trace_maths.areas_holding(flat, 0.5), [0.25, np.nan, 0.25])
     np.testing.assert_allclose(trace_maths.areas_holding(flat, 0.8), [0.75, np.nan, 0.5])  # 4+2+1; 3+1
+
+
+def test_the_browser_s_owner_labels_sit_inside_their_regions_away_from_the_picture_s_edge():
+    # As the server's numbers (the test above): token 7 owns the right 64 pixels of a 224-pixel picture, so its
+    # label sits on the strip's middle column (192), not against the edge; token 5 owns the rest.
+    owner = np.full((28, 28), 5)
+    owner[:, 20:] = 7
+    shown = types.SimpleNamespace(geometry=identity(224, 224), display=np.zeros((224, 224, 3), np.uint8))
+    labels = {token: (x, y) for token, x, y in payload.owner_labels(shown, owner)}
+    assert set(labels) == {5, 7}
+    assert abs(labels[7][0] - 192) <= 4 and abs(labels[5][0] - 80) <= 4
+    assert all(16 <= y <= 224 - 16 for _, y in labels.values())

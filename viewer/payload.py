@@ -107,17 +107,17 @@ def owner_labels(analysis: Analysis, owner: np.ndarray) -> list[list[int]]:
     region farthest from any other owner (as :func:`viewer.overlay.number_regions` places them on the server's
     picture), found with one distance transform on the coarse owner lookup the page hovers over."""
     lookup = render.owner_lookup(owner, analysis.geometry)
-    edges = np.ones(lookup.shape, bool)  # the picture's edge and every change of owner count as outside
-    edges[1:-1, 1:-1] = ((lookup[1:-1, 1:-1] == lookup[:-2, 1:-1]) & (lookup[1:-1, 1:-1] == lookup[2:, 1:-1])
+    inside = np.zeros(lookup.shape, bool)  # the picture's edge and every change of owner count as outside
+    inside[1:-1, 1:-1] = ((lookup[1:-1, 1:-1] == lookup[:-2, 1:-1]) & (lookup[1:-1, 1:-1] == lookup[2:, 1:-1])
                          & (lookup[1:-1, 1:-1] == lookup[1:-1, :-2]) & (lookup[1:-1, 1:-1] == lookup[1:-1, 2:]))
-    depth = cv2.distanceTransform(edges.astype(np.uint8), cv2.DIST_L2, 5)
+    depth = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)
     shape = analysis.display.shape
     scale_x, scale_y = shape[1] / lookup.shape[1], shape[0] / lookup.shape[0]
     labels = []
     for token, _ in render.largest_owners(owner):
-        inside = np.where(lookup == token, depth, -1.0)
-        y, x = np.unravel_index(int(np.argmax(inside)), inside.shape)
-        if overlay.number_fits(str(token), float(inside[y, x]) * scale_x, shape):
+        region_depth = np.where(lookup == token, depth, -1.0)
+        y, x = np.unravel_index(int(np.argmax(region_depth)), region_depth.shape)
+        if overlay.number_fits(str(token), float(region_depth[y, x]) * scale_x, shape):
             labels.append([token, round((x + 0.5) * scale_x), round((y + 0.5) * scale_y)])
     return labels
 
