@@ -27,7 +27,7 @@ from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion
 from analysis.trace_maths import blocks, fused, to_numpy
 from model.capture import stage_grids
 from model.dualvit import POOL_SIZE, DualViT, Grid, StageFeatures, pooled_grid
-from model.map_names import CLASS_ATTENTION, STAGES
+from model.map_names import CLASS_ATTENTION, MERGE_PART, SEMANTIC_INIT, STAGES
 from model.trace import Trace
 
 # Copies of the image run in one pass: at most this many, and as many as fit in BATCH_MEMORY.
@@ -403,12 +403,12 @@ def semantic_init_step(trace: Trace, item: int) -> RolloutStep:
     """
     grid = trace.grid(1)
     tokens = trace.num_semantic
-    cell_weights = (np.eye(tokens) + head_mean(trace, "semantic_init", item)) / 2  # (M, cells)
+    cell_weights = (np.eye(tokens) + head_mean(trace, SEMANTIC_INIT, item)) / 2  # (M, cells)
     cells = cell_of_pixels(grid, trace.semantic_grid)
     inside = np.flatnonzero(cells >= 0)
     token_to_pixels = np.zeros((tokens, grid.size))
     token_to_pixels[:, inside] = cell_weights[:, cells[inside]] / POOL_SIZE ** 2
-    return RolloutStep("semantic_init", sparse_matrix(
+    return RolloutStep(SEMANTIC_INIT, sparse_matrix(
         (grid.size + tokens, grid.size), identity_entries(grid.size, 0, 0, 1.0),
         dense_entries(token_to_pixels, grid.size, 0, 1.0)))
 
@@ -424,7 +424,7 @@ def rollout_steps(trace: Trace, item: int = 0) -> list[RolloutStep]:
     refs = blocks(trace)
     for stage in reversed(STAGES):
         for ref in reversed([ref for ref in refs if ref.stage == stage]):
-            steps += [merge_step(trace, ref.map_name("merged"), item)] if ref.kind == "merge" \
+            steps += [merge_step(trace, ref.map_name(MERGE_PART), item)] if ref.kind == "merge" \
                 else dual_steps(trace, stage, ref.block, item)
         if stage > STAGES[0]:
             steps.append(downsample_step(trace.grid(stage - 1), trace.grid(stage), tokens, stage))

@@ -45,6 +45,11 @@ class BlockRef:
     def map_name(self, part: str) -> str:
         return str(MapName(part, self.stage, self.block))
 
+    @property
+    def token_map_name(self) -> str:
+        """The map holding the tokens' attention over the pixels: semantic_to_pixel (Dual) or merged (Merge)."""
+        return self.map_name("semantic_to_pixel" if self.kind == "dual" else MERGE_PART)
+
 
 @dataclass(frozen=True)
 class TokenStatistics:
@@ -131,8 +136,7 @@ def block_ref(trace: Trace, stage: int, block: int) -> BlockRef:
 
 
 def has_token_maps(trace: Trace, ref: BlockRef) -> bool:
-    part = "semantic_to_pixel" if ref.kind == "dual" else MERGE_PART
-    return ref.map_name(part) in trace.maps
+    return ref.token_map_name in trace.maps
 
 
 def fusion_in(trace: Trace, ref: BlockRef, fusion: str) -> str:
@@ -143,8 +147,7 @@ def fusion_in(trace: Trace, ref: BlockRef, fusion: str) -> str:
     """
     if not isinstance(fusion, str) or not fusion.startswith(HEAD_PREFIX):
         return fusion  # a bad value is refused where it is used, with its message
-    part = "semantic_to_pixel" if ref.kind == "dual" else MERGE_PART
-    num_heads = trace.maps[ref.map_name(part)].shape[1]
+    num_heads = trace.maps[ref.token_map_name].shape[1]
     return fusion if head_index(fusion, 10 ** 6) < num_heads else "mean"
 
 
@@ -184,6 +187,13 @@ def uniform_weight(trace: Trace, ref: BlockRef) -> float:
     pixels (Dual), 1/(N + M) over pixels and tokens together (Merge, whose token maps keep only the pixels)."""
     pixels = trace.grid(ref.stage).size
     return 1.0 / (pixels + (trace.num_semantic if ref.kind == "merge" else 0))
+
+
+def reads_uniform_weight(trace: Trace, ref: BlockRef) -> float:
+    """The weight uniform attention gives each token a pixel reads in block ``ref``: 1/M over the tokens (Dual),
+    1/(M + N) over the tokens and the stage's pixels together (Merge)."""
+    pixels = trace.grid(ref.stage).size
+    return 1.0 / (trace.num_semantic + (pixels if ref.kind == "merge" else 0))
 
 
 def class_uniform_weight(trace: Trace) -> float:
@@ -231,11 +241,6 @@ def map_statistics(maps: np.ndarray) -> dict[str, np.ndarray]:
     return {"entropy": entropy, "normalised_entropy": entropy / max_entropy if max_entropy > 0 else np.zeros(len(flat)),
             "peak": flat.max(axis=1), "peak_row": peaks // values.shape[2], "peak_column": peaks % values.shape[2],
             "area_50": areas_holding(np.asarray(maps).reshape(len(values), -1), 0.5), "mass": flat.sum(axis=1)}
-
-
-def map_entropy(values: np.ndarray) -> float:
-    """Entropy in nats of a non-negative map taken as a distribution over its cells."""
-    return float(map_entropies(np.asarray(values, np.float64).reshape(1, -1))[0])
 
 
 def map_entropies(flat: np.ndarray) -> np.ndarray:
@@ -303,8 +308,7 @@ def mass_levels(values: np.ndarray, shares: Sequence[float] = MASS_SHARES) -> np
     """(same shape) int: for each cell, how many of the nested regions holding ``shares`` of the mass
     (ascending) it lies in; 0 outside the largest. A cell of the 50% region is in all three of
     (0.5, 0.8, 0.95), so it scores 3."""
-    ranks = mass_ranks(values)
-    return sum((ranks < share - 1e-6).astype(np.int64) for share in shares)
+    return stacked_mass_levels(np.asarray(values)[None], shares)[0]
 
 
 def stacked_mass_levels(maps: np.ndarray, shares: Sequence[float] = MASS_SHARES) -> np.ndarray:
@@ -592,12 +596,3 @@ def merge_quadrants(trace: Trace, item: int = 0) -> list[tuple[BlockRef, dict[st
             "semantic→semantic": float(to_tokens[size:].mean()),
         }))
     return result
-
-
-def shared_range(maps: Sequence[np.ndarray]) -> tuple[float, float]:
-    """(min, max) over every finite value of all maps: one colour scale for maps shown side by side."""
-    finite = [values[np.isfinite(values)] for values in (np.asarray(m, dtype=np.float32) for m in maps)]
-    finite = [values for values in finite if values.size]
-    if not finite:
-        raise ValueError("shared_range needs at least one map with a finite value")
-    return float(min(v.min() for v in finite)), float(max(v.max() for v in finite))

@@ -33,9 +33,16 @@ from model.bundle import ASSETS, open_model
 from viewer.service import Explorer
 
 EXAMPLE = ASSETS / "examples" / "scene_4_cross_star_arrow.png"
+# The flags keep Chromium off the network it cannot reach here (and that a test must not use).
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def find_chromium() -> str | None:
+    """Debian's Chromium, or the one CHROMIUM_PATH names (the browser tests use it too)."""
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+
 
 # The clock starts at the press (or the menu's change) that changes the control, and stops at the first frame
 # painted after the live views drew.
@@ -103,7 +110,7 @@ def measure_app(explorer: Explorer, label: str, analyse_target: str, size_target
 
     demo = build_demo(explorer)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True, **launch_options(explorer))
-    chromium = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    chromium = find_chromium()
     samples: dict[str, list[float]] = {"block change (whole gallery)": [], "token pick": [], "pixel click": []}
     analyse_times, payload_bytes, requests, pointer = [], [], [], {}
     try:

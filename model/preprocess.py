@@ -63,12 +63,6 @@ class Geometry:
         offset = np.array(self.crop_box[:2], dtype=np.float64)
         return points * np.array(self.scale) - offset
 
-    def model_to_original_affine(self) -> np.ndarray:
-        """2x3 matrix taking model-input pixel coordinates to original ones (for cv2.warpAffine)."""
-        scale_x, scale_y = self.scale
-        left, top = self.crop_box[:2]
-        return np.array([[1 / scale_x, 0, left / scale_x], [0, 1 / scale_y, top / scale_y]], dtype=np.float64)
-
     def for_display(self, size: tuple[int, int]) -> "Geometry":
         """The same cut, relative to a resized copy of the original (e.g. a smaller display copy)."""
         return replace(self, original_size=tuple(size))

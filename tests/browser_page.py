@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -14,18 +13,17 @@ import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
 
+from bench.browser import CHROMIUM_FLAGS, find_chromium
+
 EXAMPLES = Path(__file__).parents[1] / "assets" / "examples"
 SCENE = EXAMPLES / "scene_4_cross_star_arrow.png"
 PHOTO = EXAMPLES / "coffee.jpg"
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", Path(__file__).parent / "screenshots"))
-# The flags keep Chromium off the network it cannot reach here (and that a test must not use).
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORTS = {"desktop": (1440, 900), "phone": (390, 844)}
 
 
 def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+    path = find_chromium()
     if not path:
         pytest.fail("Chromium is needed for the browser test: install Debian's 'chromium' or set CHROMIUM_PATH")
     return path

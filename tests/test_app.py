@@ -54,7 +54,7 @@ def test_analyse_returns_the_prediction_and_where_the_browser_finds_the_maps(app
     assert meta["tokens"] == trace_tokens(status) == analysis.trace.num_semantic
     for block in meta["blocks"]:  # only the heads each block has
         ref = trace_maths.block_ref(analysis.trace, block["stage"], block["block"])
-        heads = analysis.trace.maps[ref.map_name("semantic_to_pixel" if ref.kind == "dual" else "merged")].shape[1]
+        heads = analysis.trace.maps[ref.token_map_name].shape[1]
         assert block["fusions"] == ["mean", "max", "min"] + [f"head {h}" for h in range(heads)]
     name = meta["blocks"][0]["mean"]["name"]
     assert arrays[f"{name}/tokens/cells"].shape == (meta["tokens"], analysis.trace.grid(1).size)

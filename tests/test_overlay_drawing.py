@@ -238,10 +238,10 @@ def test_neighbouring_owners_are_parted_by_a_dark_seam_and_one_owner_is_not():
         np.testing.assert_allclose(drawn[y, x], colour[token] * brightness, atol=1.0, err_msg=str((y, x)))
 
     # Token 1 owns the top-right quarter: a seam one pixel wide on each side of its left and lower edges.
-    assert_colour(8, 31, 0, overlay.SEAM_BRIGHTNESS)
-    assert_colour(8, 32, 1, overlay.SEAM_BRIGHTNESS)
-    assert_colour(31, 48, 1, overlay.SEAM_BRIGHTNESS)
-    assert_colour(32, 48, 0, overlay.SEAM_BRIGHTNESS)
+    assert_colour(8, 31, 0, overlay.OUTSIDE_BRIGHTNESS)
+    assert_colour(8, 32, 1, overlay.OUTSIDE_BRIGHTNESS)
+    assert_colour(31, 48, 1, overlay.OUTSIDE_BRIGHTNESS)
+    assert_colour(32, 48, 0, overlay.OUTSIDE_BRIGHTNESS)
     for y, x in ((8, 29), (8, 34), (29, 48), (34, 48), (50, 10), (50, 50), (8, 8)):
         assert_colour(y, x, 1 if y < 32 and x >= 32 else 0)
     # Along the edge of what the model saw there is no seam: only the dimmed margin outside it.
@@ -656,7 +656,7 @@ def test_the_browser_s_owner_labels_sit_inside_their_regions_away_from_the_pictu
     owner = np.full((28, 28), 5)
     owner[:, 20:] = 7
     shown = types.SimpleNamespace(geometry=identity(224, 224), display=np.zeros((224, 224, 3), np.uint8))
-    labels = {token: (x, y) for token, x, y in payload.owner_labels(shown, owner)}
+    labels = {token: (x, y) for token, x, y in payload.owner_labels(shown, owner, render.largest_owners(owner))}
     assert set(labels) == {5, 7}
     assert abs(labels[7][0] - 192) <= 4 and abs(labels[5][0] - 80) <= 4
     assert all(16 <= y <= 224 - 16 for _, y in labels.values())

@@ -284,12 +284,6 @@ def test_merge_quadrants_on_known_block_masses():
         assert shares == pytest.approx(wanted, abs=2e-3)
 
 
-def test_shared_range_ignores_nan():
-    assert trace_maths.shared_range([np.array([[1.0, np.nan]]), np.array([-2.0, 0.5])]) == (-2.0, 1.0)
-    with pytest.raises(ValueError):
-        trace_maths.shared_range([np.array([np.nan])])
-
-
 # ----------------------------------------------------------------------------- overlay
 
 # Original 100 x 80 halved to 50 x 40, then a 32 x 32 crop from (10, 5): the model saw original
@@ -644,8 +638,6 @@ def test_every_function_runs_on_a_real_trace(real_trace):
     assert len(strip) == len(refs)
     overview = trace_maths.stage_overview(trace, None)
     assert [image_map.shape for _, image_map in overview] == [tuple(trace.grid(s)) for s in (1, 2, 3, 4)]
-    low, high = trace_maths.shared_range([values for _, values in strip])
-    assert np.isfinite([low, high]).all() and low <= high
     class_map = trace_maths.class_attention_map(trace, "head 4")
     assert class_map.shape == tuple(trace.grid(4)) and np.isfinite(class_map).all()
     quadrants = trace_maths.merge_quadrants(trace)
@@ -857,11 +849,6 @@ def test_the_last_stage_offers_the_class_attention_heads_when_it_has_no_map_of_i
         trace_maths.fusion_choices(make_trace({"stage1.block0.semantic_self": uniform(M, M)}), 4)
 
 
-def test_a_shared_range_of_nothing_finite_says_so():
-    with pytest.raises(ValueError, match="at least one map with a finite value"):
-        trace_maths.shared_range([np.array([np.nan, np.inf])])
-
-
 def test_a_head_fusion_falls_back_to_the_mean_only_where_the_block_lacks_that_head():
     trace = full_trace()  # stage 1: 1 head, stage 2: 2 heads, Merge blocks: 3 heads
     dual1, dual2, merge = (trace_maths.block_ref(trace, stage, 0) for stage in (1, 2, 3))
@@ -885,8 +872,8 @@ def test_token_statistics_of_tiny_and_flat_maps():
 
 
 def test_map_entropy_counts_only_cells_with_mass():
-    assert trace_maths.map_entropy(np.array([[0.5, 0.0], [0.5, 0.0]])) == pytest.approx(math.log(2))
-    assert math.isnan(trace_maths.map_entropy(np.zeros((2, 2))))
+    assert trace_maths.map_entropies(np.array([[0.5, 0.0, 0.5, 0.0]]))[0] == pytest.approx(math.log(2))
+    assert math.isnan(trace_maths.map_entropies(np.zeros((1, 4)))[0])
 
 
 def test_area_holding_of_any_total():

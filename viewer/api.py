@@ -42,7 +42,7 @@ def register(explorer: Explorer, handlers: Handlers) -> None:
               endpoint: str, **selection: Any) -> tuple:
         with answering():
             asked = explorer.view_request(key_of(request), block_label, fusion, scale, colormap, opacity, **selection)
-            return ordered(getattr(handlers, endpoint)(asked), [view.name for view in catalogue.views_of(endpoint)])
+            return ordered(getattr(handlers, endpoint)(asked), catalogue.names_of(endpoint))
 
     def token_gallery(block_label: str, fusion: str, scale: Scale, colormap: Colormap, opacity: float,
                       request: gr.Request) -> str:
@@ -75,7 +75,7 @@ def register(explorer: Explorer, handlers: Handlers) -> None:
         with answering():
             explained = explorer.explain_request(key_of(request), method, class_name, stage, scale, colormap, opacity)
             return ordered(handlers.explain(explained, lambda *_arguments, **_options: None),
-                           [view.name for view in catalogue.views_of("explain")])
+                           catalogue.names_of("explain"))
 
     def export(block_label: str, fusion: str, scale: Scale, colormap: Colormap, opacity: float, token: float,
                point: Optional[list[float]], request: gr.Request) -> FileData:

@@ -88,6 +88,11 @@ def views_of(endpoint: str | None) -> list[View]:
     return [view for view in VIEWS if view.endpoint == endpoint]
 
 
+def names_of(endpoint: str) -> list[str]:
+    """The names of the views ``endpoint`` draws, in the catalogue's order (the outputs its handler fills)."""
+    return [view.name for view in views_of(endpoint)]
+
+
 def views_on(tab: str) -> list[View]:
     return [view for view in VIEWS if view.tab == tab]
 

@@ -8,7 +8,7 @@ them. Another fusion of one block's heads is built when asked for.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -53,21 +53,19 @@ def help_text(view: catalogue.View) -> str:
 
 def app_kwargs(explorer: Explorer) -> dict[str, Any]:
     """The FastAPI settings of every server of the page: its upload guard and the live explorer's routes."""
-    def analysis_maps(request: Request) -> Response:
+    def served(build: Callable[[], bytes]) -> Response:
         try:
-            data = explorer.payload(request.path_params["key"])
+            data = build()
         except UserError as error:
             return JSONResponse({"detail": str(error)}, status_code=404)
         return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "private, max-age=3600"})
 
+    def analysis_maps(request: Request) -> Response:
+        return served(lambda: explorer.payload(request.path_params["key"]))
+
     def block_maps(request: Request) -> Response:
-        parameters = request.path_params
-        try:
-            data = explorer.block_payload(parameters["key"], parameters["stage"], parameters["block"],
-                                          parameters["fusion"])
-        except UserError as error:
-            return JSONResponse({"detail": str(error)}, status_code=404)
-        return Response(data, media_type="application/octet-stream", headers={"Cache-Control": "private, max-age=3600"})
+        asked = request.path_params
+        return served(lambda: explorer.block_payload(asked["key"], asked["stage"], asked["block"], asked["fusion"]))
 
     routes = [Mount(f"/{SCRIPTS}", StaticFiles(directory=STATIC), name="explorer-scripts"),
               Route(f"/{DATA}/{{key}}", analysis_maps),

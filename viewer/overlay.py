@@ -32,8 +32,6 @@ OUTSIDE_BRIGHTNESS = 0.35
 # the map's: over a saturated photo (the generated scenes above all) the colour map's middle was lost
 # among the photo's own colours, and a map of a few cells read as no map at all.
 BACKDROP_BRIGHTNESS = 0.6
-# Seams between ownership regions: dark enough to part two regions of near hues.
-SEAM_BRIGHTNESS = 0.35
 LABEL_HEIGHT = 18
 TILE_GAP = 2
 BACKGROUND = (24, 24, 24)

@@ -26,7 +26,7 @@ import numpy as np
 
 from analysis import trace_maths
 from model.map_names import STAGES
-from viewer import help_texts, keys, levels, overlay, render
+from viewer import keys, levels, overlay, render
 from viewer.analysed import Analysis
 
 MAGIC = b"DVX1"
@@ -102,8 +102,9 @@ def statistics(maps: np.ndarray) -> np.ndarray:
                                               "area_50", "mass")], axis=1).astype(np.float32)
 
 
-def owner_labels(analysis: Analysis, owner: np.ndarray) -> list[list[int]]:
-    """[token, x, y] (display pixels) for the largest owners whose region holds its number, at the point of the
+def owner_labels(analysis: Analysis, owner: np.ndarray, largest: list[tuple[int, int]]) -> list[list[int]]:
+    """[token, x, y] (display pixels) for the ``largest`` owners (:func:`viewer.render.largest_owners`) whose region
+    holds its number, at the point of the
     region farthest from any other owner (as :func:`viewer.overlay.number_regions` places them on the server's
     picture), found with one distance transform on the coarse owner lookup the page hovers over."""
     lookup = render.owner_lookup(owner, analysis.geometry)
@@ -114,7 +115,7 @@ def owner_labels(analysis: Analysis, owner: np.ndarray) -> list[list[int]]:
     shape = analysis.display.shape
     scale_x, scale_y = shape[1] / lookup.shape[1], shape[0] / lookup.shape[0]
     labels = []
-    for token, _ in render.largest_owners(owner):
+    for token, _ in largest:
         region_depth = np.where(lookup == token, depth, -1.0)
         y, x = np.unravel_index(int(np.argmax(region_depth)), region_depth.shape)
         if overlay.number_fits(str(token), float(region_depth[y, x]) * scale_x, shape):
@@ -129,27 +130,28 @@ def block_arrays(writer: Writer, analysis: Analysis, ref: trace_maths.BlockRef, 
     values = trace_maths.token_maps(trace, ref.stage, ref.block, fusion)
     uniform = trace_maths.uniform_weight(trace, ref)
     add_stored(writer, f"{name}/tokens", levels.StoredMap.stack_of_attention(values, uniform))
-    add_stored(writer, f"{name}/mean", [levels.StoredMap.of_attention(values.mean(axis=0), uniform)])
+    mean = values.mean(axis=0)
+    add_stored(writer, f"{name}/mean", [levels.StoredMap.of_attention(mean, uniform)])
     writer.add(f"{name}/stats", statistics(values))
     reads = trace_maths.pixel_to_token_rows(trace, ref, fusion, 0)  # (N, M)
     tops = np.maximum(reads.max(axis=1), np.finfo(np.float32).tiny).astype(np.float32)
     writer.add(f"{name}/reads", levels.quantise(reads, tops[:, None].astype(np.float64)))
     writer.add(f"{name}/readTops", tops)
     kind = index_type(trace.num_semantic)
-    writer.add(f"{name}/topTokens", trace_maths.descending_order(reads)[:, :render.TOP_TOKENS].astype(kind))
-    owner, confidence = trace_maths.ownership(trace, ref.stage, ref.block, fusion)
+    order = trace_maths.descending_order(reads)
+    writer.add(f"{name}/topTokens", order[:, :render.TOP_TOKENS].astype(kind))
+    grid = trace.grid(ref.stage)
+    owner = order[:, 0].reshape(grid.height, grid.width)  # what each pixel reads most, as trace_maths.ownership
     writer.add(f"{name}/owners", owner.ravel().astype(kind))
-    writer.add(f"{name}/confidence", levels.quantise(confidence.ravel(), 1.0))
     writer.add(f"{name}/ownerColours", render.owner_colours(trace, owner).astype(np.uint8))
     matrix = trace_maths.semantic_self_matrix(trace, ref.stage, ref.block, trace_maths.fusion_in(trace, ref, fusion))
     self_tops = np.maximum(matrix.max(axis=1), np.finfo(np.float32).tiny).astype(np.float32)
     writer.add(f"{name}/self", levels.quantise(matrix, self_tops[:, None].astype(np.float64)))
     writer.add(f"{name}/selfTops", self_tops)
     largest = render.largest_owners(owner)
-    mean_area = trace_maths.area_holding(values.mean(axis=0), 0.5)
-    return {"name": name, "fusion": fusion, "uniform": uniform, "meanArea50": mean_area,
-            "readsUniform": 1.0 / (trace.num_semantic + (trace.grid(ref.stage).size if ref.kind == "merge" else 0)),
-            "labels": owner_labels(analysis, owner), "largestOwners": [[token, cells] for token, cells in largest],
+    return {"name": name, "fusion": fusion, "uniform": uniform, "meanArea50": trace_maths.area_holding(mean, 0.5),
+            "readsUniform": trace_maths.reads_uniform_weight(trace, ref),
+            "labels": owner_labels(analysis, owner, largest), "largestOwners": [[token, cells] for token, cells in largest],
             "ownedBy": int(len(np.unique(owner)))}
 
 
@@ -184,10 +186,8 @@ def drawing_tables(writer: Writer) -> dict:
     writer.add("ownerPalette", np.array(overlay.OWNER_PALETTE, np.uint8))
     writer.add("dimming", overlay.dimming_table())
     return {"colormaps": list(overlay.COLORMAPS), "bandWeights": list(overlay.BAND_WEIGHTS),
-            "topAtLeast": levels.TOP_AT_LEAST, "levels": levels.LEVELS, "massShares": list(trace_maths.MASS_SHARES),
-            "keyGrey": list(keys.BACKDROP_GREY_RGB), "rampSteps": keys.RAMP_STEPS, "homeColour": list(render.HOME_COLOUR),
-            "scales": render.SCALES, "defaultScale": render.DEFAULT_SCALE, "defaultOpacity": render.DEFAULT_OPACITY,
-            "topTokens": render.TOP_TOKENS, "ownershipSwatches": render.OWNERSHIP_SWATCHES,
+            "topAtLeast": levels.TOP_AT_LEAST, "massShares": list(trace_maths.MASS_SHARES),
+            "homeColour": list(render.HOME_COLOUR),
             "notes": {"tile": render.TILE_NOTE, "halfMass": render.HALF_MASS_NOTE, "uniform": render.UNIFORM_NOTE,
                       "cropped": render.CROPPED_NOTE, "spread": render.SPREAD_NOTE, "home": render.HOME_NOTE,
                       "ownership": render.OWNERSHIP_NOTE, "massBands": render.MASS_BANDS_NOTE}}
@@ -205,18 +205,15 @@ def analysis_payload(analysis: Analysis) -> bytes:
     blocks = []
     for part, ref, said in zip(parts, refs, built):
         writer.arrays.update(part.arrays)
-        heads = trace.maps[ref.map_name("semantic_to_pixel" if ref.kind == "dual" else "merged")].shape[1]
-        blocks.append({"label": ref.label, "stage": ref.stage, "block": ref.block, "kind": ref.kind, "heads": heads,
-                       "fusions": trace_maths.fusion_choices(trace, ref.stage),
-                       "standsOut": trace_maths.stands_out(trace, ref), "mean": said})
+        blocks.append({"label": ref.label, "stage": ref.stage, "block": ref.block, "kind": ref.kind,
+                       "fusions": trace_maths.fusion_choices(trace, ref.stage), "mean": said})
     for fusion in trace_maths.FUSIONS:
         add_stored(writer, f"class/{fusion}", [render.class_map(trace, fusion)])
-    opening = trace_maths.default_block(trace)
     last_dual = [ref for ref in refs if ref.kind == "dual"][-1]
     meta = {
         "tokens": trace.num_semantic, "homeGrid": list(trace.semantic_grid),
         "grids": {str(stage): list(trace.grid(stage)) for stage in STAGES},
-        "blocks": blocks, "opening": opening.label, "openingSaid": help_texts.opening_said(trace, opening),
+        "blocks": blocks, "opening": trace_maths.default_block(trace).label,
         "lead": trace_maths.lead_token(trace, last_dual), "classUniform": trace_maths.class_uniform_weight(trace),
         "quadrants": [[ref.label, shares] for ref, shares in trace_maths.merge_quadrants(trace)],
         "pictures": geometry_arrays(writer, analysis), "resolution": analysis.resolution,

@@ -89,17 +89,11 @@ def analyse_request(upload: Any, resolution: Any, max_pixels: int, session: str 
 
 
 def view_request(key: str, analysis: Analysis, block: Any, fusion: Any, scale: Any, colormap: Any, opacity: Any,
-                 token: Any = 0, point: Any = None, stage_token: Any = None,
-                 fusion_or_mean: bool = False) -> ViewRequest:
-    """The checked request; ``fusion_or_mean``: a fusion the block lacks (a head of another block) becomes
-    the mean instead of an error, as when the block changes under a chosen head."""
+                 token: Any = 0, point: Any = None, stage_token: Any = None) -> ViewRequest:
     block_ref = parse_block(analysis, block)
     choices = trace_maths.fusion_choices(analysis.trace, block_ref.stage)
     if fusion not in choices:
-        if not fusion_or_mean:
-            raise UserError(f"Heads must be one of {', '.join(choices)} (those of {block_ref.label}), "
-                            f"not {fusion!r}.")
-        fusion = "mean"
+        raise UserError(f"Heads must be one of {', '.join(choices)} (those of {block_ref.label}), not {fusion!r}.")
     stage_token = None if stage_token in (None, "", MEAN_OF_TOKENS) else parse_token(analysis, stage_token)
     return ViewRequest(key, analysis, block_ref, fusion, parse_style(scale, colormap, opacity),
                        parse_token(analysis, token), parse_point(point), stage_token)

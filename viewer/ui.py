@@ -269,7 +269,7 @@ def event_function(parse: Callable[..., Any], handler: Callable[..., dict[str, A
     # Gradio reads the parameters' names (the API's) and the special ones' types or defaults.
     parameters = [inspect.Parameter(API_PARAMETERS.get(name, name), inspect.Parameter.POSITIONAL_OR_KEYWORD)
                   for name in inputs]
-    special_types = {"session": gr.Request, "event": gr.SelectData}
+    special_types = {"session": gr.Request}
     parameters += [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in specials
                    if name != "progress"]
     if "progress" in specials:
@@ -338,14 +338,10 @@ class Wiring:
                                             selection.get("colormap"), selection.get("opacity"))
 
         self.on(named["explain_button"].click, explaining, handlers.explain,
-                ["key", "method", "target_class", "stage_choice", "controls"], drawn_by("explain"), ["progress"],
+                ["key", "method", "target_class", "stage_choice", "controls"], catalogue.names_of("explain"), ["progress"],
                 api_name=False, concurrency_limit=limits.concurrent_explanations)
         self.on(named["export_button"].click, explorer.selection_request, handlers.export, ["key", "controls"],
                 ["export_file"], api_name=False)
-
-
-def drawn_by(endpoint: str, *extra: str) -> list[str]:
-    return [view.name for view in catalogue.views_of(endpoint)] + list(extra)
 
 
 def build_demo(explorer: Explorer) -> gr.Blocks:

@@ -1,12 +1,12 @@
 // The Compare tab: one token on two images side by side (or on one image at two blocks), the pointer
 // mirrored on both, in each image's own coordinates, and one colour key for the pair on a shared scale.
 
-import {cellAt, homeBox, paintStored} from './draw.js';
+import {cellAt, ring} from './draw.js';
 import {attentionKey} from './keys.js';
 import {buildSections, notice, whileShown} from './layout.js';
-import {MapPicture, follow} from './pictures.js';
+import {MapPicture, follow, tokenPicture} from './pictures.js';
 import {touched} from './store.js';
-import {describeValue} from './tokens_view.js';
+import {valueText} from './readout.js';
 
 export function mountCompare(root, ctx, views) {
   const {store} = ctx;
@@ -29,9 +29,6 @@ export function mountCompare(root, ctx, views) {
   tokenInput.addEventListener('change', () => {
     const number = Number(tokenInput.value), count = store.state.primary ? store.state.primary.tokens : 0;
     if (Number.isInteger(number) && number >= 0 && number < count) store.set({token: number, hoverToken: null});
-  });
-  tokenInput.addEventListener('keydown', (event) => {
-    if (event.key === 'ArrowUp' || event.key === 'ArrowDown') return;  // the input's own steps
   });
   blockChoice.addEventListener('change', () => store.set({compareBlock: blockChoice.value}));
   for (const [name, picture] of Object.entries(sides)) {
@@ -69,12 +66,10 @@ export function mountCompare(root, ctx, views) {
         picture.message(`This image has tokens 0 to ${data.tokens - 1} only.`);
         continue;
       }
-      const image = paintStored(data.display, block.stage, item.stored, style, data.tables,
-                                shared !== null ? shared : item.stored.top, true);
-      homeBox(image, data.display.home(token), data.display.lineWidth, data.meta.homeColour);
-      picture.show(image, shared !== null ? '' : attentionKey(data, style, [item.stored.top],
-                                                              {single: true, note: data.meta.notes.home, uniform: item.stored.uniform}),
-                   `token ${token}, ${block.label}`);
+      const fusion = data.fusionIn(item.side.index, state.fusion);
+      const {image, key} = tokenPicture(ctx.cache, data, block, fusion, token, item.stored, style,
+                                        shared !== null ? shared : item.stored.top);
+      picture.show(image, shared !== null ? '' : key, `token ${token}, ${block.label}`);
       picture.title(`token ${token}, ${block.label}${data === state.primary ? '' : ' (second image)'} · ${data.meta.resolution}`);
       picture.marker.width = data.display.width; picture.marker.height = data.display.height;
       picture.figure.dataset.token = token;
@@ -99,15 +94,11 @@ export function mountCompare(root, ctx, views) {
       const side = chosen[name];
       if (!state.comparePoint || state.token >= side.data.tokens) { picture.say(''); continue; }
       const x = state.comparePoint[0] * picture.marker.width, y = state.comparePoint[1] * picture.marker.height;
-      const radius = Math.max(4, Math.round(picture.marker.width / 60));
-      for (const [colour, width] of [['#000', 4], ['#fff', 2]]) {
-        context.strokeStyle = colour; context.lineWidth = width;
-        context.beginPath(); context.arc(x, y, radius, 0, 2 * Math.PI); context.stroke();
-      }
+      ring(context, x, y, Math.max(4, Math.round(picture.marker.width / 60)), 2);
       const block = ctx.blockData(side.data, side.index, side.data.fusionIn(side.index, state.fusion));
       if (!block) continue;
       const stage = side.data.blocks[side.index].stage;
-      picture.say(describeValue(block.tokens(state.token), cellAt(side.data.display, stage, x, y), `token ${state.token}'s attention`));
+      picture.say(valueText(block.tokens(state.token), cellAt(side.data.display, stage, x, y), `token ${state.token}'s attention`));
     }
   }
 

@@ -47,7 +47,6 @@ export class BlockData {
     this.readTops = arrays[`${prefix}/readTops`];
     this.topTokens = arrays[`${prefix}/topTokens`];
     this.owners = arrays[`${prefix}/owners`];
-    this.confidence = arrays[`${prefix}/confidence`];
     this.ownerColours = arrays[`${prefix}/ownerColours`];
     this.self = arrays[`${prefix}/self`];
     this.selfTops = arrays[`${prefix}/selfTops`];
@@ -117,9 +116,13 @@ export class AnalysisData {
     return this.blocks[index].fusions.includes(fusion) ? fusion : 'mean';
   }
 
+  // The fusion the class attention takes for `fusion`: its heads are not any block's, so a head is the mean.
+  classFusion(fusion) {
+    return ['mean', 'max', 'min'].includes(fusion) ? fusion : 'mean';
+  }
+
   classMap(fusion) {
-    const chosen = ['mean', 'max', 'min'].includes(fusion) ? fusion : 'mean';
-    return storedMaps(this.arrays, `class/${chosen}`, this.meta.classUniform, 4)(0);
+    return storedMaps(this.arrays, `class/${this.classFusion(fusion)}`, this.meta.classUniform, 4)(0);
   }
 
   // The last block of each stage that has token maps, in order.

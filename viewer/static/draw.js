@@ -234,3 +234,19 @@ export function put(canvas, image) {
   }
   canvas.getContext('2d').putImageData(image, 0, 0);
 }
+
+// A ring (and, with `ticks`, a crosshair through it) at (x, y), white on a black edge so that it shows on
+// any photo: the point the pointer reads.
+export function ring(context, x, y, radius, width, ticks = false) {
+  for (const [colour, lineWidth] of [['#000', width + 2], ['#fff', width]]) {
+    context.strokeStyle = colour; context.lineWidth = lineWidth;
+    context.beginPath(); context.arc(x, y, radius, 0, 2 * Math.PI); context.stroke();
+    if (!ticks) continue;
+    for (const [dx, dy] of [[1, 0], [-1, 0], [0, 1], [0, -1]]) {
+      context.beginPath();
+      context.moveTo(x + dx * radius / 2, y + dy * radius / 2);
+      context.lineTo(x + dx * radius * 2, y + dy * radius * 2);
+      context.stroke();
+    }
+  }
+}

@@ -19,6 +19,7 @@ const SELECTION = ['block', 'fusion', 'scale', 'colormap', 'opacity', 'token', '
 const STYLE = ['scale', 'colormap', 'opacity'];
 
 function createExplorer() {
+  const awaited = new WeakSet();  // the fetches of a block's other heads whose arrival is already awaited
   const store = new Store({
     primary: null, compare: null, loading: null, arrived: 0,
     block: null, fusion: 'mean', scale: 'per map', colormap: 'inferno', opacity: 0.8,
@@ -32,12 +33,16 @@ function createExplorer() {
     displayedToken: (state) => (state.hoverToken !== null ? state.hoverToken : state.token),
     displayedPoint: (state) => state.hoverPoint || state.point ||
       [state.primary.display.width / 2, state.primary.display.height / 2],
-    // A block's data for a fusion: at once for the head mean, else once fetched (null until then).
+    // A block's data for a fusion: at once for the head mean, else once fetched (null until then; its
+    // arrival, said once, redraws the views).
     blockData(data, index, fusion) {
       const found = data.blockData(index, fusion);
       if (!(found instanceof Promise)) return found;
-      found.then(() => store.set({arrived: store.state.arrived + 1}),
-                 (error) => store.set({loading: `The heads could not be loaded: ${error.message}`}));
+      if (!awaited.has(found)) {
+        awaited.add(found);
+        found.then(() => store.set({arrived: store.state.arrived + 1}),
+                   (error) => store.set({loading: `The heads could not be loaded: ${error.message}`}));
+      }
       return null;
     },
     blockView(state) {
@@ -78,8 +83,8 @@ function createExplorer() {
       const data = new AnalysisData(await fetchPayload(reference.url), reference.key, reference.url);
       if (ticket !== loads[which]) { data.release(); return; }
       const old = store.state[which];
-      ctx.cache.clear();
       if (which === 'primary') {
+        ctx.cache.clear();  // the pictures of the analysis it replaces
         store.set({primary: data, loading: null, block: data.meta.opening, fusion: 'mean', token: data.meta.lead,
                    hoverToken: null, point: null, hoverPoint: null, stageToken: null, ownerHover: null,
                    ownerIsolated: null, compareBlock: null});

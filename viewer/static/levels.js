@@ -23,7 +23,7 @@ export function standing(cells, top) {
   return attentionIndices([peak], top)[0] / LEVELS;
 }
 
-// The value a byte stands for, and that value in multiples of uniform.
+// The value a byte of a map stored with `top` (multiples of `uniform`; 1 for an attribution map) stands for.
 export function valueOf(byte, top, uniform) {
   return byte / LEVELS * top * uniform;
 }

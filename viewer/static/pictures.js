@@ -1,8 +1,8 @@
 // The building blocks of the live views: a large picture with its key and a readout of what lies under the
-// pointer, a grid of tiles, and a small cache of drawn pictures.
+// pointer, a grid of tiles, a small cache of drawn pictures, and one token's large picture.
 
-import {put} from './draw.js';
-import {escape} from './keys.js';
+import {homeBox, paintStored, put} from './draw.js';
+import {attentionKey, escape} from './keys.js';
 
 // Where a pointer event falls on a canvas, in the canvas's own pixels.
 export function pointOn(canvas, event) {
@@ -156,4 +156,17 @@ export class PictureCache {
   clear() {
     this.entries.clear();
   }
+}
+
+// One token's large picture, its map on `top` (its own by default) outlined and its home cell boxed, drawn
+// once per analysis, block, heads, scale and style (`cache`); and the key of the map on its own scale.
+export function tokenPicture(cache, data, block, fusion, token, stored, style, top = stored.top) {
+  const name = `token|${data.key}|${block.label}|${fusion}|${token}|${top}|${style.scale}|${style.colormap}|${style.opacity}`;
+  const image = cache.get(name, () => {
+    const drawn = paintStored(data.display, block.stage, stored, style, data.tables, top, true);
+    homeBox(drawn, data.display.home(token), data.display.lineWidth, data.meta.homeColour);
+    return drawn;
+  });
+  const key = attentionKey(data, style, [stored.top], {single: true, note: data.meta.notes.home, uniform: stored.uniform});
+  return {image, key};
 }

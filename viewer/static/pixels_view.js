@@ -2,13 +2,13 @@
 // token, the map of the token it reads most, its top tokens, and the ownership map, which names and lights
 // the region under the pointer and isolates one token's region on a click.
 
-import {cellAt, homeBox, paintOwners, paintStored, outline} from './draw.js';
+import {cellAt, paintOwners, paintStored, outline, ring} from './draw.js';
 import {tokenBars} from './charts.js';
 import {attentionKey, share, swatchKey, joinNotes} from './keys.js';
 import {buildSections, shownView, whileShown} from './layout.js';
-import {MapPicture, TileGrid, follow} from './pictures.js';
+import {MapPicture, TileGrid, follow, tokenPicture} from './pictures.js';
 import {touched} from './store.js';
-import {describeValue} from './tokens_view.js';
+import {valueText} from './readout.js';
 
 export function mountPixels(root, ctx, views) {
   const sections = buildSections(root, views);
@@ -26,12 +26,13 @@ export function mountPixels(root, ctx, views) {
   const top = new TileGrid(sections.top_tokens, 'the tokens this pixel reads most', {selectable: true, wide: true});
   const ownership = new MapPicture(sections.ownership, 'ownership map');
   let bars = null;
+  let readsShown = null;  // what the reads, top tokens and owner's map now show: they change only with the cell
 
   follow(ownerMap.canvas, {
     move: (x, y) => {
       const {state} = store, view = ctx.blockView(state), token = Number(ownerMap.figure.dataset.token);
       if (view && Number.isInteger(token)) {
-        ownerMap.say(describeValue(view.data.tokens(token), cellAt(state.primary.display, view.block.stage, x, y),
+        ownerMap.say(valueText(view.data.tokens(token), cellAt(state.primary.display, view.block.stage, x, y),
                                    `token ${token}'s attention`));
       }
     },
@@ -80,27 +81,22 @@ export function mountPixels(root, ctx, views) {
   function drawPhoto(state) {
     const data = state.primary;
     if (photo.src !== data.photoUrl) photo.src = data.photoUrl;
-    marker.width = data.display.width; marker.height = data.display.height;
+    if (marker.width !== data.display.width || marker.height !== data.display.height) {
+      marker.width = data.display.width; marker.height = data.display.height;
+    }
     const [x, y] = ctx.displayedPoint(state);
     const context = marker.getContext('2d');
     context.clearRect(0, 0, marker.width, marker.height);
-    const radius = Math.max(5, Math.round(Math.min(marker.width, marker.height) / 40));
-    for (const [colour, width] of [['#000', data.display.lineWidth + 2], ['#fff', data.display.lineWidth]]) {
-      context.strokeStyle = colour; context.lineWidth = width;
-      context.beginPath(); context.arc(x, y, radius, 0, 2 * Math.PI); context.stroke();
-      for (const [dx, dy] of [[1, 0], [-1, 0], [0, 1], [0, -1]]) {
-        context.beginPath();
-        context.moveTo(x + dx * radius / 2, y + dy * radius / 2);
-        context.lineTo(x + dx * radius * 2, y + dy * radius * 2);
-        context.stroke();
-      }
-    }
+    ring(context, x, y, Math.max(5, Math.round(Math.min(marker.width, marker.height) / 40)), data.display.lineWidth, true);
     marker.dataset.point = `${Math.round(x)},${Math.round(y)}`;
   }
 
   function drawReads(state) {
     const data = state.primary, style = ctx.style(state), reads = currentReads(state);
     if (!reads) return;
+    const shown = `${data.key}|${reads.view.block.label}|${reads.view.fusion}|${reads.cell}|${style.scale}|${style.colormap}|${style.opacity}`;
+    if (shown === readsShown) return;
+    readsShown = shown;
     if (reads.cell < 0) {
       photoReadout.textContent = 'outside what the model saw';
       return;
@@ -116,18 +112,13 @@ export function mountPixels(root, ctx, views) {
     const stage = reads.view.block.stage;
     top.setCount(reads.top.length);
     const stored = reads.top.map((token) => reads.view.data.tokens(token));
+    const shared = Math.max(...stored.map((map) => map.top));
     reads.top.forEach((token, index) => top.draw(index, paintStored(data.thumbnail, stage, stored[index], style, data.tables,
-      Math.max(...stored.map((map) => map.top))), `token ${token}: reads ${reads.values[token].toFixed(2)}`, {token}));
+      shared), `token ${token}: reads ${reads.values[token].toFixed(2)}`, {token}));
     top.setKey(attentionKey(data, style, stored.map((map) => map.top), {small: true, uniform: reads.view.data.info.uniform}));
-    const ownerStored = reads.view.data.tokens(owner);
-    const image = ctx.cache.get(`${data.key}|${reads.view.block.label}|${reads.view.fusion}|${owner}|${style.scale}|${style.colormap}|${style.opacity}`, () => {
-      const drawn = paintStored(data.display, stage, ownerStored, style, data.tables, ownerStored.top, true);
-      homeBox(drawn, data.display.home(owner), data.display.lineWidth, data.meta.homeColour);
-      return drawn;
-    });
-    ownerMap.show(image, attentionKey(data, style, [ownerStored.top], {single: true, note: data.meta.notes.home,
-                                                                      uniform: ownerStored.uniform}),
-                  `token ${owner}, ${reads.view.block.label}`);
+    const {image, key} = tokenPicture(ctx.cache, data, reads.view.block, reads.view.fusion, owner,
+                                      reads.view.data.tokens(owner), style);
+    ownerMap.show(image, key, `token ${owner}, ${reads.view.block.label}`);
     ownerMap.figure.dataset.token = owner;
     ownerMap.title(`token ${owner}, ${reads.view.block.label}: the token this pixel reads most`);
   }

@@ -1,8 +1,25 @@
-// Readouts on the pictures the server draws (the tour, the explanations): the value under the pointer and
-// its share of the map's mass, read from the stored map the picture carries; on an ownership map, the token
-// that owns the spot. Hovering or tapping reads; leaving the picture asks again.
+// The value under the pointer and its share of the map's mass, in words: on the live views' maps, and on the
+// pictures the server draws (the tour, the explanations), read from the stored map the picture carries; on
+// an ownership map, the token that owns the spot. Hovering or tapping reads; leaving the picture asks again.
 
 import {g3, share} from './keys.js';
+import {valueOf} from './levels.js';
+
+// A stored map's byte in words: its value, in multiples of uniform (attention maps: `uniform` not null), and
+// its share of the map's `total` mass.
+function byteText(byte, top, uniform, total) {
+  if (byte === 0) return "about 0 here (under 1/255 of the scale's top)";
+  const value = valueOf(byte, top, uniform !== null ? uniform : 1);
+  const ofMass = total > 0 ? ` · ${share(value / total)} of the map's mass` : '';
+  const times = uniform !== null ? ` (${g3(value / uniform)}× uniform)` : '';
+  return `${g3(value)} here${times}${ofMass}`;
+}
+
+// What `stored` (a live view's attention map) holds at `cell`, said of `what`.
+export function valueText(stored, cell, what) {
+  if (cell < 0) return 'outside what the model saw';
+  return `${what}: ${byteText(stored.cells[cell], stored.top, stored.uniform, stored.total)}`;
+}
 
 function bytes(text, Type) {
   const raw = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
@@ -21,17 +38,11 @@ function mapOf(figure) {
   return figure._map;
 }
 
-export function describe(map, x, y) {
+function describe(map, x, y) {
   const xi = Math.floor(x), yi = Math.floor(y);
   const row = map.rows[yi], column = map.columns[xi];
   if (row === undefined || column === undefined || row < 0 || column < 0) return 'outside what the model saw';
-  const byte = map.cells[row * map.width + column];
-  const unit = map.uniform !== null ? map.top * map.uniform : map.top;
-  const value = byte / 255 * unit;
-  if (byte === 0) return "about 0 here (under 1/255 of the scale's top)";
-  const ofMass = map.total > 0 ? ` · ${share(value / map.total)} of the map's mass` : '';
-  const times = map.uniform !== null ? ` (${g3(value / map.uniform)}× uniform)` : '';
-  return `${g3(value)} here${times}${ofMass}`;
+  return byteText(map.cells[row * map.width + column], map.top, map.uniform, map.total);
 }
 
 export function attach(element, prompt) {

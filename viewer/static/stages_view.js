@@ -7,7 +7,7 @@ import {attentionKey, barKey, escape, g3, share} from './keys.js';
 import {buildSections, shownView, whileShown} from './layout.js';
 import {MapPicture, TileGrid, follow} from './pictures.js';
 import {touched} from './store.js';
-import {describeValue} from './tokens_view.js';
+import {valueText} from './readout.js';
 
 export function mountStages(root, ctx, views) {
   const {store} = ctx;
@@ -36,7 +36,7 @@ export function mountStages(root, ctx, views) {
       const {state} = store;
       if (state.primary) {
         const map = state.primary.classMap(state.fusion);
-        classPicture.say(describeValue(map, cellAt(state.primary.display, 4, x, y), "the class token's attention"));
+        classPicture.say(valueText(map, cellAt(state.primary.display, 4, x, y), "the class token's attention"));
       }
     },
     leave: () => classPicture.say(''),
@@ -77,7 +77,7 @@ export function mountStages(root, ctx, views) {
   function drawClass(state) {
     const data = state.primary, style = ctx.style(state), map = data.classMap(state.fusion);
     const image = paintStored(data.display, 4, map, style, data.tables, map.top, true);
-    const headNote = ['mean', 'max', 'min'].includes(state.fusion) ? ''
+    const headNote = data.classFusion(state.fusion) === state.fusion ? ''
       : `mean of the class block's heads (${state.fusion} is a head of ${state.block}, not of the class block)`;
     classPicture.show(image, attentionKey(data, style, [map.top], {single: true, note: headNote, uniform: map.uniform}),
                       'class attention');

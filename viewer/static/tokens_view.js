@@ -1,19 +1,12 @@
 // The Semantic tokens tab: every token's map at the block (on the home grid where it fits), one token large
 // with its home cell, its statistics and the value under the pointer, and that token through every block.
 
-import {homeBox, paintStored, cellAt} from './draw.js';
-import {attentionKey, g3, share, escape} from './keys.js';
+import {paintStored, cellAt} from './draw.js';
+import {attentionKey, share, escape} from './keys.js';
 import {buildSections, bringIntoView, shownView, whileShown} from './layout.js';
-import {MapPicture, TileGrid, follow} from './pictures.js';
+import {MapPicture, TileGrid, follow, tokenPicture} from './pictures.js';
 import {touched} from './store.js';
-
-export function describeValue(stored, cell, what) {
-  if (cell < 0) return 'outside what the model saw';
-  const value = stored.cells[cell] / 255 * stored.top * stored.uniform;
-  if (stored.cells[cell] === 0) return `${what}: about 0 here (under 1/255 of the scale's top)`;
-  const ofMass = stored.total > 0 ? ` · ${share(value / stored.total)} of the map's mass` : '';
-  return `${what}: ${g3(value)} here (${g3(value / stored.uniform)}× uniform)${ofMass}`;
-}
+import {valueText} from './readout.js';
 
 export function statisticsText(token, label, stats, homeGrid) {
   const home = [Math.floor(token / homeGrid[1]), token % homeGrid[1]];
@@ -73,7 +66,7 @@ export function mountTokens(root, ctx, views) {
       const {state} = store, view = ctx.blockView(state);
       if (!view) return;
       const token = ctx.displayedToken(state);
-      detail.say(describeValue(view.data.tokens(token), cellAt(state.primary.display, view.block.stage, x, y),
+      detail.say(valueText(view.data.tokens(token), cellAt(state.primary.display, view.block.stage, x, y),
                                `token ${token}'s attention`));
     },
     leave: () => detail.say(''),
@@ -100,15 +93,8 @@ export function mountTokens(root, ctx, views) {
 
   function drawDetail(state, view) {
     const data = state.primary, style = ctx.style(state), token = ctx.displayedToken(state);
-    const stored = view.data.tokens(token);
-    const image = ctx.cache.get(`${data.key}|${view.block.label}|${view.fusion}|${token}|${style.scale}|${style.colormap}|${style.opacity}`, () => {
-      const drawn = paintStored(data.display, view.block.stage, stored, style, data.tables, stored.top, true);
-      homeBox(drawn, data.display.home(token), data.display.lineWidth, data.meta.homeColour);
-      return drawn;
-    });
-    detail.show(image, attentionKey(data, style, [stored.top], {single: true, note: data.meta.notes.home,
-                                                                uniform: stored.uniform}),
-                `token ${token}, ${view.block.label}`);
+    const {image, key} = tokenPicture(ctx.cache, data, view.block, view.fusion, token, view.data.tokens(token), style);
+    detail.show(image, key, `token ${token}, ${view.block.label}`);
     stats.innerHTML = statisticsText(token, view.block.label, view.data.statistics(token), data.homeGrid);
     detail.figure.dataset.token = token;
   }
