@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import app, browser, capture, explanation_time, forward, training
+from bench import app, browser, capture, explanation_time, export, forward, training
 from bench.timing import parse_bench_arguments, print_table
 
 
@@ -14,7 +14,8 @@ def main() -> None:
     arguments = parse_bench_arguments(parser)
     figures = forward.measure(arguments.repeats, arguments.official) + capture.measure(arguments.repeats) \
         + app.measure(arguments.repeats) + browser.measure(max(3, arguments.repeats // 2)) \
-        + explanation_time.measure(1) + training.measure(max(5, arguments.repeats))
+        + explanation_time.measure(1) + export.measure(max(1, arguments.repeats // 3)) \
+        + training.measure(max(5, arguments.repeats))
     print_table("Dual-ViT Explorer performance", figures)
 
 

@@ -32,8 +32,9 @@ def chromium_path() -> str:
 class Visit:
     """One page in Chromium with every request beyond 127.0.0.1 blocked (and counted), and what it asked for."""
 
-    def __init__(self, page):
+    def __init__(self, page, offline: bool = False):
         self.page = page
+        self.offline = offline  # a file opened alone: nothing beyond the file itself may be fetched
         self.blocked: list[str] = []
         self.requests: list[str] = []
         page.route("**/*", self.only_local)
@@ -43,7 +44,8 @@ class Visit:
 
     def only_local(self, route) -> None:
         host = urlparse(route.request.url).hostname
-        if host in ("127.0.0.1", "localhost") or route.request.url.startswith(("data:", "blob:")):
+        local = host in ("127.0.0.1", "localhost") and not self.offline
+        if local or route.request.url.startswith(("data:", "blob:")) or (self.offline and route.request.url.startswith("file:")):
             route.continue_()
         else:
             self.blocked.append(route.request.url)
@@ -96,18 +98,21 @@ class Visit:
 
 
 @contextmanager
-def browser_page(url: str, viewport: str = "desktop") -> Iterator[Visit]:
-    width, height = VIEWPORTS[viewport]
+def browser_page(url: str, viewport: str = "desktop", size: tuple[int, int] | None = None) -> Iterator[Visit]:
+    """``url`` in Chromium at a viewport's size (or ``size``); a file:// URL is opened offline: every request beyond
+    the file is blocked."""
+    width, height = size or VIEWPORTS[viewport]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": width, "height": height}, has_touch=viewport == "phone")
-        visit = Visit(page)
+        page = browser.new_page(viewport={"width": width, "height": height}, has_touch=viewport == "phone",
+                                accept_downloads=True)
+        visit = Visit(page, offline=url.startswith("file:"))
         page.goto(url)
         try:
             yield visit
         finally:
             browser.close()
-    assert not visit.blocked, f"the page asked for something beyond 127.0.0.1: {visit.blocked}"
+    assert not visit.blocked, f"the page asked for something beyond {'its file' if visit.offline else '127.0.0.1'}: {visit.blocked}"
     assert not visit.errors, f"the page raised: {visit.errors}"
 
 

@@ -1,11 +1,12 @@
 """The launched Gradio server, driven through its API with gradio_client."""
 from __future__ import annotations
 
+import json
 import re
+import xml.etree.ElementTree as ElementTree
 import zipfile
 from pathlib import Path
 
-import cv2
 import httpx
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from gradio_client.exceptions import AppError
 from image_corpus import corpus
 
 from analysis import trace_maths
+from analysis.explanations import METHODS
 from model.trace import Trace
 from viewer import catalogue, payload
 
@@ -72,6 +74,31 @@ def test_a_block_sends_another_fusion_of_its_heads_and_refuses_one_it_lacks(app_
     assert refused.status_code == 404 and "Heads must be one of mean, max, min, head 0" in refused.json()["detail"]
     unknown = httpx.get(f"{app_server.url.rstrip('/')}/explorer-data/{'0' * 32}")
     assert unknown.status_code == 404 and "analyse an image first" in unknown.json()["detail"]
+
+
+def test_one_picture_downloads_as_a_figure_and_a_bad_request_is_said(app_server, session):
+    key = app_server.explorer.cache.latest_of(session.session_hash)
+    base = f"{app_server.url.rstrip('/')}/explorer-figure/{key}"
+    asked = {"block": "stage 2 · block 0", "token": "12", "scale": "mass", "point": "40.5,100"}
+    for name, file_format, starts in (("token_image", "png", b"\x89PNG"), ("pixel_owner", "svg", b"<?xml"),
+                                      ("tour_step_3", "pdf", b"%PDF"), ("compare_left", "png", None)):
+        response = httpx.get(f"{base}/{name}.{file_format}", params=asked)
+        if starts is None:  # not a figure of its own: Compare downloads its sides as token_image
+            assert response.status_code == 404 and "No figure named 'compare_left'" in response.json()["detail"]
+            continue
+        assert response.status_code == 200 and response.content.startswith(starts), (name, response.text[:200])
+        assert response.headers["content-disposition"] == f'attachment; filename="{name}.{file_format}"'
+    said = httpx.get(f"{base}/token_image.svg", params=asked).text
+    assert "Token 12 at stage 2 · block 0" in said and "UNTRAINED WEIGHTS" in said
+    for params, path, message in (({"token": "64"}, "token_image.png", "Token 64 does not exist"),
+                                  ({}, "token_image.gif", "PNG, SVG or PDF"),
+                                  ({"point": "a,b"}, "pixel_reads.png", "A point is two numbers"),
+                                  ({}, "tour_step_9.png", "The tour has steps 1 to 7"),
+                                  ({}, "explain_image.png", "No figure named 'explain_image'")):
+        response = httpx.get(f"{base}/{path}", params=params)
+        assert response.status_code == 404 and message in response.json()["detail"], (path, response.text)
+    gone = httpx.get(f"{app_server.url.rstrip('/')}/explorer-figure/{'0' * 32}/token_image.png")
+    assert gone.status_code == 404 and "analyse an image first" in gone.json()["detail"]
 
 
 ENDPOINT_ARGUMENTS = {"token_gallery": [], "token_detail": [17], "pixel_view": [None],
@@ -167,20 +194,27 @@ def test_odd_files_through_the_server(app_server, tmp_path, case):
     assert client.predict(handle_file(EXAMPLES / "coffee.jpg"), "224", api_name="/analyse")[0]["confidences"]
 
 
-def test_export_bundles_png_trace_and_settings(session, tmp_path):
-    archive = session.predict(*VIEW, 5, None, api_name="/export")
+def test_export_bundles_every_view_the_deck_the_animations_the_trace_and_the_settings(session, tmp_path):
+    archive = session.predict(*VIEW, 5, None, api_name="/export", token_choice="7")
     with zipfile.ZipFile(archive) as bundle:
-        assert sorted(bundle.namelist()) == ["settings.json", "trace.safetensors", "trace_maths.png"]
+        names = set(bundle.namelist())
         bundle.extractall(tmp_path)
+    views = [view.name for view in catalogue.VIEWS if view.exported]
+    assert {f"{name}.{suffix}" for name in views for suffix in ("png", "svg", "pdf")} <= names
+    assert {"token_gallery.png", "filmstrip.png", "deck.html", "deck.pdf", "token_through_blocks.mp4",
+            "mean_through_stages.gif", "pixel_reads.html", "trace.safetensors", "settings.json"} <= names
     trace = Trace.load(tmp_path / "trace.safetensors")
     assert trace.num_semantic == 64 and "stage2.block0.semantic_to_pixel" in trace.maps
-    assert (tmp_path / "trace_maths.png").stat().st_size > 10_000
-    without = cv2.imread(str(tmp_path / "trace_maths.png")).shape
-    # After an explanation, the download shows it too: one more panel in the top row.
+    settings = json.loads((tmp_path / "settings.json").read_text())
+    assert settings["token"] == 5 and settings["stage_token"] == 7 and settings["explanation"] is None
+    stages = ElementTree.parse(tmp_path / "stages.svg").getroot()
+    said = " ".join(" ".join(text.itertext()) for text in stages.iter("{http://www.w3.org/2000/svg}text"))
+    assert "token 7" in said and "scene_10_circle_triangle_heart.png" in said  # the Stages token as chosen
+    # After an explanation, the download holds it too, headed with its method.
     session.predict("dual_rollout", None, 2, "per map", "inferno", 0.6, api_name="/explain")
     with zipfile.ZipFile(session.predict(*VIEW, 5, None, api_name="/export")) as bundle:
-        with_explanation = cv2.imdecode(np.frombuffer(bundle.read("trace_maths.png"), np.uint8), cv2.IMREAD_COLOR).shape
-    assert with_explanation[1] > without[1] * 1.2
+        assert {"explain_image.png", "explain_image.svg"} <= set(bundle.namelist())
+        assert json.loads(bundle.read("settings.json"))["explanation"] == METHODS["dual_rollout"].title
 
 
 @pytest.mark.parametrize("method", ["grad_cam", "dual_rollout", "aux_head", "token_importance"])
@@ -226,8 +260,6 @@ def test_a_malformed_upload_gets_a_clear_400_and_the_server_keeps_serving(app_se
 
 def test_a_declared_method_is_on_the_page_in_the_api_and_in_the_export(small_weights, tmp_path):
     """One declaration is all a method needs: a dummy one, registered before the page is built."""
-    import json
-
     from conftest import launch
 
     from analysis.explanations import ExplanationMethod, register, unregister

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import app, browser, capture, explanation_time, forward, training
+from bench import app, browser, capture, explanation_time, export, forward, training
 from bench.timing import Figure, ProcessState
 from model.bundle import open_model
 from viewer.service import Explorer
@@ -22,6 +22,7 @@ BENCHES = {
     "explanation_time": lambda: explanation_time.measure(1, explorer=Explorer(open_model(None, device="cpu"))),
     "training": lambda: training.measure(1),
     "browser": lambda: browser.measure(1, models=("shipped model",)),
+    "export": lambda: export.measure(1, models=("shipped model",)),
 }
 
 

@@ -2,13 +2,16 @@
 the page as a first-time visitor reads it, with a screenshot of every tab."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 from browser_page import SCENE, VIEWPORTS, browser_page
 from playwright.sync_api import expect
 
 from analysis import trace_maths
-from viewer import catalogue, markup, overlay
+from viewer import catalogue, export, markup, overlay, render
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -51,6 +54,13 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         owner, _ = trace_maths.ownership(analysis.trace, last_dual.stage, last_dual.block)
         spot = (0.3, 0.4)  # of the picture's width and height: inside one cell of the square example's grid
         expected = int(owner[int(spot[1] * owner.shape[0]), int(spot[0] * owner.shape[1])])
+        # The tour presents one step at a time: Next steps on, the counter says where.
+        expect(page.locator(".tour-step:visible")).to_have_count(1)
+        for _ in range(4):
+            page.get_by_role("button", name="Next ›").click()
+        expect(page.locator(".dvx-presenter .deck-counter")).to_have_text(f"5 / {render.TOUR_STEPS}")
+        expect(page.locator(".tour-step:visible")).to_have_count(1)
+        expect(page.locator("#tour-step-4")).to_be_visible()
         ownership_map = page.locator("#tour-picture-4 figure[data-owners] img")
         ownership_map.scroll_into_view_if_needed()
         box = ownership_map.bounding_box()
@@ -99,7 +109,9 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         grey = overlay.backdrop(np.full((1, 1, 3), 128, np.uint8))[0, 0]
         expect(page.locator("#token-gallery .key-bar")).to_have_css("background-color", "rgb({}, {}, {})".format(*grey))
 
-        # Enter in the token box draws that token and moves the highlight.
+        # Enter in the token box draws that token and moves the highlight (the pointer off the tiles, whose hover
+        # would show the tile under it instead).
+        page.mouse.move(0, 0)
         token_box = page.locator("#live-tokens .dvx-token-box input")
         token_box.fill("27")
         token_box.press("Enter")
@@ -125,4 +137,19 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         page.locator('#token-gallery .dvx-tile[data-index="5"]').click()
         expect(page.locator("#token-stats")).to_contain_text("Token 5")
         expect(token_box).to_have_value("5")
+
+        # A picture's download is the slide-ready figure of what the page shows: the server's file for the selection.
+        if viewport == "desktop":
+            with page.expect_download() as downloading:
+                page.locator("#token-image .dvx-download a[data-format=png]").click()
+            download = downloading.value
+            assert download.suggested_filename == "token_image.png"
+            state = page.evaluate("() => { const s = window.dualvitExplorer.store.state; return {block: s.block, "
+                                  "fusion: s.fusion, scale: s.scale, colormap: s.colormap, opacity: String(s.opacity), "
+                                  "token: String(s.token)}; }")
+            assert state["token"] == "5"
+            expected = export.figure_file(shipped_app.explorer, key, "token_image", "png", state)
+            assert Path(download.path()).read_bytes() == expected
+            image = cv2.imread(download.path())
+            assert image.shape[1] >= 1080
     assert shipped_app.explorer.forward_passes >= 1

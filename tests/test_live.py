@@ -2,6 +2,10 @@
 server, compares two images, keeps one selection, brings results into view on a phone and keeps its memory."""
 from __future__ import annotations
 
+import json
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 from browser_page import EXAMPLES, PHOTO, SCENE, browser_page
@@ -210,6 +214,23 @@ def test_compare_shows_the_same_token_on_both_images_and_mirrors_the_pointer(shi
         visit.set(scale="per map")
         assert left.locator(".colour-key").count() == 1 and right.locator(".colour-key").count() == 1
         visit.shot(f"live_compare_{viewport}")
+        # The right-hand picture downloads as the token's figure on the second image, at its own block.
+        with page.expect_download() as downloading:
+            page.locator("#compare-right .dvx-download a[data-format=svg]").click()
+        said = Path(downloading.value.path()).read_text()
+        assert "Token 12 at" in said and SECOND_SCENE.name in said
+        if viewport == "desktop":  # the page's download: the compared image's tour follows the first's in the deck
+            visit.open_tab("Export")
+            page.get_by_role("button", name="Prepare download").click()
+            link = page.locator("#export-file a").first
+            link.wait_for(timeout=120_000)
+            with page.expect_download() as downloading:
+                link.click()
+            with zipfile.ZipFile(downloading.value.path()) as bundle:
+                deck = bundle.read("deck.html").decode()
+                assert json.loads(bundle.read("settings.json"))["token"] == 12
+            assert deck.count('<section class="slide') == 2 * (render.TOUR_STEPS + 1)
+            assert deck.index(SCENE.name) < deck.index("The compared image") < deck.rindex(SECOND_SCENE.name)
 
 
 def test_the_selection_stays_one_state_when_a_dropdown_is_opened_and_a_tile_clicked_at_once(shipped_app):

@@ -457,7 +457,7 @@ def test_the_innermost_mass_band_is_outlined_on_a_large_picture():
                                thumbnail_geometry=identity(64, 64))
     values = np.full((4, 4), 0.01)
     values[1, 1] = 0.85  # half the mass and more in one cell: original rows and columns 16..31
-    (drawn,), _ = render.draw_maps(analysis, [StoredMap.of_attention(values, 1 / 16)], render.Style(scale="mass"))
+    drawn = render.draw_one(analysis, StoredMap.of_attention(values, 1 / 16), render.Style(scale="mass")).image
     assert drawn[24, 16].min() > 240 and tuple(drawn[24, 15]) == (0, 0, 0)  # light border, dark edge outside
 
 
@@ -484,7 +484,8 @@ def test_maps_are_drawn_over_the_grey_photo_and_only_large_pictures_carry_the_ou
     quiet[12:36, 12:36] = False  # away from the cell and its outline
     for scale in ("per map", "mass"):
         style = render.Style(scale=scale)
-        (large,), large_key = render.draw_maps(analysis, [values], style)
+        large_picture = render.draw_one(analysis, values, style)
+        large, large_key = large_picture.image, large_picture.key
         (small,), small_key = render.draw_maps(analysis, [values], style, small=True)
         grey = overlay.backdrop(photo)
         # Where the map is zero, the photo in grey: every colour in the picture is the map's.
@@ -558,12 +559,13 @@ def test_an_exported_key_fades_in_from_the_grey_under_a_map_as_the_pages_key_doe
     # Past the page's first stop (a tenth of the bar), the colour map itself, as on the page.
     np.testing.assert_array_equal(bar[20:], full[20:])
     assert np.abs(bar[1:20].astype(int) - full[1:20]).max() > 0  # and a fade before it
-    # The strip of a PNG carries that bar (260 px wide in a strip this wide), row after row.
-    strip = keys.key_strip(keys.ColourKey("attention"), 600).astype(int)
-    drawn = keys.bar_colours("inferno", 260).astype(int)
-    rows_with_the_bar = [y for y in range(len(strip)) for x in range(600 - 260)
-                         if np.array_equal(strip[y, x:x + 260], drawn)]
-    assert len(rows_with_the_bar) == 12, rows_with_the_bar
+    # An exported figure's key draws that bar, step by step, as vector rectangles.
+    from matplotlib.collections import PatchCollection
+
+    from viewer import figure_files
+    figure = figure_files.laid_out(figure_files.key_blocks(keys.ColourKey("attention")))
+    (collection,) = [artist for artist in figure.get_children() if isinstance(artist, PatchCollection)]
+    np.testing.assert_allclose(collection.get_facecolors()[:, :3], keys.bar_colours("inferno", 64) / 255.0, atol=1e-6)
 
 
 def test_the_deepest_point_lies_in_the_largest_four_connected_region_the_picture_edge_counting_as_outside():

@@ -33,6 +33,7 @@ class Analysis:
     thumbnail_geometry: Geometry  # model input -> thumbnail
     resolution: str
     notes: tuple[str, ...]
+    name: str = "image"  # the image's file name, as exported figures and decks name it
 
     def nbytes(self) -> int:
         return (self.trace.nbytes() + self.inputs.numel() * self.inputs.element_size() + self.display.nbytes

@@ -17,6 +17,7 @@ from gradio.data_classes import FileData
 from viewer import catalogue, render
 from viewer.handlers import TOUR_NAMES, Handlers, answering
 from viewer.live import COLORMAPS
+from viewer.requests import MEAN_OF_TOKENS, ExportRequest
 from viewer.service import Explorer
 
 Scale = Literal[tuple(render.SCALES)]
@@ -78,12 +79,14 @@ def register(explorer: Explorer, handlers: Handlers) -> None:
                            catalogue.names_of("explain"))
 
     def export(block_label: str, fusion: str, scale: Scale, colormap: Colormap, opacity: float, token: float,
-               point: Optional[list[float]], request: gr.Request) -> FileData:
-        """The views, the trace and the settings in one zip."""
+               point: Optional[list[float]], request: gr.Request, token_choice: str = MEAN_OF_TOKENS) -> FileData:
+        """Every exported view (PNG, SVG, PDF; the Stages figure for ``token_choice``), the plots as offline HTML,
+        the tour as a deck, the animations, the trace and the settings, in one zip."""
         with answering():
             view = explorer.view_request(key_of(request), block_label, fusion, scale, colormap, opacity, token=token,
-                                         point=point)
-            return FileData(path=handlers.export(view)["export_file"], orig_name="dualvit_explorer_export.zip")
+                                         point=point, stage_token=token_choice)
+            return FileData(path=handlers.export(ExportRequest(view))["export_file"],
+                            orig_name="dualvit_explorer_export.zip")
 
     for endpoint in (token_gallery, token_detail, pixel_view, stages_view, tour, explain, export):
         concurrency = explorer.limits.concurrent_explanations if endpoint is explain else "default"

@@ -24,7 +24,8 @@ class View:
     (and API endpoint) that draws it for the API, the export and headless use (None: the page alone
     shows it). On a live tab (:data:`LIVE_TABS`) the browser draws it from the analysis's maps.
     ``beside``: laid out to the right of the view before it. ``picks_token``: clicking one of its tiles
-    picks that token. ``exported``: written by the export as a PNG (maps) or HTML (plots).
+    picks that token. ``exported``: written by the export (:mod:`viewer.export`) as a headed figure (PNG, SVG,
+    PDF; plots also as offline HTML), and downloadable from under the view on the page.
     """
 
     name: str
@@ -45,6 +46,12 @@ class View:
     def live(self) -> bool:
         """Drawn in the browser, from the maps the analysis sends once."""
         return self.tab in LIVE_TABS
+
+    @property
+    def downloadable(self) -> bool:
+        """Drawn in the browser as a picture, tiles, a photo or a plot: links under it download it as a figure
+        (Compare's pictures as the token's picture of their image and block)."""
+        return self.live and self.form != "text"
 
     @property
     def keyed(self) -> bool:

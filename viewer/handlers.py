@@ -13,16 +13,17 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlencode
 
 import gradio as gr
 
 from analysis import trace_maths
-from analysis.explanations import METHODS
 from viewer import help_texts, markup, render
 from viewer.errors import UserError
-from viewer.export import Settings, write_bundle
-from viewer.live import data_url
-from viewer.requests import RESOLUTIONS, AnalyseRequest, ExplainRequest, TourRequest, ViewRequest
+from viewer.export import TOUR_SLIDE, latest_explained, settings_of, write_bundle
+from viewer.figure_files import FILE_FORMATS
+from viewer.live import FIGURES, data_url
+from viewer.requests import RESOLUTIONS, AnalyseRequest, ExplainRequest, ExportRequest, TourRequest, ViewRequest
 from viewer.service import Explorer
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,16 @@ TOUR_NAMES = [tour_picture(step) for step in range(render.TOUR_STEPS)] + \
              [tour_text(step) for step in range(render.TOUR_STEPS)]
 
 
+# On the page an ownership picture names the region under the pointer (a deck's picture cannot).
+OWNER_HINT = " Hover over a region, or tap it, to name its token."
+
+
+def figure_url(key: str, name: str, style: render.Style) -> str:
+    """Where the page downloads one of its pictures as a figure (relative to the page; no format yet)."""
+    query = urlencode({"scale": style.scale, "colormap": style.colormap, "opacity": style.opacity})
+    return f"{FIGURES}/{key}/{name}.{{format}}?{query}"
+
+
 def prune_exports() -> None:
     """Delete downloads older than an hour, so a long-running Space does not fill its disk."""
     cutoff = time.time() - EXPORT_LIFETIME_SECONDS
@@ -78,7 +89,8 @@ class Handlers:
         """The request's image analysed, its maps set building for the browser: (key, trace, what was done)."""
         progress(0.3, desc=f"running Dual-ViT on {what} and capturing every attention map")
         loaded = request.image
-        key = self.explorer.analyse(loaded.image, request.resolution, tuple(loaded.notes), session=request.session)
+        key = self.explorer.analyse(loaded.image, request.resolution, tuple(loaded.notes), session=request.session,
+                                   name=loaded.name)
         self.explorer.prepare_payload(key)
         trace = self.explorer.get(key).trace
         said = f"Analysed at {RESOLUTIONS[request.resolution]}: {trace.num_semantic} semantic tokens " \
@@ -106,7 +118,8 @@ class Handlers:
     def analyse_second(self, request: AnalyseRequest, progress: Callable[..., None]) -> dict[str, Any]:
         """A second image for the Compare tab (or the first again, at another resolution)."""
         key, _, said = self.analysed(request, progress, "the second image")
-        return {"live_compare": {"load": {"key": key, "url": data_url(key)}}, "second_status": f"Second image: {said}"}
+        return {"live_compare": {"load": {"key": key, "url": data_url(key)}}, "second_status": f"Second image: {said}",
+                "second_key": key}
 
     def token_gallery(self, request: ViewRequest) -> dict[str, Any]:
         tiles = render.token_gallery(request.analysis, request.block, request.fusion, request.style)
@@ -138,8 +151,11 @@ class Handlers:
     def tour(self, request: TourRequest) -> dict[str, Any]:
         steps = render.tour(request.analysis, request.style)
         pictures = {tour_picture(index): markup.picture_html(step.picture, step.title, owners=step.owners)
+                    + markup.download_links(figure_url(request.key, f"{TOUR_SLIDE}{index + 1}", request.style),
+                                            ("png", "pdf"), "Download this step as a slide:")
                     for index, step in enumerate(steps)}
-        texts = {tour_text(index): f"### {index + 1}. {step.title}\n{step.text}" for index, step in enumerate(steps)}
+        texts = {tour_text(index): f"### {index + 1}. {step.title}\n{step.text}"
+                 + (OWNER_HINT if step.owners is not None else "") for index, step in enumerate(steps)}
         return pictures | texts
 
     def explain(self, request: ExplainRequest, progress: Callable[..., None]) -> dict[str, Any]:
@@ -153,28 +169,18 @@ class Handlers:
 
         result = self.explorer.explain(request, on_pass=on_pass)
         view = render.explanation_view(request.analysis, method, result, request.style, request.stage, request.target)
-        return {"explain_image": markup.picture_html(view.picture, method.title),
+        links = markup.download_links(figure_url(request.key, "explain_image", request.style), FILE_FORMATS,
+                                      "Download as a figure:") if view.picture.image is not None or view.tokens else ""
+        return {"explain_image": markup.picture_html(view.picture, method.title) + links,
                 "explain_text": method.help,
                 "important_tokens": markup.tiles_html(view.tokens, selectable=True, wide=True) if view.tokens else "",
                 "importance_plot": view.figure}
 
-    def export(self, request: ViewRequest) -> dict[str, Any]:
-        settings = Settings(request.block.label, request.fusion, request.style.colormap, request.style.opacity,
-                            request.token, request.point, request.style.scale)
+    def export(self, request: ExportRequest) -> dict[str, Any]:
+        view = request.view
         EXPORTS.mkdir(parents=True, exist_ok=True)
         prune_exports()
         folder = Path(tempfile.mkdtemp(dir=EXPORTS))
-        archive = write_bundle(request.analysis, self.explorer.bundle, request.block, settings, folder,
-                               self.latest_explanation(request))
+        archive = write_bundle(view.analysis, self.explorer.bundle, view.block, settings_of(view), folder,
+                               latest_explained(self.explorer, view), request.compared)
         return {"export_file": str(archive)}
-
-    def latest_explanation(self, request: ViewRequest) -> tuple[str, render.Picture] | None:
-        """The latest explanation drawn for this image, titled, for the export (None if none was made)."""
-        latest = self.explorer.latest_explanation(request.key)
-        if latest is None:
-            return None
-        (_, method_name, target, stage), result = latest
-        method = METHODS[method_name]
-        view = render.explanation_view(request.analysis, method, result, request.style, stage, target)
-        target_name = "" if target is None else f", {self.explorer.bundle.class_names[target]}"
-        return f"{method.title}{target_name}", view.picture

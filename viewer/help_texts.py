@@ -173,6 +173,26 @@ def prediction_verdict(trace: Trace, bundle: ModelBundle) -> str:
             "classes, so a high score does not mean the object is really there.")
 
 
+def caution_stamp(trace: Trace, bundle: ModelBundle) -> str:
+    """The caution every exported picture of this image carries ("" for none): untrained weights, or a multi-label
+    model that finds none of its classes (the image lies outside what it knows)."""
+    if not bundle.trained:
+        return ("UNTRAINED WEIGHTS: these maps show the architecture's wiring on noise, and its classes mean "
+                "nothing.")
+    if trace.multi_label and not classes_present(trace):
+        return (f"OUTSIDE WHAT THE MODEL KNOWS: none of its classes passes {PRESENT:.0%} on this image; its maps "
+                "show where it looks, not what is there.")
+    return ""
+
+
+def prediction_line(trace: Trace, bundle: ModelBundle) -> str:
+    """The prediction in a figure's context line: the answer and the top class's probability."""
+    (name, probability), = trace.top_classes(1)
+    answer = prediction_heading(trace, bundle)
+    return f"prediction: {answer}" + (f" (top class {display_name(name)}, {probability:.0%})"
+                                      if bundle.trained else "")
+
+
 def explained_class(trace: Trace, class_index: int | None) -> tuple[str, str]:
     """(what an explanation is of, a caution or ""): e.g. ('"arrow" (4%)', 'The model gives "arrow" only 4% ...').
 

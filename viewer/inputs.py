@@ -36,6 +36,7 @@ class ImageRejected(UserError):
 class LoadedImage:
     image: Image.Image  # RGB, EXIF-upright
     notes: list[str] = field(default_factory=list)  # conversions made, for the page
+    name: str = "image"  # the file's name, which exported figures carry
 
 
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> LoadedImage:
@@ -66,7 +67,7 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> Load
     if conversion:
         notes.append(conversion)
     _check_shape(rgb.size)
-    return LoadedImage(rgb, notes)
+    return LoadedImage(rgb, notes, "image" if isinstance(source, bytes) else Path(source).name)
 
 
 EXIF_ORIENTATION = 0x0112

@@ -1,19 +1,16 @@
-"""Colour keys: what a colour on a picture means, drawn as HTML for the page and as a strip for PNGs.
-
-One :class:`ColourKey` per picture; the page shows :func:`key_html` under it and every exported
-image carries :func:`with_key`, so a figure pasted into a lecture keeps its key.
+"""Colour keys: what a colour on a picture means, drawn as HTML for the page (and, by
+:mod:`viewer.figure_files`, as vectors for every exported figure, so a figure pasted into a lecture keeps
+its key).
 """
 from __future__ import annotations
 
 import html
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from viewer import overlay
 
-STRIP_HEIGHT = 44
 RAMP_STEPS = 11
 
 
@@ -101,92 +98,3 @@ KEY_CSS = """
 .colour-key .key-unit {font-weight: 600;}
 .colour-key .key-note {flex-basis: 100%; color: var(--body-text-color);}
 """ + f".colour-key .key-bar {{background-color: {BACKDROP_GREY};}}\n"
-
-
-def put_text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float = 0.45,
-             colour: tuple[int, int, int] = (20, 20, 20)) -> int:
-    """Text drawn at ``origin`` (left, baseline); returns the x just after it."""
-    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
-    cv2.putText(image, text, origin, font, scale, colour, thickness, cv2.LINE_AA)
-    return origin[0] + cv2.getTextSize(text, font, scale, thickness)[0][0]
-
-
-def key_strip(key: ColourKey, width: int) -> np.ndarray:
-    """(STRIP_HEIGHT, width, 3) uint8 RGB: the key drawn for a PNG, on white."""
-    strip = np.full((STRIP_HEIGHT, width, 3), 255, np.uint8)
-    margin, baseline = 6, 18
-    if key.is_continuous:
-        low, high = key.ends()
-        x = put_text(strip, low, (margin, baseline)) + 6
-        bar_width = max(40, min(260, width - x - 140))
-        colours = bar_colours(key.colormap, bar_width)[None].repeat(12, axis=0)
-        strip[baseline - 11:baseline + 1, x:x + bar_width] = colours[:, :max(0, min(bar_width, width - x))]
-        x = put_text(strip, high, (x + bar_width + 6, baseline)) + 8
-        put_text(strip, key.unit, (x, baseline), colour=(60, 60, 60))
-    else:
-        x = put_text(strip, key.unit + ":", (margin, baseline)) + 8
-        for label, rgb in key.swatches:
-            needed = 18 + cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)[0][0] + 10
-            if x + needed > width:
-                break  # the page lists them all; a narrow PNG shows the largest first
-            cv2.rectangle(strip, (x, baseline - 11), (x + 12, baseline + 1), tuple(int(c) for c in rgb), -1)
-            x = put_text(strip, label, (x + 16, baseline)) + 10
-    if key.note:
-        put_text(strip, key.note, (margin, baseline + 20), scale=0.4, colour=(60, 60, 60))
-    return strip
-
-
-CAPTION_HEIGHT = 30
-
-
-def caption_strip(text: str, width: int) -> np.ndarray:
-    """(CAPTION_HEIGHT, width, 3): a title in dark type on white, cut to fit."""
-    strip = np.full((CAPTION_HEIGHT, width, 3), 255, np.uint8)
-    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1
-    while text and cv2.getTextSize(text, font, scale, thickness)[0][0] > width - 8:
-        text = text[:-1]
-    cv2.putText(strip, text, (4, CAPTION_HEIGHT - 9), font, scale, (20, 20, 20), thickness, cv2.LINE_AA)
-    return strip
-
-
-def panel(title: str, image: np.ndarray, key: ColourKey | None, width: int) -> np.ndarray:
-    """A figure for a PNG: its title above, the image scaled to ``width``, its key below."""
-    image = np.asarray(image)
-    height = max(1, round(image.shape[0] * width / image.shape[1]))
-    interpolation = cv2.INTER_AREA if width < image.shape[1] else cv2.INTER_NEAREST
-    parts = [caption_strip(title, width), cv2.resize(image, (width, height), interpolation=interpolation)]
-    if key is not None:
-        parts.append(key_strip(key, width))
-    return np.concatenate(parts, axis=0)
-
-
-def side_by_side(images: list[np.ndarray], gap: int = 12) -> np.ndarray:
-    """Images in a row on white, top-aligned, ``gap`` pixels apart."""
-    height = max(image.shape[0] for image in images)
-    parts = []
-    for index, image in enumerate(images):
-        column = np.full((height, image.shape[1], 3), 255, np.uint8)
-        column[:image.shape[0]] = image
-        parts.append(column)
-        if index < len(images) - 1:
-            parts.append(np.full((height, gap, 3), 255, np.uint8))
-    return np.concatenate(parts, axis=1)
-
-
-def one_above_another(images: list[np.ndarray], gap: int = 16) -> np.ndarray:
-    """Images in a column on white, left-aligned, ``gap`` pixels apart."""
-    width = max(image.shape[1] for image in images)
-    parts = []
-    for index, image in enumerate(images):
-        row = np.full((image.shape[0], width, 3), 255, np.uint8)
-        row[:, :image.shape[1]] = image
-        parts.append(row)
-        if index < len(images) - 1:
-            parts.append(np.full((gap, width, 3), 255, np.uint8))
-    return np.concatenate(parts, axis=0)
-
-
-def with_key(image: np.ndarray, key: ColourKey) -> np.ndarray:
-    """The image with its key strip below it (for PNG exports)."""
-    image = np.asarray(image)
-    return np.concatenate([image, key_strip(key, image.shape[1])], axis=0)

@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from viewer import catalogue, overlay
+from viewer import catalogue, export, overlay
 from viewer.errors import UserError
 from viewer.help_texts import EXPLANATIONS
 from viewer.http_guard import UploadGuard
@@ -26,6 +26,8 @@ from viewer.service import Explorer
 STATIC = Path(__file__).parent / "static"
 SCRIPTS = "explorer-static"
 DATA = "explorer-data"
+FIGURES = "explorer-figure"  # one picture of the page as a file: /explorer-figure/{key}/{view name}.{png|svg|pdf}
+FIGURE_TYPES = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 COLORMAPS = tuple(overlay.COLORMAPS)
 # Each live part imports the explorer module (relative to the page, so that a Space served under a path of
 # its own finds it); the module is loaded once and shared.
@@ -42,7 +44,7 @@ def part(role: str, elem_id: str, **props: Any) -> gr.HTML:
     """A part of the page the browser draws: ``role`` names it (``controls``, or a live tab); a tab's views
     come from the catalogue."""
     views = [{"name": view.name, "title": view.title, "help": help_text(view), "elemId": view.elem_id,
-              "beside": view.beside, "form": view.form} for view in catalogue.views_on(role)]
+              "beside": view.beside, "form": view.form, "downloadable": view.downloadable} for view in catalogue.views_on(role)]
     return gr.HTML(value=None, html_template='<div class="dvx-root"></div>', js_on_load=MOUNT_JS, elem_id=elem_id,
                    elem_classes=["dvx-part"], role=role, views=views, apply_default_css=False, **props)
 
@@ -67,7 +69,18 @@ def app_kwargs(explorer: Explorer) -> dict[str, Any]:
         asked = request.path_params
         return served(lambda: explorer.block_payload(asked["key"], asked["stage"], asked["block"], asked["fusion"]))
 
+    def figure(request: Request) -> Response:
+        asked = request.path_params
+        response = served(lambda: export.figure_file(explorer, asked["key"], asked["name"], asked["format"],
+                                                     dict(request.query_params)))
+        if response.status_code == 200:
+            file_name = f"{asked['name']}.{asked['format']}"
+            response.headers["Content-Type"] = FIGURE_TYPES[asked["format"]]
+            response.headers["Content-Disposition"] = f'attachment; filename="{file_name}"'
+        return response
+
     routes = [Mount(f"/{SCRIPTS}", StaticFiles(directory=STATIC), name="explorer-scripts"),
+              Route(f"/{FIGURES}/{{key}}/{{name}}.{{format}}", figure),
               Route(f"/{DATA}/{{key}}", analysis_maps),
               Route(f"/{DATA}/{{key}}/{{stage:int}}/{{block:int}}/{{fusion}}", block_maps)]
     return {"middleware": [Middleware(UploadGuard)], "routes": routes}
@@ -114,4 +127,7 @@ LIVE_CSS = """
 .dvx-compare-controls {display: flex; flex-wrap: wrap; gap: 8px 16px; align-items: end;}
 .dvx-compare-said {font-size: 0.9rem;}
 .dvx-title-line {margin: 2px 0; font-size: 0.9rem; font-weight: 600;}
+.dvx-download, .picture-download {display: flex; flex-wrap: wrap; gap: 4px 10px; align-items: center; font-size: 0.8rem;
+  margin: 2px 0 6px; color: var(--body-text-color);}
+.dvx-download a, .picture-download a {color: var(--link-text-color, #1d4ed8); text-decoration: underline;}
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -52,6 +53,12 @@ def picture_html(picture: Picture, alt: str, owners: np.ndarray | None = None) -
     prompt = OWNER_PROMPT if owners is not None else ""
     return (f'<figure class="view-picture"{data}><img src="{image_uri(picture.image)}" alt="{html.escape(alt)}">'
             f'<span class="owner-readout dvx-readout">{prompt}</span>{key}{message_html(picture.message)}</figure>')
+
+
+def download_links(url: str, formats: Sequence[str], said: str) -> str:
+    """Links that download a picture as a figure: ``url`` with ``{format}`` where each format goes."""
+    links = "".join(f'<a href="{html.escape(url.format(format=name))}" download>{name.upper()}</a>' for name in formats)
+    return f'<div class="picture-download"><span>{html.escape(said)}</span>{links}</div>'
 
 
 def readout_attributes(readout: Readout) -> str:

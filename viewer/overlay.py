@@ -178,10 +178,17 @@ def level_overlays(image: np.ndarray, indices: Sequence[np.ndarray], geometry: G
     photo. Maps of several grids are drawn each with its own grid, in order.
     """
     image = check_image(image, geometry)
+    return cell_overlays(image, level_paint(indices, colormap, opacity), [cells.shape for cells in indices], geometry)
+
+
+Painted = tuple[np.ndarray, np.ndarray]  # one map's colours (cells, 3) float64 and blend weights (cells,)
+
+
+def level_paint(indices: Sequence[np.ndarray], colormap: str, opacity: float) -> list[Painted]:
+    """Each map's cells as :func:`level_overlays` paints them: the colour map's entry and its weight."""
     check_opacity(opacity)
     table = colormap_table(colormap).astype(np.float64)
-    return cell_overlays(image, [(table[cells.ravel()], weights(cells.ravel(), opacity)) for cells in indices],
-                         [cells.shape for cells in indices], geometry)
+    return [(table[cells.ravel()], weights(cells.ravel(), opacity)) for cells in indices]
 
 
 def cell_overlays(image: np.ndarray, painted: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -214,12 +221,17 @@ def mass_overlays(image: np.ndarray, levels: Sequence[np.ndarray], geometry: Geo
     for the largest, 95%; 0 outside, left as the photo), each map's bands weighted by its strength (how far
     it stands above uniform attention: a flat map's regions stay faint)."""
     image = check_image(image, geometry)
+    return cell_overlays(image, mass_paint(levels, colormap, opacity, strengths), [cells.shape for cells in levels],
+                         geometry)
+
+
+def mass_paint(levels: Sequence[np.ndarray], colormap: str, opacity: float, strengths: Sequence[float]) -> list[Painted]:
+    """Each map's cells as :func:`mass_overlays` paints them: its band's colour and weight."""
     check_opacity(opacity)
     palette = np.array([(0, 0, 0)] + band_colours(colormap, len(BAND_WEIGHTS))[::-1], np.float64)
     band = np.array((0.0,) + BAND_WEIGHTS)
-    painted = [(palette[cells.ravel()], band[cells.ravel()] * opacity * strength)
-               for cells, strength in zip(levels, strengths)]
-    return cell_overlays(image, painted, [cells.shape for cells in levels], geometry)
+    return [(palette[cells.ravel()], band[cells.ravel()] * opacity * strength)
+            for cells, strength in zip(levels, strengths)]
 
 
 def outline(image: np.ndarray, region: np.ndarray, geometry: Geometry, width: int | None = None) -> np.ndarray:
@@ -293,20 +305,34 @@ def number_fits(text: str, depth: float, shape: tuple[int, ...]) -> bool:
     return depth >= max(width, height) / 2 + thickness + 1
 
 
-def number_regions(image: np.ndarray, owner: np.ndarray, tokens: Sequence[int], geometry: Geometry) -> np.ndarray:
-    """A copy with each of ``tokens``' numbers written, white on a dark edge, at the point deepest inside
-    its largest region of ``owner`` (a stage grid), where that region is wide enough to hold the number."""
-    drawn = check_image(image, geometry).copy()
+def number_places(shape: tuple[int, ...], owner: np.ndarray, tokens: Sequence[int],
+                  geometry: Geometry) -> list[tuple[str, float, float]]:
+    """(number, x, y) for each of ``tokens`` whose largest region of ``owner`` (a stage grid) is wide enough to
+    hold its number, at the point deepest inside that region, on a picture of ``shape``."""
     owners = to_original(np.asarray(owner, dtype=np.float32), geometry)
-    font, scale, thickness = number_style(drawn.shape)
+    places = []
     for token in tokens:
         text = str(int(token))
-        (width, height), _ = cv2.getTextSize(text, font, scale, thickness)
         x, y, depth = deepest_point(owners == token)
-        if not number_fits(text, depth, drawn.shape):
-            continue  # no region, or the number would cover the region's edge
+        if number_fits(text, depth, shape):  # else no region, or the number would cover the region's edge
+            places.append((text, float(x), float(y)))
+    return places
+
+
+def write_numbers(image: np.ndarray, places: Sequence[tuple[str, float, float]]) -> np.ndarray:
+    """A copy with each number written, white on a dark edge, centred on its place (:func:`number_places`)."""
+    drawn = check_image(image).copy()
+    font, scale, thickness = number_style(drawn.shape)
+    for text, x, y in places:
+        (width, height), _ = cv2.getTextSize(text, font, scale, thickness)
         write_on_edge(drawn, text, (int(round(x - width / 2)), int(round(y + height / 2))))
     return drawn
+
+
+def number_regions(image: np.ndarray, owner: np.ndarray, tokens: Sequence[int], geometry: Geometry) -> np.ndarray:
+    """A copy with each of ``tokens``' numbers written at its place (:func:`number_places`)."""
+    image = check_image(image, geometry)
+    return write_numbers(image, number_places(image.shape, owner, tokens, geometry))
 
 
 # The dark edge around a number, in pixels. It is drawn by widening the type's own mask, not by writing the
@@ -422,31 +448,62 @@ def home_box(image: np.ndarray, trace: Trace, token: int, geometry: Geometry,
 GRID_LINE = (200, 200, 200)
 
 
+def seen_only(image: np.ndarray, trace: Trace, geometry: Geometry) -> np.ndarray:
+    """A copy with the parts the model did not see dimmed, as in the other pictures."""
+    drawn = check_image(image, geometry).copy()
+    outside = cell_index(tuple(trace.grid(1)), geometry) < 0
+    drawn[outside] = dimmed(drawn)[outside]
+    return drawn
+
+
+def grid_segments(trace: Trace, geometry: Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """((n, 2, 2), (m, 2, 2)) line segments (x, y on the original): the stage-1 pixel-token grid and the
+    edges of every token's home cell."""
+    input_width, input_height = geometry.input_size
+    stage1 = trace.grid(1)
+    cells = [((x, 0), (x, input_height)) for x in np.arange(stage1.width + 1) * input_width / stage1.width]
+    cells += [((0, y), (input_width, y)) for y in np.arange(stage1.height + 1) * input_height / stage1.height]
+    homes = []
+    for token in range(trace.num_semantic):
+        left, top, right, bottom = home_box_on_input(trace, token, geometry.input_size)
+        homes += [((left, top), (right, top)), ((left, top), (left, bottom)), ((right, top), (right, bottom)),
+                  ((left, bottom), (right, bottom))]
+    return (geometry.model_to_original(np.array(cells, dtype=float)),
+            geometry.model_to_original(np.array(homes, dtype=float)))
+
+
 def grid_lines(image: np.ndarray, trace: Trace, geometry: Geometry) -> np.ndarray:
     """A copy with the stage-1 pixel-token grid drawn faintly and every token's home cell boldly, the
     parts the model did not see dimmed as in the other pictures."""
-    drawn = check_image(image, geometry).copy()
-    input_width, input_height = geometry.input_size
-    stage1 = trace.grid(1)
-    outside = cell_index(tuple(stage1), geometry) < 0
-    drawn[outside] = dimmed(drawn)[outside]
-
-    def line(start: tuple[float, float], end: tuple[float, float], colour, width: int) -> None:
-        a, b = geometry.model_to_original(np.array([start, end], dtype=float))
-        cv2.line(drawn, tuple(int(round(v)) for v in a), tuple(int(round(v)) for v in b), colour, width, cv2.LINE_AA)
-
-    for col in range(stage1.width + 1):
-        x = col * input_width / stage1.width
-        line((x, 0), (x, input_height), GRID_LINE, 1)
-    for row in range(stage1.height + 1):
-        y = row * input_height / stage1.height
-        line((0, y), (input_width, y), GRID_LINE, 1)
-    for token in range(trace.num_semantic):
-        left, top, right, bottom = home_box_on_input(trace, token, geometry.input_size)
-        for start, end in (((left, top), (right, top)), ((left, top), (left, bottom)),
-                           ((right, top), (right, bottom)), ((left, bottom), (right, bottom))):
-            line(start, end, (255, 255, 255), line_width(drawn))
+    drawn = seen_only(image, trace, geometry)
+    cells, homes = grid_segments(trace, geometry)
+    for segments, colour, width in ((cells, GRID_LINE, 1), (homes, (255, 255, 255), line_width(drawn))):
+        for a, b in segments:
+            cv2.line(drawn, tuple(int(round(v)) for v in a), tuple(int(round(v)) for v in b), colour, width,
+                     cv2.LINE_AA)
     return drawn
+
+
+def region_segments(region: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """(n, 2, 2) the border of ``region`` (a bool mask on a stage grid) as segments on the original, cell
+    edge by cell edge, holes included; none along the picture's edge (as :func:`outline` draws none there)."""
+    mask = np.pad(np.asarray(region, bool), 1)
+    height, width = np.shape(region)
+    input_width, input_height = geometry.input_size
+    xs, ys = np.arange(width + 1) * input_width / width, np.arange(height + 1) * input_height / height
+    rows, columns = np.nonzero(mask[1:, 1:-1] != mask[:-1, 1:-1])  # a horizontal edge above row ``rows``
+    segments = [((xs[c], ys[r]), (xs[c + 1], ys[r])) for r, c in zip(rows, columns)]
+    rows, columns = np.nonzero(mask[1:-1, 1:] != mask[1:-1, :-1])  # a vertical edge left of column ``columns``
+    segments += [((xs[c], ys[r]), (xs[c], ys[r + 1])) for r, c in zip(rows, columns)]
+    if not segments:
+        return np.zeros((0, 2, 2))
+    drawn = geometry.model_to_original(np.array(segments, dtype=float))
+    original_width, original_height = geometry.original_size
+    along_x = np.all(np.isclose(drawn[:, :, 0], 0) | np.isclose(drawn[:, :, 0], original_width), axis=1) & \
+        np.isclose(drawn[:, 0, 0], drawn[:, 1, 0])
+    along_y = np.all(np.isclose(drawn[:, :, 1], 0) | np.isclose(drawn[:, :, 1], original_height), axis=1) & \
+        np.isclose(drawn[:, 0, 1], drawn[:, 1, 1])
+    return drawn[~(along_x | along_y)]
 
 
 def fit_tile(image: np.ndarray, size: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from analysis import attribution, trace_maths
 from analysis.explanations import ExplanationMethod
 from model.preprocess import Geometry
-from viewer import figures, help_texts, keys, levels, overlay
+from viewer import figures, help_texts, levels, overlay
 from viewer.analysed import Analysis
 from viewer.keys import ColourKey
 from viewer.levels import StoredMap
@@ -86,6 +86,23 @@ class Readout:
 
 
 @dataclass(frozen=True)
+class Marks:
+    """What a picture draws over its map, kept apart so that a vector figure draws it as lines and text: the
+    picture without them (``plain``), the regions outlined (bool masks on a stage grid), the home cells
+    framed (tokens), the numbers written ((text, x, y) centres in the picture's pixels) and the home grid."""
+
+    plain: np.ndarray
+    regions: tuple[np.ndarray, ...] = ()
+    # A map's own layers: the photo as the picture shows it under the map, and the map's cells (h, w, 4) RGBA in
+    # [0, 1] on the trace's grid, which a vector figure embeds at that resolution over the photo.
+    photo: np.ndarray | None = None
+    cells: np.ndarray | None = None
+    home_cells: tuple[int, ...] = ()
+    numbers: tuple[tuple[str, float, float], ...] = ()
+    home_grid: bool = False
+
+
+@dataclass(frozen=True)
 class Picture:
     """One image and its key; ``message`` says in words what the image cannot (e.g. a blank map)."""
 
@@ -93,6 +110,7 @@ class Picture:
     key: ColourKey | None
     message: str = ""
     readout: Readout | None = None
+    marks: Marks | None = None
 
 
 @dataclass(frozen=True)
@@ -143,27 +161,27 @@ def class_map(trace, fusion: str = "mean") -> StoredMap:
     return StoredMap.of_attention(trace_maths.class_attention_map(trace, fusion), trace_maths.class_uniform_weight(trace))
 
 
+def painted_maps(maps: Sequence[StoredMap], style: Style, geometry: Geometry,
+                 small: bool = False) -> tuple[list[overlay.Painted], ColourKey]:
+    """Each map's cells as ``style.scale`` colours them (colours and blend weights), and their key."""
+    if style.scale == "mass":
+        painted = overlay.mass_paint([stored.mass for stored in maps], style.colormap, style.opacity,
+                                     [stored.standing() for stored in maps])
+        return painted, mass_key(style, TILE_NOTE if small else "outline: the 50% region", geometry)
+    shared = levels.shared_top([stored.top for stored in maps]) \
+        if style.scale == "shared" and all(stored.uniform is not None for stored in maps) else None
+    painted = overlay.level_paint([stored.indices(shared) for stored in maps], style.colormap, style.opacity)
+    return painted, continuous_key(maps, style, shared, small, geometry)
+
+
 def draw_maps(analysis: Analysis, maps: Sequence[StoredMap], style: Style,
               small: bool = False) -> tuple[list[np.ndarray], ColourKey]:
-    """The maps drawn over the photo in grey (or its thumbnail, ``small``: tiles, without outlines) on
-    ``style.scale``, and their key."""
+    """The maps drawn over the photo in grey (or its thumbnail, ``small``: tiles) on ``style.scale``, and their
+    key; no outline (:func:`draw_one` adds it)."""
     image, geometry = (analysis.thumbnail, analysis.thumbnail_geometry) if small else \
         (analysis.display, analysis.geometry)
-    backdrop = overlay.backdrop(image)
-    if style.scale == "mass":
-        drawn = overlay.mass_overlays(backdrop, [stored.mass for stored in maps], geometry, style.colormap,
-                                      style.opacity, [stored.standing() for stored in maps])
-        key = mass_key(style, TILE_NOTE if small else "outline: the 50% region", geometry)
-    else:
-        shared = levels.shared_top([stored.top for stored in maps]) \
-            if style.scale == "shared" and all(stored.uniform is not None for stored in maps) else None
-        drawn = overlay.level_overlays(backdrop, [stored.indices(shared) for stored in maps], geometry,
-                                       style.colormap, style.opacity)
-        key = continuous_key(maps, style, shared, small, geometry)
-    if not small:
-        drawn = [overlay.outline(picture, stored.mass >= len(trace_maths.MASS_SHARES), geometry)
-                 for picture, stored in zip(drawn, maps)]
-    return drawn, key
+    painted, key = painted_maps(maps, style, geometry, small)
+    return overlay.cell_overlays(overlay.backdrop(image), painted, [stored.shape for stored in maps], geometry), key
 
 
 def mass_key(style: Style, note: str, geometry: Geometry) -> ColourKey:
@@ -197,9 +215,24 @@ def uniform_label(uniforms: set[float]) -> str:
 
 
 def draw_one(analysis: Analysis, stored: StoredMap, style: Style) -> Picture:
-    images, key = draw_maps(analysis, [stored], style)
+    """One map, large, its half-mass region outlined."""
+    (painted,), key = painted_maps([stored], style, analysis.geometry)
+    backdrop = overlay.backdrop(analysis.display)
+    plain, photo = overlay.cell_overlays(backdrop, [painted, (painted[0], np.zeros_like(painted[1]))],
+                                         [stored.shape] * 2, analysis.geometry)
     rows, columns = overlay.cell_lookup(stored.shape, analysis.geometry)
-    return Picture(images[0], key, readout=Readout(stored, rows, columns))
+    region = stored.mass >= len(trace_maths.MASS_SHARES)
+    cells = np.concatenate([painted[0] / 255.0, painted[1][:, None]], axis=1).reshape(*stored.shape, 4)
+    return Picture(overlay.outline(plain, region, analysis.geometry), key, readout=Readout(stored, rows, columns),
+                   marks=Marks(plain, regions=(region,), photo=photo, cells=cells))
+
+
+def with_home_cell(picture: Picture, analysis: Analysis, token: int, note: str = HOME_NOTE) -> Picture:
+    """The picture with ``token``'s home cell boxed in cyan, said in its key (``note``)."""
+    image = overlay.home_box(picture.image, analysis.trace, token, analysis.geometry, HOME_COLOUR)
+    key = replace(picture.key, note="; ".join(part for part in (picture.key.note, note) if part))
+    marks = picture.marks or Marks(picture.image)
+    return replace(picture, image=image, key=key, marks=replace(marks, home_cells=(*marks.home_cells, token)))
 
 
 def token_tiles(analysis: Analysis, maps: Sequence[StoredMap], style: Style, captions: Sequence[str],
@@ -234,8 +267,7 @@ def token_picture(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, 
     trace = analysis.trace
     token_map = trace_maths.token_maps(trace, block.stage, block.block, fusion)[token]
     picture = draw_one(analysis, StoredMap.of_attention(token_map, trace_maths.uniform_weight(trace, block)), style)
-    key = replace(picture.key, note=f"{picture.key.note}; {HOME_NOTE}")
-    return replace(picture, image=overlay.home_box(picture.image, trace, token, analysis.geometry, HOME_COLOUR), key=key)
+    return with_home_cell(picture, analysis, token)
 
 
 def token_detail(analysis: Analysis, block: trace_maths.BlockRef, fusion: str, style: Style, token: int) -> TokenDetail:
@@ -278,12 +310,13 @@ def ownership_picture(analysis: Analysis, owner: np.ndarray, style: Style, numbe
     """The ownership map over the display image in grey (the photo's own colours would be read as owners'),
     the largest owners numbered (``numbered``), with its key."""
     colour_of = owner_colours(analysis.trace, owner)
-    drawn = overlay.ownership_overlay(overlay.backdrop(analysis.display), owner, colour_of, analysis.geometry,
+    plain = overlay.ownership_overlay(overlay.backdrop(analysis.display), owner, colour_of, analysis.geometry,
                                       opacity=style.opacity)
-    if numbered:
-        drawn = overlay.number_regions(drawn, owner, [token for token, _ in largest_owners(owner)], analysis.geometry)
+    numbers = overlay.number_places(plain.shape, owner, [token for token, _ in largest_owners(owner)],
+                                    analysis.geometry) if numbered else []
     key = ownership_key(owner, colour_of, style)
-    return Picture(drawn, replace(key, note=noting_the_crop(key.note, analysis.geometry)))
+    return Picture(overlay.write_numbers(plain, numbers), replace(key, note=noting_the_crop(key.note, analysis.geometry)),
+                   marks=Marks(plain, numbers=tuple(numbers)))
 
 
 # Owners sent for hovering over an ownership map: at most this many cells a side.
@@ -494,14 +527,13 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
 
     def home(picture: Picture) -> Picture:
         """The picture with the followed token's home cell boxed in cyan, said in its key."""
-        note = (picture.key.note + "; " if picture.key.note else "") + f"cyan box: token {lead}'s home cell"
-        return replace(picture, image=overlay.home_box(picture.image, trace, lead, analysis.geometry, HOME_COLOUR),
-                       key=replace(picture.key, note=note))
+        return with_home_cell(picture, analysis, lead, f"cyan box: token {lead}'s home cell")
 
     grid_picture = home(Picture(overlay.grid_lines(analysis.display, trace, analysis.geometry), ColourKey(
         "grid", swatches=(("one pixel token (stage 1)", overlay.GRID_LINE), ("home cell of one semantic token",
                                                                              (255, 255, 255))),
-        note=noting_the_crop("", analysis.geometry))))
+        note=noting_the_crop("", analysis.geometry)), marks=Marks(overlay.seen_only(analysis.display, trace,
+                                                                                   analysis.geometry), home_grid=True)))
     init = trace_maths.semantic_init_row(trace, lead)
     per_token = 1.0 / tokens  # the init and the token self-attention weigh the M tokens' cells
     init_picture = home(draw_one(analysis, StoredMap.of_attention(trace_maths.on_stage1(trace, init), per_token), style))
@@ -555,8 +587,7 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                  f"(pixels × tokens) instead of N×N. Colouring each pixel by the token it reads most splits the "
                  f"image into regions: at {last_dual.label}, {int((owners > 0).sum())} tokens own pixels, the "
                  f"largest being {largest}; numbers on the map name the larger regions' tokens. The tour's token "
-                 f"{lead} owns {share(float(owners[lead] / owner.size)) if owners[lead] else 'no pixel'}. "
-                 f"Hover over a region, or tap it, to name its token.",
+                 f"{lead} owns {share(float(owners[lead] / owner.size)) if owners[lead] else 'no pixel'}.",
                  owner_lookup(owner, analysis.geometry)),
         TourStep("Merge blocks join both (stages 3–4)", merged_picture,
                  f"In stages 3–4 pixels and tokens are concatenated and share one self-attention. At "
@@ -579,19 +610,3 @@ def statistics_markdown(token: int, block: trace_maths.BlockRef, stats: trace_ma
             f"{stats.peak_cell} of the stage's grid  \n"
             f"entropy {stats.entropy:.2f} nats ({stats.normalised_entropy:.0%} of uniform) · "
             f"half of its mass lies on {stats.area_50:.0%} of the pixels · total mass on pixels {stats.mass:.2f}")
-
-
-def contact_sheet(detail: TokenDetail, pixels: PixelView, stages: StagesView, token: int, block: trace_maths.BlockRef,
-                  explanation: tuple[str, Picture] | None = None, width: int = 420) -> np.ndarray:
-    """One PNG-ready image of the main views, each titled and keyed: the token, the ownership, the
-    class attention (and the last explanation, if any) above the stages."""
-    panels = [(f"token {token}, {block.label}", detail.picture), (f"ownership, {block.label}", pixels.ownership),
-              ("class attention", stages.class_attention)]
-    if explanation is not None and explanation[1].image is not None:
-        panels.append(explanation)
-    top = keys.side_by_side([keys.panel(title, picture.image, picture.key, width) for title, picture in panels])
-    stage_width = max(160, (top.shape[1] - 12 * 3) // max(1, len(stages.stages.tiles)))
-    stage_panels = [keys.panel(tile.caption, tile.image, None, stage_width) for tile in stages.stages.tiles]
-    bottom = keys.with_key(keys.side_by_side(stage_panels), stages.stages.key)
-    heading = keys.caption_strip("the last block of each stage, mean over tokens", bottom.shape[1])
-    return keys.one_above_another([top, heading, bottom])

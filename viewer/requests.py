@@ -54,6 +54,15 @@ class ViewRequest:
 
 
 @dataclass(frozen=True)
+class ExportRequest:
+    """The page's download: the views as selected, and the image analysed for Compare (None: none, or it
+    expired), whose tour follows the first's in the deck."""
+
+    view: ViewRequest
+    compared: Analysis | None = None
+
+
+@dataclass(frozen=True)
 class TourRequest:
     """The guided tour of one analysed image (``key`` in the cache), drawn in ``style``."""
 

@@ -25,7 +25,7 @@ from viewer.analysed import DISPLAY_SIDE, MIN_DISPLAY_SIDE, THUMBNAIL_SIDE, Anal
 from viewer.errors import UserError
 from viewer.limits import Limits
 from viewer.render import DEFAULT_OPACITY, DEFAULT_SCALE
-from viewer.requests import ExplainRequest, TourRequest, ViewRequest
+from viewer.requests import ExplainRequest, ExportRequest, TourRequest, ViewRequest
 
 try:  # On a Hugging Face ZeroGPU Space, a GPU is attached only inside functions marked for it.
     import spaces
@@ -68,6 +68,10 @@ class AnalysisCache:
                 raise UserError("No analysed image in this session (or it expired): analyse an image first.")
             self._entries.move_to_end(key)
             return self._entries[key]
+
+    def holds(self, key: str) -> bool:
+        with self._lock:
+            return key in self._entries
 
     def latest_of(self, session: str | None) -> str | None:
         """The key of the latest analysis a session made (None: none left in the cache)."""
@@ -157,7 +161,7 @@ class Explorer:
         self._building: dict[str, Future] = {}
 
     def analyse(self, image: Image.Image, resolution: str = "224", notes: tuple[str, ...] = (),
-                session: str | None = None) -> str:
+                session: str | None = None, name: str = "image") -> str:
         """Capture every attention map of ``image`` at ``resolution`` (one of
         :data:`~viewer.requests.RESOLUTIONS`); returns the cache key of the analysis. A ``session`` keeps at
         most the host's number of analyses: its older ones leave the cache."""
@@ -168,7 +172,8 @@ class Explorer:
             trace = run_capture(self.bundle, images, geometry)
         display, thumbnail = display_copy(image, DISPLAY_SIDE, MIN_DISPLAY_SIDE), display_copy(image, THUMBNAIL_SIDE)
         analysis = Analysis(trace, images, np.asarray(display), geometry.for_display(display.size),
-                            np.asarray(thumbnail), geometry.for_display(thumbnail.size), resolution, notes)
+                            np.asarray(thumbnail), geometry.for_display(thumbnail.size), resolution, notes,
+                            name)
         return self.cache.put(analysis, session)
 
     def get(self, key: str | None) -> Analysis:
@@ -208,6 +213,11 @@ class Explorer:
         return self.view_request(key, selection.get("block"), selection.get("fusion"), selection.get("scale"),
                                  selection.get("colormap"), selection.get("opacity"), token=selection.get("token", 0),
                                  point=selection.get("point"), stage_token=selection.get("stageToken"))
+
+    def export_request(self, key: str | None, controls: Any, second_key: str | None = None) -> ExportRequest:
+        """The download of the views the controls hold, with the compared image where one is still analysed."""
+        compared = self.cache.get(second_key) if second_key and self.cache.holds(second_key) else None
+        return ExportRequest(self.selection_request(key, controls), compared)
 
     def tour_request(self, key: str | None, scale: Any, colormap: Any, opacity: Any) -> TourRequest:
         return TourRequest(key, self.get(key), requests.parse_style(scale, colormap, opacity))

@@ -32,6 +32,17 @@ Named = dict[str, Any]
 CSS = markup.PAGE_CSS + live.LIVE_CSS + """
 .explanation p {color: var(--body-text-color); font-size: 0.95em;}
 [id^="tour-picture"] .view-picture img {max-width: 440px;}
+/* The Tour presents one step at a time (viewer/static/deck.js); in full screen the step fills the screen. */
+.tour-step[hidden] {display: none !important;}
+.dvx-presenter .deck-bar {display: flex; flex-wrap: wrap; gap: 8px 12px; align-items: center; margin: 4px 0 8px;}
+.dvx-presenter .deck-counter {font-variant-numeric: tabular-nums; min-width: 4em; text-align: center;}
+.dvx-presenter .deck-button {padding: 4px 14px; border: 1px solid var(--border-color-primary); border-radius: 6px;
+  background: var(--button-secondary-background-fill); color: var(--body-text-color); cursor: pointer;
+  white-space: nowrap;}
+.dvx-presenter .deck-button:disabled {opacity: 0.45; cursor: default;}
+.dvx-presenter:fullscreen {background: var(--background-fill-primary); padding: 24px 40px; overflow: auto;
+  font-size: 1.35rem;}
+.dvx-presenter:fullscreen [id^="tour-picture"] .view-picture img {max-width: min(60vw, 110vh);}
 #definition {border-left: 4px solid var(--color-accent); padding-left: 12px;}
 #model-banner {background: #fff4e5; color: #4a2b00; border: 1px solid #f0b35a; border-radius: 6px; padding: 4px 12px;}
 #model-banner p, #model-banner strong, #model-banner code {color: #4a2b00;}
@@ -123,10 +134,13 @@ class TourTab:
     def render() -> tuple[Named, list[tuple[gr.Button, str]]]:
         named: Named = {}
         links = []
-        gr.Markdown("The Dual-ViT story on this image, in seven pictures. Each step names the full view "
-                    "it summarises.", elem_classes=["explanation"])
+        gr.Markdown("The Dual-ViT story on this image in seven steps, one at a time: Next and Previous (or the arrow "
+                    "keys) step through them, Full screen presents them. Each step names the full view it summarises; "
+                    "the Export tab's download holds the tour as a slide deck.", elem_classes=["explanation"])
+        named["tour_presenter"] = live.part("presenter", elem_id="tour-presenter")
         for step in range(render.TOUR_STEPS):
-            with gr.Row(equal_height=False):  # the text first: on a phone each heading tops its picture
+            # The text first: on a phone each heading tops its picture.
+            with gr.Row(equal_height=False, elem_id=f"tour-step-{step}", elem_classes=["tour-step"]):
                 with gr.Column(scale=1, min_width=280):
                     named[tour_text(step)] = gr.Markdown(elem_id=tour_text(step).replace("_", "-"))
                     view = render.TOUR_VIEWS[step]
@@ -165,6 +179,7 @@ class CompareTab(LiveTab):
                 named["second_analyse"] = gr.Button("Analyse the second image", variant="primary",
                                                     elem_id="second-analyse")
                 named["second_status"] = gr.Markdown(elem_id="second-status")
+                named["second_key"] = gr.State(None)
         return named | super().render()
 
 
@@ -225,9 +240,13 @@ def method_controls(method: str) -> tuple[dict, dict, dict]:
 class ExportTab:
     @staticmethod
     def render() -> Named:
-        gr.Markdown("One download: a PNG of the current views (each with its colour key), the trace "
-                    "(`.safetensors`, every attention map) and the settings as JSON. "
-                    "`python -m viewer.export IMAGE --out DIR` renders the standard figures without the page.")
+        gr.Markdown("One download for a lecture or a paper: every view as it is selected now, headed with the image, "
+                    "the model, the block and the token, as PNG, SVG and PDF (the latest explanation too); the tour as "
+                    "a slide deck that works offline (HTML) and as 16:9 slides (PDF), with the compared image's "
+                    "tour where Compare holds one; a token through every block and the stages as GIF and MP4; the "
+                    "plots as HTML; the trace (`.safetensors`) and the settings. Each picture of the page also "
+                    "downloads alone, from the links under it. `python -m viewer.export IMAGE --out DIR --svg --deck "
+                    "--animations` makes the same files without the page.")
         return {"export_button": gr.Button("Prepare download"),
                 "export_file": gr.File(label="Download", elem_id="export-file")}
 
@@ -323,7 +342,7 @@ class Wiring:
                                    limits.max_pixels, session.session_hash)
 
         self.on(self.named["second_analyse"].click, second, handlers.analyse_second,
-                ["second_upload", "upload", "second_resolution"], ["live_compare", "second_status"],
+                ["second_upload", "upload", "second_resolution"], ["live_compare", "second_status", "second_key"],
                 ["session", "progress"], api_name=False, concurrency_limit=limits.concurrent_analyses,
                 show_progress_on=[self.named["second_status"]])
 
@@ -340,8 +359,8 @@ class Wiring:
         self.on(named["explain_button"].click, explaining, handlers.explain,
                 ["key", "method", "target_class", "stage_choice", "controls"], catalogue.names_of("explain"), ["progress"],
                 api_name=False, concurrency_limit=limits.concurrent_explanations)
-        self.on(named["export_button"].click, explorer.selection_request, handlers.export, ["key", "controls"],
-                ["export_file"], api_name=False)
+        self.on(named["export_button"].click, explorer.export_request, handlers.export,
+                ["key", "controls", "second_key"], ["export_file"], api_name=False)
 
 
 def build_demo(explorer: Explorer) -> gr.Blocks:

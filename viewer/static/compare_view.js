@@ -18,7 +18,12 @@ export function mountCompare(root, ctx, views) {
   const blockChoice = root.querySelector('.dvx-compare-block');
   const said = root.querySelector('.dvx-compare-said');
   const pairKey = root.querySelector('.dvx-pair-key');
-  const sections = buildSections(root, views);
+  // A side downloads as the token's picture of its own image at its own block.
+  const sections = buildSections(root, views, (name, format) => {
+    const state = store.state, side = sidesOf(state)[name === 'compare_left' ? 'left' : 'right'];
+    return ctx.figureUrl('token_image', format, {key: side.data.key, block: side.data.blocks[side.index].label,
+                                                 fusion: side.data.fusionIn(side.index, state.fusion)});
+  });
   const sides = {left: new MapPicture(sections.compare_left, 'the token on the first image'),
                  right: new MapPicture(sections.compare_right, 'the token on the second image')};
   for (const picture of Object.values(sides)) {

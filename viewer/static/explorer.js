@@ -14,6 +14,7 @@ import {mountTokens} from './tokens_view.js';
 import {mountPixels} from './pixels_view.js';
 import {mountStages} from './stages_view.js';
 import {mountCompare} from './compare_view.js';
+import {present} from './deck.js';
 
 const SELECTION = ['block', 'fusion', 'scale', 'colormap', 'opacity', 'token', 'point', 'stageToken'];
 const STYLE = ['scale', 'colormap', 'opacity'];
@@ -57,6 +58,18 @@ function createExplorer() {
       const data = store.state.primary;
       const index = Math.min(data.blocks.length - 1, Math.max(0, data.blockIndex(store.state.block) + step));
       setBlock(data.blocks[index].label);
+    },
+    // Where the server draws one view of the selection as a file (viewer/live.py's figure route).
+    // ``side``: another analysis and block than the selection's (Compare's right-hand picture).
+    figureUrl(name, format, side = null) {
+      const state = store.state;
+      const asked = new URLSearchParams({block: side ? side.block : state.block, fusion: side ? side.fusion : state.fusion,
+                                         scale: state.scale, colormap: state.colormap, opacity: state.opacity,
+                                         token: state.token});
+      if (state.point) asked.set('point', state.point.join(','));
+      if (state.stageToken !== null) asked.set('stageToken', state.stageToken);
+      const key = side ? side.key : state.primary.key;
+      return new URL(`explorer-figure/${key}/${name}.${format}?${asked}`, document.baseURI).href;
     },
     openTab(name) {
       const tab = document.querySelector(`[role=tab][id$="${name}-button"], button[role=tab][aria-controls*="${name}"]`);
@@ -170,6 +183,16 @@ function second(props, watch) {
   loadFromValue();
 }
 
+// The Tour tab as a presenter: one step at a time, Previous and Next, arrow keys, full screen.
+function presenter(root) {
+  const panel = root.closest('[role="tabpanel"]') || root.parentElement;
+  const steps = [...panel.querySelectorAll('[id^="tour-step-"]')];
+  if (!steps.length || panel.dataset.presenting) return;
+  panel.dataset.presenting = 'yes';
+  panel.classList.add('dvx-presenter');
+  present(panel, steps, {barIn: root});
+}
+
 const VIEWS = {tokens: mountTokens, pixels: mountPixels, stages: mountStages, compare: mountCompare};
 
 export function mount(element, props, watch, trigger) {
@@ -180,6 +203,7 @@ export function mount(element, props, watch, trigger) {
   const root = element.querySelector('.dvx-root') || element;
   const role = props.role;
   if (role === 'controls') controls(root, props, watch, trigger);
+  else if (role === 'presenter') presenter(root);
   else {
     if (role === 'compare') second(props, watch);
     VIEWS[role](root, explorer.ctx, props.views || []);

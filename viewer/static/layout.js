@@ -3,7 +3,24 @@
 
 import {escape} from './keys.js';
 
-export function buildSections(root, views) {
+// A view drawn here gets links that download it as a slide-ready figure (PNG, SVG, PDF) of the selection drawn
+// now: the server draws it (viewer/export.py), headed, keyed and stamped as every exported figure is.
+const FORMATS = ['png', 'svg', 'pdf'];
+
+function downloadLinks(view, figureUrl) {
+  const links = FORMATS.map((format) => `<a href="#" download="${escape(view.name)}.${format}" data-format="${format}">` +
+    `${format.toUpperCase()}</a>`).join('');
+  const element = document.createElement('div');
+  element.className = 'dvx-download';
+  element.innerHTML = `<span>Download as a figure:</span>${links}`;
+  element.addEventListener('click', (event) => {
+    const link = event.target.closest('a[data-format]');
+    if (link) link.href = figureUrl(view.name, link.dataset.format);  // the selection at the moment of the click
+  });
+  return element;
+}
+
+export function buildSections(root, views, figureUrl = null) {
   const sections = {};
   let row = null;
   for (const view of views) {
@@ -17,6 +34,7 @@ export function buildSections(root, views) {
       '<div class="dvx-body"></div>' +
       (view.help ? `<p class="explanation dvx-help">${escape(view.help)}</p>` : '') + '</section>');
     const section = row.lastElementChild;
+    if (view.downloadable && figureUrl) section.querySelector('.dvx-body').after(downloadLinks(view, figureUrl));
     sections[view.name] = section.querySelector('.dvx-body');
   }
   return sections;

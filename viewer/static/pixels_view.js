@@ -11,7 +11,7 @@ import {touched} from './store.js';
 import {valueText} from './readout.js';
 
 export function mountPixels(root, ctx, views) {
-  const sections = buildSections(root, views);
+  const sections = buildSections(root, views, ctx.figureUrl);
   const {store} = ctx;
   sections.pixel_image.insertAdjacentHTML('beforeend',
     '<figure class="view-picture dvx-photo"><div class="dvx-frame"><img alt="the photo: move the pointer over it, click to pin a point">' +

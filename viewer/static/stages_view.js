@@ -14,7 +14,7 @@ export function mountStages(root, ctx, views) {
   root.insertAdjacentHTML('beforeend', '<label class="dvx-select">Token (or the mean over tokens) ' +
     '<select class="dvx-stage-token"></select></label>');
   const choice = root.lastElementChild.querySelector('select');
-  const sections = buildSections(root, views);
+  const sections = buildSections(root, views, ctx.figureUrl);
   const stages = new TileGrid(sections.stages, 'the last block of each stage', {wide: true});
   const classPicture = new MapPicture(sections.class_attention, 'class attention');
   sections.semantic_self.insertAdjacentHTML('beforeend',

@@ -18,7 +18,7 @@ export function statisticsText(token, label, stats, homeGrid) {
 }
 
 export function mountTokens(root, ctx, views) {
-  const sections = buildSections(root, views);
+  const sections = buildSections(root, views, ctx.figureUrl);
   const gallery = new TileGrid(sections.token_gallery, 'every token\'s map', {selectable: true});
   sections.token_gallery.insertAdjacentHTML('beforeend',
     '<label class="dvx-token-box">Token (type a number and press Enter, or click a tile) ' +
