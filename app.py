@@ -18,6 +18,7 @@ from model.bundle import open_model
 from model.pretrained import NAMED_WEIGHTS
 from model.weights import CheckpointError
 from viewer import help_texts, limits
+from viewer.atlas_view import open_atlas
 from viewer.service import Explorer
 from viewer.ui import build_demo, launch_options
 
@@ -35,6 +36,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", help="also serve through a public Gradio link")
+    parser.add_argument("--atlas", default=os.environ.get("DUALVIT_ATLAS") or None,
+                        help="a token atlas folder (python -m atlas build); default: $DUALVIT_ATLAS, else the atlas "
+                             "shipped in assets/atlas")
     limits.add_arguments(parser)
     return parser.parse_args(argv)
 
@@ -51,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     banner = help_texts.model_banner(bundle)  # the page's warning, said in the terminal as well
     if banner:
         print("warning: " + banner.replace("⚠️ ", "").replace("**", ""), file=sys.stderr)
-    explorer = Explorer(bundle, server_limits)
+    try:
+        atlas = open_atlas(arguments.atlas)
+    except (OSError, ValueError, KeyError) as error:
+        print(f"error: the atlas at {arguments.atlas} cannot be read ({error})", file=sys.stderr)
+        return 2
+    explorer = Explorer(bundle, server_limits, atlas)
     demo = build_demo(explorer)
     demo.launch(server_name=arguments.host, server_port=arguments.port, share=arguments.share,
                 **launch_options(explorer))

@@ -182,6 +182,16 @@ def token_maps(trace: Trace, stage: int, block: int, fusion: str = "mean", item:
     return values.reshape(values.shape[0], grid.height, grid.width)
 
 
+def batch_token_maps(trace: Trace, ref: BlockRef) -> torch.Tensor:
+    """(B, M, pixels) float32: every image's :func:`token_maps` of block ``ref``, heads averaged, at once."""
+    grid = trace.grid(ref.stage)
+    if ref.kind == "dual":
+        values = trace.maps[ref.map_name("semantic_to_pixel")]
+    else:
+        values = trace.maps[ref.map_name(MERGE_PART)][:, :, grid.size:, :grid.size]
+    return values.float().mean(dim=1)
+
+
 def uniform_weight(trace: Trace, ref: BlockRef) -> float:
     """The weight each key gets from uniform attention in block ``ref``'s token maps: 1/N over the stage's N
     pixels (Dual), 1/(N + M) over pixels and tokens together (Merge, whose token maps keep only the pixels)."""

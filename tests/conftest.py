@@ -140,11 +140,12 @@ def launch(weights, limits=None) -> tuple:
     from model.allocator import keep_freed_memory
     from model.bundle import open_model
     from viewer.limits import Limits
+    from viewer.atlas_view import open_atlas
     from viewer.service import Explorer
     from viewer.ui import build_demo, launch_options
 
     keep_freed_memory()
-    explorer = Explorer(open_model(weights, device="cpu"), limits or Limits())
+    explorer = Explorer(open_model(weights, device="cpu"), limits or Limits(), open_atlas(None))
     demo = build_demo(explorer)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                 **launch_options(explorer))

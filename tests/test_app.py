@@ -101,6 +101,23 @@ def test_one_picture_downloads_as_a_figure_and_a_bad_request_is_said(app_server,
     assert gone.status_code == 404 and "analyse an image first" in gone.json()["detail"]
 
 
+def test_the_atlas_answers_for_a_token_and_says_whose_tokens_it_holds(app_server):
+    client = app_server.client()
+    atlas = app_server.explorer.atlas
+    block, token, said, examples, lifts, classes, blocks_said, blocks = client.predict(
+        atlas.blocks[1], 38, {}, api_name="/atlas")
+    assert (block, token) == (atlas.blocks[1], 38)
+    # The page serves untrained weights; the shipped atlas was built with the shipped model's: it says so.
+    assert "built with other weights" in said and f"Token 38 at {atlas.blocks[1]}" in said
+    assert examples.count('class="tile"') == 8 and "colour-key" in examples
+    assert lifts["type"] == "plotly" and classes["type"] == "plotly" and "follow objects" in blocks_said
+    for asked, message in (((atlas.blocks[1], 64), "Token must be a whole number from 0 to 63"),
+                           # The menu refuses a block it does not list, in its own words, before the atlas is asked.
+                           (("stage 9 · block 0", 1), "stage 9 · block 0 is not in the list of choices")):
+        with pytest.raises(AppError, match=re.escape(message)):
+            client.predict(*asked, {}, api_name="/atlas")
+
+
 ENDPOINT_ARGUMENTS = {"token_gallery": [], "token_detail": [17], "pixel_view": [None],
                       "stages_view": ["mean over tokens"]}
 
@@ -194,6 +211,7 @@ def test_odd_files_through_the_server(app_server, tmp_path, case):
     assert client.predict(handle_file(EXAMPLES / "coffee.jpg"), "224", api_name="/analyse")[0]["confidences"]
 
 
+@pytest.mark.slow  # draws every view, the deck and the animations, twice
 def test_export_bundles_every_view_the_deck_the_animations_the_trace_and_the_settings(session, tmp_path):
     archive = session.predict(*VIEW, 5, None, api_name="/export", token_choice="7")
     with zipfile.ZipFile(archive) as bundle:
@@ -258,6 +276,7 @@ def test_a_malformed_upload_gets_a_clear_400_and_the_server_keeps_serving(app_se
     assert good.status_code == 200 and good.json()[0].endswith("scene.png")
 
 
+@pytest.mark.slow  # its own server, and a whole export
 def test_a_declared_method_is_on_the_page_in_the_api_and_in_the_export(small_weights, tmp_path):
     """One declaration is all a method needs: a dummy one, registered before the page is built."""
     from conftest import launch

@@ -153,3 +153,28 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
             image = cv2.imread(download.path())
             assert image.shape[1] >= 1080
     assert shipped_app.explorer.forward_passes >= 1
+
+
+@pytest.mark.parametrize("viewport", list(VIEWPORTS))
+def test_a_token_s_link_opens_its_atlas_entry_keyed_at_both_widths(shipped_app, viewport):
+    with browser_page(shipped_app.url, viewport) as visit:
+        page = visit.page
+        visit.analyse(SCENE)
+        visit.open_tab("Semantic tokens")
+        visit.set(token=38)
+        page.mouse.move(0, 0)
+        link = page.locator("#token-stats a[data-atlas]")
+        expect(link).to_have_text("token 38 across the dataset (Atlas)")
+        link.click()
+        expect(page.locator("#atlas-said")).to_contain_text("Token 38 at stage 2 · block 0, across 2,000 images",
+                                                            timeout=60_000)
+        expect(page.locator("#atlas-examples .tile")).to_have_count(8)
+        expect(page.locator("#atlas-examples .colour-key")).to_be_visible()  # every map keyed
+        for plot in ("#atlas-lifts", "#atlas-classes", "#atlas-blocks"):
+            expect(page.locator(f"{plot} .js-plotly-plot .legend, {plot} .js-plotly-plot .xtick").first).to_be_attached()
+        expect(page.locator("#atlas-blocks-said")).to_contain_text("tokens follow objects")
+        tiles = page.locator("#atlas-examples .tile").evaluate_all("t => t.map(e => e.getBoundingClientRect().right)")
+        assert max(tiles) <= VIEWPORTS[viewport][0]
+        page.evaluate("() => document.querySelector('#atlas-said').scrollIntoView({block: 'start'})")
+        visit.shot(f"{viewport}_atlas_screen", full_page=False)
+        visit.shot(f"{viewport}_atlas")

@@ -245,6 +245,15 @@ def test_each_animation_has_one_frame_per_block_named_in_it(exported, analysed):
         assert int(np.argmin(differences)) == index and differences[index] < 3
 
 
+def test_an_mp4_holds_its_last_frame_whatever_the_pictures():
+    rng = np.random.default_rng(0)
+    for count in (2, 5, 16):  # random pictures: an encoder would reorder frames here if it could
+        pictures = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(count)]
+        frames, seconds = mp4_frames(io.BytesIO(animation.mp4_bytes(pictures)))
+        assert len(frames) == count
+        assert seconds == pytest.approx(count - 1 + animation.HOLD_MILLISECONDS / 1000, abs=0.05)
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 def test_an_exported_plot_renders_with_the_network_blocked(exported):

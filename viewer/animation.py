@@ -84,6 +84,9 @@ def mp4_bytes(pictures: Sequence[np.ndarray]) -> bytes:
         stream.height, stream.width = pictures[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = milliseconds
+        # No B-frames: packets come in the frames' order, so the last one is the last frame, whose duration the
+        # container takes as the hold.
+        stream.codec_context.max_b_frames = 0
         stream.options = {"crf": "18"}
         packets = []
         for index, picture in enumerate(pictures):
@@ -91,10 +94,8 @@ def mp4_bytes(pictures: Sequence[np.ndarray]) -> bytes:
             frame.pts, frame.time_base = index * FRAME_MILLISECONDS, milliseconds
             packets += stream.encode(frame)
         packets += stream.encode()
-        last = max(packets, key=lambda packet: packet.pts)
+        packets[-1].duration = HOLD_MILLISECONDS
         for packet in packets:
-            if packet is last:
-                packet.duration = HOLD_MILLISECONDS
             container.mux(packet)
     return buffer.getvalue()
 

@@ -10,7 +10,7 @@ from typing import Literal
 
 Form = Literal["tiles", "picture", "photo", "plot", "text"]
 TABS: dict[str, str] = {"tour": "Tour", "tokens": "Semantic tokens", "pixels": "Pixels", "stages": "Stages",
-                        "compare": "Compare", "explanations": "Explanations", "export": "Export"}
+                        "compare": "Compare", "explanations": "Explanations", "atlas": "Atlas", "export": "Export"}
 # The tabs whose views the browser draws from the analysis's maps (viewer/static/), following the pointer.
 LIVE_TABS = ("tokens", "pixels", "stages", "compare")
 
@@ -87,6 +87,13 @@ VIEWS: tuple[View, ...] = (
     View("explain_text", "explain", "explanations", "text", beside=True),
     View("important_tokens", "explain", "explanations", "tiles", picks_token=True),
     View("importance_plot", "explain", "explanations", "plot", "Token importance"),
+    View("atlas_said", "atlas", "atlas", "text"),
+    View("atlas_examples", "atlas", "atlas", "tiles",
+         "Its dataset examples: its map over each image, the crop holding the most of its mass boxed"),
+    View("atlas_lifts", "atlas", "atlas", "plot", "Near home or on objects"),
+    View("atlas_classes", "atlas", "atlas", "plot", "The classes it serves", beside=True),
+    View("atlas_blocks_said", "atlas", "atlas", "text", "Semantic or positional, block by block"),
+    View("atlas_blocks", "atlas", "atlas", "plot", beside=True),
 )
 
 

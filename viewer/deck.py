@@ -25,7 +25,7 @@ from viewer.figure_files import Heading, png_bytes
 
 DECK_SCRIPT = Path(__file__).parent / "static" / "deck.js"
 SLIDE_WIDTH, SLIDE_HEIGHT = 12.8, 7.2  # inches: 1280 x 720 pixels at figure_files.DPI
-SLIDE_TITLE, SLIDE_BODY, SLIDE_KEY, SLIDE_FOOTER = 26, 18, 13, 10  # points: 36, 25, 18 and 14 pixels at 100 dpi
+SLIDE_TITLE, SLIDE_BODY, SLIDE_KEY, SLIDE_FOOTER = 26, 18, 13, 12  # points: 36, 25, 18 and 17 pixels at 100 dpi
 TITLE_STATEMENT_HEIGHT = 2.6  # inches of the title slide's text column for what the weights know
 PICTURE_BOX = (7.0, 4.7)  # inches, the picture's largest width and height on a slide
 TEXT_WIDTH = SLIDE_WIDTH - PICTURE_BOX[0] - 3 * figure_files.MARGIN
@@ -84,7 +84,8 @@ html, body {margin: 0; height: 100%; background: #1d2026; font-family: "DejaVu S
 .slide.title-slide {grid-template-columns: 40% 1fr;}
 .slide .stamp {grid-column: 1 / -1; background: #b42318; color: white; font-weight: bold; padding: 0.3em 0.6em;
   font-size: 0.85em;}
-.slide .footer {position: absolute; bottom: 1.2%; left: 3%; right: 3%; font-size: 0.55em; color: #3d4451;}
+.slide .footer {position: absolute; bottom: 1.2%; left: 3%; right: 3%; font-size: 0.62em; color: #3d4451;}
+.slide .footer strong {display: block; color: #b42318;}
 .slide aside.notes {display: none;}
 .deck-notes-shown .slide aside.notes {display: block; position: absolute; inset: auto 0 0 0; max-height: 45%;
   overflow: auto; background: #fffbe6; border-top: 2px solid #d9a400; padding: 0.5em 1em; font-size: 0.7em;}
@@ -126,8 +127,8 @@ def step_slide_html(talk: Talk, number: int, step: render.TourStep) -> str:
     notes = " ".join(sentences(step.text))
     return (f'<section class="slide" aria-label="step {number}"><h2>{number}. {html.escape(step.title)}</h2>'
             f'<figure>{image_tag(picture.image, step.title)}{key}</figure><div class="text">{shown}</div>'
-            f'<div class="footer">{html.escape(talk.heading.context)}'
-            f'{" · " + html.escape(talk.heading.stamp) if talk.heading.stamp else ""}</div>'
+            f'<div class="footer">{f"<strong>{html.escape(talk.heading.stamp)}</strong>" if talk.heading.stamp else ""}'
+            f'{html.escape(talk.heading.context)}</div>'
             f'<aside class="notes">{html.escape(notes)}</aside></section>')
 
 

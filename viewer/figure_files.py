@@ -169,9 +169,11 @@ def draw_marks(axes, marks: render.Marks, analysis: Analysis) -> None:
                                                       dtype=float).reshape(2, 2))
         (x0, y0), (x1, y1) = corners
         for colour, width in (("black", 3.6), (keys.css_colour(render.HOME_COLOUR), 2.0)):
-            axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=width))
+            # Above the outline (collections are drawn at zorder 2): the home cell stays in sight where they cross.
+            axes.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=colour, linewidth=width,
+                                     zorder=3))
     for text, x, y in marks.numbers:
-        axes.text(x, y, text, ha="center", va="center", color="white", fontsize=NOTE, weight="bold",
+        axes.text(x, y, text, ha="center", va="center", color="white", fontsize=NOTE, weight="bold", zorder=4,
                   bbox=dict(boxstyle="round,pad=0.12", facecolor="black", edgecolor="none", alpha=0.7))
 
 
@@ -259,6 +261,19 @@ def key_blocks(key: ColourKey | None, width: float = WIDTH - 2 * MARGIN, left: f
     return blocks
 
 
+def caption_lines(caption: str, size: float, width: float) -> list[str]:
+    """A tile's caption in lines broken between its parts ("stage 1 · block 0 · half on 4%"), a part too long for
+    a line broken between its words."""
+    lines: list[str] = []
+    for part in caption.split(" · "):
+        trial = f"{lines[-1]} · {part}" if lines else part
+        if lines and text_width(trial, size) <= width:
+            lines[-1] = trial
+        else:
+            lines += wrapped(part, size, width)
+    return lines
+
+
 def row_image(images: Sequence[np.ndarray], tile_width: float) -> np.ndarray:
     """A row of tiles as one picture, white between them as wide as the figure's gap: one raster a row draws and
     saves much faster than one a tile."""
@@ -282,7 +297,7 @@ def tiles_blocks(tiles: render.Tiles, columns: int) -> list[Block]:
         image = row_image([tile.image for tile in row], tile_width)
         row_width = len(row) * tile_width + (len(row) - 1) * GAP
         image_height = row_width * image.shape[0] / image.shape[1]
-        captions = [wrapped(tile.caption, NOTE, tile_width) for tile in row]
+        captions = [caption_lines(tile.caption, NOTE, tile_width) for tile in row]
         height = image_height + max(len(lines) for lines in captions) * line_height(NOTE)
 
         def draw(figure: Figure, top: float, image=image, row_width=row_width, captions=captions,
@@ -320,6 +335,7 @@ def plot_block(plot: go.Figure, height: float = 5.2) -> Block:
             if trace.type == "heatmap":
                 image = axes.imshow(np.asarray(trace.z, dtype=float), cmap=plotly_colormap(trace.colorscale),
                                     interpolation="none", aspect="equal")
+                axes.set_anchor("W")  # a square matrix at the left, under the title, not adrift in the width
                 colorbar = figure.colorbar(image, ax=axes, fraction=0.04)
                 colorbar.set_label(title_of(trace.colorbar), fontsize=NOTE)
         for index, trace in enumerate(bars):
@@ -359,7 +375,9 @@ def content_blocks(exhibit: Exhibit, analysis: Analysis) -> list[Block]:
     if isinstance(content, render.Tiles):
         return tiles_blocks(content, exhibit.columns)
     if isinstance(content, go.Figure):
-        return [text_block(title_of(content.layout), BODY, weight="bold"), plot_block(content)]
+        title = title_of(content.layout)
+        said = [] if title.lower() in exhibit.heading.title.lower() else [text_block(title, BODY, weight="bold")]
+        return said + [plot_block(content)]
     return [picture_block(content, picture_width(content))]
 
 

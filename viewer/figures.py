@@ -39,6 +39,17 @@ def token_bars(values: np.ndarray, top_k: int, title: str, value_title: str, val
     return figure
 
 
+def named_bars(names: Sequence[str], values: Sequence[float], title: str, value_title: str) -> go.Figure:
+    """One bar per name, the largest highlighted."""
+    values = np.asarray(values, dtype=np.float64)
+    top = top_indices(values, 1)
+    figure = go.Figure(go.Bar(x=list(names), y=values,
+                              marker_color=[HIGHLIGHT if index in top else MUTED for index in range(len(values))],
+                              hovertemplate="%{x}: %{y:.1%}<extra></extra>"))
+    figure.update_layout(title=title, yaxis_title=value_title, yaxis_tickformat=".0%", bargap=0.2, **LAYOUT)
+    return figure
+
+
 def pixel_reads_figure(reads: np.ndarray, top_k: int = 5) -> go.Figure:
     """How much the chosen pixel reads from each token; ``reads`` (M,) from :func:`analysis.trace_maths.pixel_reads`."""
     return token_bars(reads, top_k, f"What this pixel reads (top {min(top_k, np.size(reads))} highlighted)",

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
@@ -18,12 +19,13 @@ from urllib.parse import urlencode
 import gradio as gr
 
 from analysis import trace_maths
-from viewer import help_texts, markup, render
+from viewer import atlas_view, help_texts, markup, render
 from viewer.errors import UserError
 from viewer.export import TOUR_SLIDE, latest_explained, settings_of, write_bundle
 from viewer.figure_files import FILE_FORMATS
 from viewer.live import FIGURES, data_url
-from viewer.requests import RESOLUTIONS, AnalyseRequest, ExplainRequest, ExportRequest, TourRequest, ViewRequest
+from viewer.requests import (RESOLUTIONS, AnalyseRequest, AtlasRequest, ExplainRequest, ExportRequest, TourRequest,
+                             ViewRequest)
 from viewer.service import Explorer
 
 log = logging.getLogger(__name__)
@@ -157,6 +159,25 @@ class Handlers:
         texts = {tour_text(index): f"### {index + 1}. {step.title}\n{step.text}"
                  + (OWNER_HINT if step.owners is not None else "") for index, step in enumerate(steps)}
         return pictures | texts
+
+    def atlas(self, request: AtlasRequest) -> dict[str, Any]:
+        atlas = self.explorer.atlas
+        view = atlas_view.entry(atlas, request.block, request.token, request.style)
+        said = view.said
+        if not atlas.describes(self.weights_sha256):
+            said = (f"⚠️ This atlas was built with other weights ({atlas.meta['weights']}, "
+                    f"{atlas.meta['architecture']}) than the page's: it says what *those* tokens do.\n\n{said}")
+        return {"atlas_block": request.block, "atlas_token": request.token, "atlas_said": said,
+                "atlas_examples": markup.tiles_html(view.examples, wide=True,
+                                                    label=f"token {request.token}'s examples, {request.block}"),
+                "atlas_lifts": view.lifts, "atlas_classes": view.classes,
+                "atlas_blocks_said": atlas_view.summary_said(atlas), "atlas_blocks": atlas_view.summary_figure(atlas)}
+
+    @cached_property
+    def weights_sha256(self) -> str:
+        from atlas.build import weights_hash
+
+        return weights_hash(self.explorer.bundle.network)
 
     def explain(self, request: ExplainRequest, progress: Callable[..., None]) -> dict[str, Any]:
         method = request.method

@@ -96,6 +96,13 @@ EXPLANATIONS: dict[str, str] = {
         "grey photo showing. Large pictures outline the fewest cells holding half of a map's mass; tiles show the "
         "heat alone. Parts of the photo the model did not see (cropped away) are dimmed."
     ),
+    "atlas": (
+        "What a token does in general, not on one image: the atlas ran the model over a whole dataset and kept, for "
+        "every token of every block, the images where it gathers the most mass in one crop, how much of its mass "
+        "stays in its home cell or falls on objects (against what uniform attention would put there), and the "
+        "classes whose objects it covers. A token that follows objects wherever they are is semantic; one that "
+        "stays near its home cell is positional."
+    ),
     "explanations": (
         "Attention shows where tokens look, not what drives the prediction. These methods ask the second question "
         "for one class, each in its own way; the evidence table at the foot of this tab measures how well each "

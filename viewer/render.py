@@ -180,6 +180,12 @@ def draw_maps(analysis: Analysis, maps: Sequence[StoredMap], style: Style,
     key; no outline (:func:`draw_one` adds it)."""
     image, geometry = (analysis.thumbnail, analysis.thumbnail_geometry) if small else \
         (analysis.display, analysis.geometry)
+    return draw_maps_on(image, geometry, maps, style, small)
+
+
+def draw_maps_on(image: np.ndarray, geometry: Geometry, maps: Sequence[StoredMap], style: Style,
+                 small: bool = False) -> tuple[list[np.ndarray], ColourKey]:
+    """:func:`draw_maps` over any image cut by ``geometry`` (an atlas's thumbnails)."""
     painted, key = painted_maps(maps, style, geometry, small)
     return overlay.cell_overlays(overlay.backdrop(image), painted, [stored.shape for stored in maps], geometry), key
 

@@ -63,6 +63,15 @@ class ExportRequest:
 
 
 @dataclass(frozen=True)
+class AtlasRequest:
+    """A token of the atlas: its block's label and its number, drawn in ``style``."""
+
+    block: str
+    token: int
+    style: render.Style
+
+
+@dataclass(frozen=True)
 class TourRequest:
     """The guided tour of one analysed image (``key`` in the cache), drawn in ``style``."""
 
@@ -106,6 +115,19 @@ def view_request(key: str, analysis: Analysis, block: Any, fusion: Any, scale: A
     stage_token = None if stage_token in (None, "", MEAN_OF_TOKENS) else parse_token(analysis, stage_token)
     return ViewRequest(key, analysis, block_ref, fusion, parse_style(scale, colormap, opacity),
                        parse_token(analysis, token), parse_point(point), stage_token)
+
+
+def atlas_request(blocks: list[str], tokens: int, block: Any, token: Any, style: render.Style) -> AtlasRequest:
+    """A token of an atlas holding ``blocks`` of ``tokens`` tokens each."""
+    if block not in blocks:
+        raise UserError(f"The atlas has no block {block!r}: it holds {', '.join(blocks)}.")
+    try:
+        number = float(token)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(token, bool) or not number.is_integer() or not 0 <= number < tokens:
+        raise UserError(f"Token must be a whole number from 0 to {tokens - 1}.")
+    return AtlasRequest(block, int(number), style)
 
 
 def selection_of(controls: Any) -> dict:

@@ -22,10 +22,11 @@ from model.preprocess import Geometry, preprocess
 from model.trace import Trace
 from viewer import payload, requests
 from viewer.analysed import DISPLAY_SIDE, MIN_DISPLAY_SIDE, THUMBNAIL_SIDE, Analysis, display_copy
+from viewer.atlas_view import Atlas
 from viewer.errors import UserError
 from viewer.limits import Limits
 from viewer.render import DEFAULT_OPACITY, DEFAULT_SCALE
-from viewer.requests import ExplainRequest, ExportRequest, TourRequest, ViewRequest
+from viewer.requests import AtlasRequest, ExplainRequest, ExportRequest, TourRequest, ViewRequest
 
 try:  # On a Hugging Face ZeroGPU Space, a GPU is attached only inside functions marked for it.
     import spaces
@@ -150,9 +151,10 @@ class Explorer:
     Requests enter here: :meth:`view_request` and :meth:`explain_request` check what a user sent and raise
     :class:`~viewer.errors.UserError` for what they can mend."""
 
-    def __init__(self, bundle: ModelBundle, limits: Limits = Limits()):
+    def __init__(self, bundle: ModelBundle, limits: Limits = Limits(), atlas: Atlas | None = None):
         self.bundle = bundle
         self.limits = limits
+        self.atlas = atlas  # what the tokens do across a dataset (viewer.atlas_view), when one was given
         self.cache = AnalysisCache(limits.cache_bytes, limits.session_analyses)
         self.forward_passes = 0
         self._model_lock = threading.Lock()
@@ -218,6 +220,19 @@ class Explorer:
         """The download of the views the controls hold, with the compared image where one is still analysed."""
         compared = self.cache.get(second_key) if second_key and self.cache.holds(second_key) else None
         return ExportRequest(self.selection_request(key, controls), compared)
+
+    def atlas_request(self, block: Any, token: Any, controls: Any) -> AtlasRequest:
+        """A token of the atlas (``block``, ``token``; None: the live selection's), drawn in the controls' style."""
+        if self.atlas is None:
+            raise UserError("No atlas is loaded: build one with `python -m atlas build SOURCE --out DIR` and start "
+                            "the app with `--atlas DIR`.")
+        selection = controls.get("selection", {}) if isinstance(controls, dict) else {}
+        style = requests.parse_style(DEFAULT_SCALE, selection.get("colormap", "inferno"),
+                                     selection.get("opacity", DEFAULT_OPACITY))
+        block = block if block is not None else selection.get("block")
+        token = token if token is not None else selection.get("token", 0)
+        return requests.atlas_request(self.atlas.blocks, self.atlas.token_count(self.atlas.blocks[0]), block, token,
+                                      style)
 
     def tour_request(self, key: str | None, scale: Any, colormap: Any, opacity: Any) -> TourRequest:
         return TourRequest(key, self.get(key), requests.parse_style(scale, colormap, opacity))

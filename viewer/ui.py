@@ -26,7 +26,7 @@ from viewer.service import Explorer
 EXAMPLES = ASSETS / "examples"
 TAB_TITLES = catalogue.TABS
 # The help text above each tab's views.
-TAB_HELP = {"pixels": "pixel_reads", "explanations": "explanations"}
+TAB_HELP = {"pixels": "pixel_reads", "explanations": "explanations", "atlas": "atlas"}
 Named = dict[str, Any]
 
 CSS = markup.PAGE_CSS + live.LIVE_CSS + """
@@ -237,6 +237,37 @@ def method_controls(method: str) -> tuple[dict, dict, dict]:
             gr.update(visible=declared.result == "token scores"))
 
 
+class AtlasTab:
+    """What each token does across a dataset, from the atlas the app was started with."""
+
+    def __init__(self, explorer: Explorer):
+        self.atlas = explorer.atlas
+
+    def render(self) -> Named:
+        explanation(TAB_HELP["atlas"])
+        if self.atlas is None:
+            gr.Markdown("No atlas is loaded. Build one with `python -m atlas build scenes:2000 --out DIR` (or a "
+                        "folder of images) and start the app with `--atlas DIR`.", elem_id="atlas-missing")
+            return {}
+        gr.Markdown(f"Built from {self.atlas.meta['source']} with {self.atlas.meta['architecture']} "
+                    f"({self.atlas.meta['weights']}) at {self.atlas.meta['resolution']} pixels.")
+        named: Named = {}
+        with gr.Row():
+            named["atlas_block"] = gr.Dropdown(self.atlas.blocks, value=self.atlas.blocks[-1], label="Block",
+                                               elem_id="atlas-block")
+            named["atlas_token"] = gr.Number(value=0, precision=0, minimum=0, label="Token", elem_id="atlas-token")
+            named["atlas_show"] = gr.Button("Show this token", variant="primary", elem_id="atlas-show")
+            named["atlas_picked"] = gr.Button("Show the token picked in the explorer", elem_id="atlas-picked")
+        for row in catalogue.rows(catalogue.views_on("atlas")):
+            with gr.Row(equal_height=False) if len(row) > 1 else gr.Column():
+                for view in row:
+                    with gr.Column():
+                        if view.title and view.form != "plot":
+                            gr.Markdown(f"#### {view.title}")
+                        named[view.name] = view_component(view)
+        return named
+
+
 class ExportTab:
     @staticmethod
     def render() -> Named:
@@ -251,11 +282,12 @@ class ExportTab:
                 "export_file": gr.File(label="Download", elem_id="export-file")}
 
 
-def render_tabs(bundle: ModelBundle) -> tuple[Named, list[tuple[gr.Button, str]]]:
+def render_tabs(explorer: Explorer) -> tuple[Named, list[tuple[gr.Button, str]]]:
     """Every tab in sight, on as many rows as it takes: on a phone the default menu folded four of the six
     into a "⋯" that a first-time visitor does not open."""
     sections = {"tokens": LiveTab("tokens"), "pixels": LiveTab("pixels"), "stages": LiveTab("stages"),
-                "compare": CompareTab(), "explanations": ExplanationsTab(bundle), "export": ExportTab()}
+                "compare": CompareTab(), "explanations": ExplanationsTab(explorer.bundle), "atlas": AtlasTab(explorer),
+                "export": ExportTab()}
     with gr.Tabs(overflow_behavior="wrap") as tab_bar:
         with gr.Tab(TAB_TITLES["tour"], id="tour"):
             named, links = TourTab.render()
@@ -268,7 +300,7 @@ def render_tabs(bundle: ModelBundle) -> tuple[Named, list[tuple[gr.Button, str]]
 # ----------------------------------------------------------------------------- wiring
 
 # The parameter names a component's value has in the API, where they differ from its name on the page.
-API_PARAMETERS = {"target_class": "class_name", "stage_choice": "stage"}
+API_PARAMETERS = {"target_class": "class_name", "stage_choice": "stage", "atlas_block": "block", "atlas_token": "token"}
 ANALYSIS_OUTPUTS = ["key", "prediction", "verdict", "status", "target_class", "controls"]
 
 
@@ -362,17 +394,32 @@ class Wiring:
         self.on(named["export_button"].click, explorer.export_request, handlers.export,
                 ["key", "controls", "second_key"], ["export_file"], api_name=False)
 
+    def atlas(self) -> None:
+        """The Atlas tab: a token chosen there, or the one picked in the explorer (its block and token)."""
+        named, explorer = self.named, self.explorer
+        if "atlas_show" not in named:
+            return
+        outputs = ["atlas_block", "atlas_token", *catalogue.names_of("atlas")]
+        def chosen(atlas_block, atlas_token, controls):
+            return explorer.atlas_request(atlas_block, atlas_token, controls)
+
+        self.on(named["atlas_show"].click, chosen, self.handlers.atlas,
+                ["atlas_block", "atlas_token", "controls"], outputs, api_name="atlas")
+        self.on(named["atlas_picked"].click, lambda controls: explorer.atlas_request(None, None, controls),
+                self.handlers.atlas, ["controls"], outputs, api_name=False)
+
 
 def build_demo(explorer: Explorer) -> gr.Blocks:
     """The page, with its queue set to the explorer's limits, and the API's endpoints for headless use."""
     bundle = explorer.bundle
     with gr.Blocks(title="Dual-ViT Explorer") as demo:
         named = Header.render(bundle) | ImagePanel.render(bundle) | Controls.render()
-        tabs, links = render_tabs(bundle)
+        tabs, links = render_tabs(explorer)
         named |= tabs
         wiring = Wiring(explorer, named)
         wiring.analyses()
         wiring.explanations_and_export()
+        wiring.atlas()
         for link, tab in links:
             link.click(lambda tab=tab: gr.Tabs(selected=tab), None, named["tabs"], api_name=False)
         api.register(explorer, wiring.handlers)

@@ -77,7 +77,7 @@ function createExplorer() {
       (tab || byTitle)?.click();
     },
   };
-  const TAB_TITLES = {tokens: 'Semantic tokens', pixels: 'Pixels', stages: 'Stages', compare: 'Compare'};
+  const TAB_TITLES = {tokens: 'Semantic tokens', pixels: 'Pixels', stages: 'Stages', compare: 'Compare', atlas: 'Atlas'};
 
   function setBlock(label) {
     const data = store.state.primary;

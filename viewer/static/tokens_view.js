@@ -30,6 +30,21 @@ export function mountTokens(root, ctx, views) {
   // The token's numbers under its picture, not a gallery's height below it.
   sections.token_image.appendChild(stats.closest('.dvx-view'));
   const strip = new TileGrid(sections.filmstrip, 'the token through every block', {wide: true});
+  // The token's entry in the atlas: the Atlas tab shows the block and token picked here.
+  stats.addEventListener('click', (event) => {
+    if (!event.target.closest('a[data-atlas]')) return;
+    event.preventDefault();
+    store.set({hoverToken: null});
+    ctx.openTab('atlas');
+    // The tab's parts are mounted once it is shown: ask for the picked token as soon as its button is there.
+    const started = performance.now();
+    const ask = () => {
+      const button = document.querySelector('#atlas-picked');
+      if (button) button.click();
+      else if (performance.now() - started < 5000) requestAnimationFrame(ask);
+    };
+    ask();
+  });
   const {store} = ctx;
 
   gallery.grid.addEventListener('pointerover', (event) => {
@@ -95,7 +110,8 @@ export function mountTokens(root, ctx, views) {
     const data = state.primary, style = ctx.style(state), token = ctx.displayedToken(state);
     const {image, key} = tokenPicture(ctx.cache, data, view.block, view.fusion, token, view.data.tokens(token), style);
     detail.show(image, key, `token ${token}, ${view.block.label}`);
-    stats.innerHTML = statisticsText(token, view.block.label, view.data.statistics(token), data.homeGrid);
+    stats.innerHTML = statisticsText(token, view.block.label, view.data.statistics(token), data.homeGrid) +
+      `<p class="dvx-atlas-link"><a href="#" data-atlas>token ${token} across the dataset (Atlas)</a></p>`;
     detail.figure.dataset.token = token;
   }
 

@@ -1,0 +1,1 @@
+"""The token atlas: what each semantic token does across a whole dataset (``python -m atlas build``)."""
