@@ -92,7 +92,10 @@ def model_input(item: Item, bundle: ModelBundle, resolution: int) -> tuple[torch
     """The image as the model sees it, and its objects' masks cut the same way (scenes)."""
     tensor, geometry = preprocess(item.image, bundle.data_config, size=resolution)
     masks = None
-    if item.masks is not None:
+    if item.masks is not None and geometry.resized_size == item.image.size and \
+            geometry.crop_box == (0, 0, *item.image.size):
+        masks = np.asarray(item.masks, bool)  # the model sees the scene as it is
+    elif item.masks is not None:
         width, height = geometry.input_size
         masks = np.zeros((len(item.masks), height, width), bool)  # a scene may hold no object at all
         for index, mask in enumerate(item.masks):

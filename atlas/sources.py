@@ -11,9 +11,8 @@ import numpy as np
 from PIL import Image
 
 from viewer.errors import UserError
-from viewer.inputs import open_image
+from viewer.inputs import IMAGE_SUFFIXES, images_in, open_image
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 SCENES_PREFIX = "scenes:"
 
 
@@ -63,8 +62,7 @@ class FolderSource:
         if not folder.is_dir():
             raise UserError(f"{folder} is not a folder of images.")
         self.folder = folder
-        self.paths = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES
-                            and path.is_file())
+        self.paths = images_in(folder)
         if not self.paths:
             raise UserError(f"No images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
         self.count = len(self.paths)

@@ -85,25 +85,37 @@ def layouts(trace: Trace) -> list[BlockLayout]:
 def coverage(masks: list[np.ndarray], mask_classes: list[tuple[int, ...]], classes: int,
              grids: list[tuple[int, int]]) -> list[torch.Tensor]:
     """For a batch of scenes, each block grid's (B, classes, cells): the share of each cell covered by objects of
-    each class (each image's object masks (K, H, W) on the model input, their classes in ``mask_classes``)."""
+    each class (each image's object masks (K, H, W) on the model input, their classes in ``mask_classes``).
+
+    Objects do not overlap (a mask holds an object's visible pixels), so a class covers the sum of its objects'
+    shares. Each object is pooled to the finest grid from its pixels, a coarser grid from a finer one it divides
+    (the same means, fewer sums)."""
     height, width = masks[0].shape[1:]
-    by_class = torch.zeros(len(masks), classes, height, width)
-    for item, (objects, owners) in enumerate(zip(masks, mask_classes)):
-        for mask, cls in zip(objects, owners):
-            by_class[item, cls] += torch.from_numpy(mask)
-    by_class.clamp_(max=1.0)
-    return [functional.adaptive_avg_pool2d(by_class, grid).flatten(2) for grid in grids]
+    objects = [(item, cls) for item, owners in enumerate(mask_classes) for cls in owners]
+    pixels = torch.from_numpy(np.concatenate(masks)).float()[:, None] if objects else torch.zeros(0, 1, height, width)
+    pooled: dict[tuple[int, int], torch.Tensor] = {}
+    for grid in sorted(set(grids), key=lambda shape: -shape[0] * shape[1]):
+        finer = next((done for shape, done in pooled.items() if shape[0] % grid[0] == 0 and shape[1] % grid[1] == 0
+                      and height % shape[0] == 0 and width % shape[1] == 0), pixels)
+        pooled[grid] = functional.adaptive_avg_pool2d(finer, grid)
+    found = []
+    for grid in grids:
+        covered = torch.zeros(len(masks), classes, grid[0] * grid[1])
+        for (item, cls), share in zip(objects, pooled[grid].flatten(1)):
+            covered[item, cls] += share
+        found.append(covered.clamp_(max=1.0))
+    return found
 
 
 def best_crops(maps: torch.Tensor, grid: tuple[int, int], side: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores (..., M), boxes (..., M, 4) in cells: top, left, bottom, right): each map's side x side crop holding
     the largest share of its mass (the first such crop, row by row, on a tie)."""
     square = maps.reshape(-1, *grid)
-    summed = functional.pad(square.cumsum(1).cumsum(2), (1, 0, 1, 0))
+    summed = functional.pad(square.cumsum(1).cumsum(2), (1, 0, 1, 0))  # each crop's mass from four corner sums
     windows = summed[:, side:, side:] - summed[:, :-side, side:] - summed[:, side:, :-side] + summed[:, :-side, :-side]
     flat = windows.flatten(1)
     best, where = flat.max(1)
-    total = square.sum((1, 2))
+    total = maps.reshape(-1, grid[0] * grid[1]).sum(1)
     scores = torch.where(total > 0, best / total.clamp(min=1e-30), torch.zeros_like(total)).double()
     top, left = where // windows.shape[2], where % windows.shape[2]
     boxes = torch.stack([top, left, top + side, left + side], 1)
@@ -112,18 +124,22 @@ def best_crops(maps: torch.Tensor, grid: tuple[int, int], side: int) -> tuple[to
 
 def areas_holding_half(maps: torch.Tensor) -> torch.Tensor:
     """(...) the smallest share of cells (largest first) holding half of each map's mass (as
-    :func:`analysis.trace_maths.areas_holding`; 0 for a map without mass). Most maps hold half of their mass in a
-    few cells: their largest eighth is sorted first, and only the maps it does not settle are sorted whole."""
+    :func:`analysis.trace_maths.areas_holding`; 0 for a map without mass). Most maps of a trained model hold half
+    of their mass in a few cells: their largest eighth is sorted first, and only the maps it does not settle are
+    sorted whole (a map whose peak times an eighth of its cells is under half its mass, at once)."""
     flat = maps.reshape(-1, maps.shape[-1])
     total = flat.sum(1, keepdim=True)
     half = 0.5 - 1e-6
+    first = max(1, flat.shape[1] // 8)
 
     def cells_to_half(ordered: torch.Tensor, totals: torch.Tensor) -> torch.Tensor:
         return (ordered.cumsum(1) / totals.clamp(min=1e-30) < half).sum(1) + 1
 
-    largest = flat.topk(max(1, flat.shape[1] // 8), dim=1).values
-    cells = cells_to_half(largest, total)
-    unsettled = cells > largest.shape[1]
+    cells = torch.full((len(flat),), flat.shape[1] + 1, dtype=torch.long)
+    hopeful = flat.amax(1) * first >= half * total[:, 0]
+    if hopeful.any():
+        cells[hopeful] = cells_to_half(flat[hopeful].topk(first, dim=1).values, total[hopeful])
+    unsettled = cells > first
     if unsettled.any():
         cells[unsettled] = cells_to_half(flat[unsettled].sort(dim=1, descending=True).values, total[unsettled])
     areas = torch.where(total[:, 0] > 0, cells / flat.shape[1], torch.zeros(len(flat), dtype=torch.float64))

@@ -35,6 +35,7 @@ def good_values(client, description) -> dict[str, dict[str, object]]:
     class_name = analysed[3]["value"]
     known = {"upload": handle_file(EXAMPLE), "block_label": "stage 2 · block 0", "class_name": class_name, "token": 3,
              "opacity": 0.6, "stage": "2", "token_choice": "mean over tokens", "method": "grad_cam", "fusion": "mean"}
+    # (the atlas's blocks are the shipped model's, which the untrained small model shares: "stage 2 · block 0")
     values = {}
     for endpoint, info in description.items():
         values[endpoint] = {}
@@ -56,7 +57,8 @@ def test_every_parameter_answers_bad_values_with_a_message(api):
         for name in parameters:
             for label, bad in BAD_VALUES.items():
                 message = outcome(client, endpoint, {**parameters, name: bad})
-                if message is not None and message.strip() in BARE or (message and "verbose" in message):
+                if message is not None and (message.strip() in BARE or "verbose" in message
+                                            or message.startswith("Internal error")):  # a bad value is no bug
                     failures.append(f"{endpoint} {name}={label}: {message!r}")
     assert not failures, "\n".join(failures)
     # The server still serves.
@@ -70,7 +72,8 @@ def test_explanation_parameters_answer_bad_values_with_a_message(api):
     for name in parameters:
         for label, bad in BAD_VALUES.items():
             message = outcome(client, "/explain", {**parameters, name: bad})
-            if message is not None and (message.strip() in BARE or "verbose" in message):
+            if message is not None and (message.strip() in BARE or "verbose" in message
+                                        or message.startswith("Internal error")):
                 failures.append(f"/explain {name}={label}: {message!r}")
     assert not failures, "\n".join(failures)
 

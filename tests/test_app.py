@@ -104,18 +104,17 @@ def test_one_picture_downloads_as_a_figure_and_a_bad_request_is_said(app_server,
 def test_the_atlas_answers_for_a_token_and_says_whose_tokens_it_holds(app_server):
     client = app_server.client()
     atlas = app_server.explorer.atlas
-    block, token, said, examples, lifts, classes, blocks_said, blocks = client.predict(
-        atlas.blocks[1], 38, {}, api_name="/atlas")
+    block, token, said, examples, lifts, classes, blocks_said, blocks = client.predict(atlas.blocks[1], 38,
+                                                                                      api_name="/atlas")
     assert (block, token) == (atlas.blocks[1], 38)
     # The page serves untrained weights; the shipped atlas was built with the shipped model's: it says so.
     assert "built with other weights" in said and f"Token 38 at {atlas.blocks[1]}" in said
     assert examples.count('class="tile"') == 8 and "colour-key" in examples
     assert lifts["type"] == "plotly" and classes["type"] == "plotly" and "follow objects" in blocks_said
     for asked, message in (((atlas.blocks[1], 64), "Token must be a whole number from 0 to 63"),
-                           # The menu refuses a block it does not list, in its own words, before the atlas is asked.
-                           (("stage 9 · block 0", 1), "stage 9 · block 0 is not in the list of choices")):
+                           (("stage 9 · block 0", 1), "The atlas has no block 'stage 9 · block 0'")):
         with pytest.raises(AppError, match=re.escape(message)):
-            client.predict(*asked, {}, api_name="/atlas")
+            client.predict(*asked, api_name="/atlas")
 
 
 ENDPOINT_ARGUMENTS = {"token_gallery": [], "token_detail": [17], "pixel_view": [None],
@@ -159,6 +158,7 @@ def test_views_come_from_the_cache_without_running_the_model(app_server, session
         [title.split(" · half on ")[0] for title in re.findall(r'class="tile" title="([^"]+)"', stages)]
     tour = session.predict("per map", "inferno", 0.6, api_name="/tour")
     assert len(tour) == 2 * 7 and all("colour-key" in picture for picture in tour[:7])
+    assert "Across the atlas" not in tour[7 + 2]  # the shipped atlas speaks of other weights than these
     for fusion in ("max", "min", "head 1"):
         session.predict(VIEW[0], fusion, "shared", "viridis", 0.3, 3, api_name="/token_detail")
     assert app_server.explorer.forward_passes == passes

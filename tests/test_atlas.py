@@ -131,6 +131,15 @@ def test_the_same_build_on_a_two_node_ray_cluster_gives_the_same_files(built, pl
     same_files(built, tmp_path / "ray")
 
 
+def test_a_build_on_one_machine_needs_no_ray(tmp_path):
+    """Ray unimportable (as where it is not installed): a local build runs, and --ray says what it needs."""
+    blocked = "import sys; sys.modules['ray'] = None; from atlas.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    for extra, code, said in (([], 0, "wrote the atlas of 8 images"), (["--ray", "local"], 2, "--ray needs Ray Data")):
+        result = subprocess.run([sys.executable, "-c", blocked, "build", "scenes:8", "--out", str(tmp_path / "x"),
+                                 "--batch", "4", *extra], capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == code and said in result.stdout + result.stderr, result.stderr
+
+
 def test_a_folder_with_class_subfolders_gives_classes_and_bad_sources_are_said(tmp_path):
     folder = tmp_path / "images"
     for cls, names in (("cups", ["coffee.jpg"]), ("space", ["rocket.jpg", "astronaut.jpg"])):

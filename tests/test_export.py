@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -310,10 +311,13 @@ def test_a_compared_image_s_tour_follows_the_first_s_in_the_deck(analysed, small
 
 @pytest.mark.slow
 def test_export_command_reports_a_bad_image_and_goes_on(small_weights, tmp_path):
-    bad = tmp_path / "broken.png"
+    folder = tmp_path / "images"  # a folder stands for its images
+    folder.mkdir()
+    bad = folder / "broken.png"
     bad.write_bytes(b"not an image at all")
-    command = [sys.executable, "-m", "viewer.export", str(bad), str(EXAMPLES / "rocket.jpg"), "--out",
-               str(tmp_path / "out"), "--weights", str(small_weights)]
+    shutil.copy(EXAMPLES / "rocket.jpg", folder / "rocket.jpg")
+    command = [sys.executable, "-m", "viewer.export", str(folder), "--out", str(tmp_path / "out"), "--weights",
+               str(small_weights)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 1 and "broken.png: skipped: This file is not an image" in result.stderr
     assert (tmp_path / "out" / "rocket" / "token_image.png").exists()

@@ -33,6 +33,10 @@ def ordered(values: dict[str, Any], names: list[str]) -> tuple:
     return tuple(plot_value(values[name]) if isinstance(values[name], go.Figure) else values[name] for name in names)
 
 
+# The Atlas tab's values, in the order its event (and this API) returns them.
+ATLAS_OUTPUTS = ["atlas_block", "atlas_token", *catalogue.names_of("atlas")]
+
+
 def register(explorer: Explorer, handlers: Handlers) -> None:
     """The API's endpoints, inside the page's Blocks."""
 
@@ -88,6 +92,12 @@ def register(explorer: Explorer, handlers: Handlers) -> None:
             return FileData(path=handlers.export(ExportRequest(view))["export_file"],
                             orig_name="dualvit_explorer_export.zip")
 
-    for endpoint in (token_gallery, token_detail, pixel_view, stages_view, tour, explain, export):
+    def atlas(block_label: str, token: float, request: gr.Request) -> tuple:
+        """A token of the atlas the app was started with: its block and number back, what it does across the
+        dataset in words, its examples (HTML), its lifts and classes (plots), each block's reading."""
+        with answering():
+            return ordered(handlers.atlas(explorer.atlas_request(block_label, token, {})), ATLAS_OUTPUTS)
+
+    for endpoint in (token_gallery, token_detail, pixel_view, stages_view, tour, explain, export, atlas):
         concurrency = explorer.limits.concurrent_explanations if endpoint is explain else "default"
         gr.api(endpoint, api_name=endpoint.__name__, concurrency_limit=concurrency)

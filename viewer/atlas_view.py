@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import plotly.graph_objects as go
@@ -67,6 +68,23 @@ class AtlasEntry:
     examples: render.Tiles
     lifts: go.Figure
     classes: go.Figure | None
+
+
+def citation(atlas: Atlas) -> Callable[[str, int], str]:
+    """What the atlas says a token does across its dataset, in a sentence for the tour ("" where it holds nothing)."""
+    def said(block: str, token: int) -> str:
+        rows = atlas.rows(atlas.tokens, block, token) if block in atlas.blocks else []
+        if not rows:
+            return ""
+        row = rows[0]
+        role = row["role"] if row["role"] != "neither" else "neither follows objects nor stays near home"
+        sentence = (f"Across the atlas's {row['images']:,} images, token {token} at {block} {role}: "
+                    f"{render.share(row['home_share'])} of its mass falls in its home cell")
+        if row["object_share"] is not None and np.isfinite(row["object_share"]):
+            sentence += (f", {render.share(row['object_share'])} on objects ({row['object_lift']:.1f}× their share "
+                         "of the image)")
+        return sentence + "."
+    return said
 
 
 def example_tiles(atlas: Atlas, block: str, token: int, kind: str, style: render.Style) -> render.Tiles:

@@ -1,6 +1,6 @@
 """Saving the explorer's views for slides and papers: the page's download, and the same files without a page.
 
-    python -m viewer.export IMAGE [IMAGE ...] --out DIR [--weights PATH] [--resolution 224|384|aspect]
+    python -m viewer.export IMAGE_OR_FOLDER [...] --out DIR [--weights PATH] [--resolution 224|384|aspect]
                             [--block "stage 2 · block 0"] [--token 27] [--stage-token 5] [--colormap inferno]
                             [--svg] [--deck] [--animations]
 
@@ -31,9 +31,10 @@ from model.bundle import ModelBundle, open_model
 from model.weights import CheckpointError
 from viewer import animation, catalogue, deck, figure_files, help_texts, overlay, render
 from viewer.analysed import Analysis
+from viewer.atlas_view import open_atlas
 from viewer.errors import UserError
 from viewer.figure_files import Exhibit, Heading
-from viewer.inputs import open_image
+from viewer.inputs import images_in, open_image
 from analysis.explanations import METHODS
 from viewer.requests import RESOLUTIONS, ViewRequest
 from viewer.service import Explorer
@@ -180,7 +181,7 @@ def figure_file(explorer: Explorer, key: str, name: str, file_format: str, asked
         raise UserError(f"A figure is a PNG, SVG or PDF file, not {file_format!r}.")
     analysis, bundle = request.analysis, explorer.bundle
     if name.startswith(TOUR_SLIDE):
-        steps = talk_of(analysis, bundle, request.style)
+        steps = talk_of(analysis, bundle, request.style, explorer.atlas_citation())
         number = name[len(TOUR_SLIDE):]
         if not number.isdigit() or not 1 <= int(number) <= len(steps.steps):
             raise UserError(f"The tour has steps 1 to {len(steps.steps)}.")
@@ -197,8 +198,9 @@ def figure_file(explorer: Explorer, key: str, name: str, file_format: str, asked
     return figure_files.saved(figure_files.exhibit_figure(shown[0], analysis), file_format)
 
 
-def talk_of(analysis: Analysis, bundle: ModelBundle, style: render.Style) -> deck.Talk:
-    return deck.Talk(analysis, render.tour(analysis, style), heading_of(analysis, bundle),
+def talk_of(analysis: Analysis, bundle: ModelBundle, style: render.Style,
+            cite: Callable[[str, int], str] | None = None) -> deck.Talk:
+    return deck.Talk(analysis, render.tour(analysis, style, cite), heading_of(analysis, bundle),
                      deck.plain(help_texts.model_statement(bundle)))
 
 
@@ -209,7 +211,7 @@ def offline_html(exhibit: Exhibit) -> dict[str, bytes]:
 
 def export_files(analysis: Analysis, bundle: ModelBundle, block: trace_maths.BlockRef, settings: Settings,
                  parts: Parts = Parts(), explanation: Explained | None = None,
-                 compared: Analysis | None = None) -> dict[str, bytes]:
+                 compared: Analysis | None = None, cite: Callable[[str, int], str] | None = None) -> dict[str, bytes]:
     """Every file of one image's export, by name: the views (PNG, and with ``parts.vectors`` SVG and PDF), the
     plots as offline HTML, the deck, the animations, the trace and the settings."""
     shown = exhibits(analysis, bundle, block, settings)
@@ -220,9 +222,9 @@ def export_files(analysis: Analysis, bundle: ModelBundle, block: trace_maths.Blo
                                                   for exhibit in shown]
     jobs += [partial(offline_html, exhibit) for exhibit in shown if isinstance(exhibit.content, go.Figure)]
     if parts.deck:
-        talks = [talk_of(analysis, bundle, settings.style)]
+        talks = [talk_of(analysis, bundle, settings.style, cite)]
         if compared is not None:
-            talks.append(talk_of(compared, bundle, settings.style))
+            talks.append(talk_of(compared, bundle, settings.style, cite))
         jobs += [lambda: {"deck.html": deck.deck_html(talks).encode()}, lambda: {"deck.pdf": deck.deck_pdf(talks)}]
     if parts.animations:
         jobs.append(partial(animation.animation_files, analysis, settings.style, settings.fusion, settings.token,
@@ -240,14 +242,14 @@ def export_files(analysis: Analysis, bundle: ModelBundle, block: trace_maths.Blo
 
 def write_bundle(analysis: Analysis, bundle: ModelBundle, block: trace_maths.BlockRef, settings: Settings,
                  folder: Path, explanation: Explained | None = None,
-                 compared: Analysis | None = None) -> Path:
+                 compared: Analysis | None = None, cite: Callable[[str, int], str] | None = None) -> Path:
     """The page's single download: every file of the export (:func:`export_files`) and the trace, zipped."""
     trace_path = folder / "trace.safetensors"
     analysis.trace.save(trace_path)
     archive = folder / "dualvit_explorer_export.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle_file:
-        for name, data in export_files(analysis, bundle, block, settings, Parts(), explanation,
-                                       compared).items():
+        for name, data in export_files(analysis, bundle, block, settings, Parts(), explanation, compared,
+                                       cite).items():
             bundle_file.writestr(name, data, compress_type=zipfile.ZIP_STORED if name.endswith(COMPRESSED) else None)
         bundle_file.write(trace_path, "trace.safetensors", compress_type=zipfile.ZIP_STORED)
     trace_path.unlink()
@@ -266,7 +268,8 @@ def export_image(explorer: Explorer, image_path: Path, out: Path, resolution: st
     settings = replace(settings, block=request.block.label)
     folder = out / image_path.stem
     folder.mkdir(parents=True, exist_ok=True)
-    for name, data in export_files(analysis, explorer.bundle, request.block, settings, parts).items():
+    for name, data in export_files(analysis, explorer.bundle, request.block, settings, parts,
+                                   cite=explorer.atlas_citation()).items():
         (folder / name).write_bytes(data)
     analysis.trace.save(folder / "trace.safetensors")
     return folder
@@ -292,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the token through every block and the mean through the stages, as GIF and MP4")
     arguments = parser.parse_args(argv)
     try:
-        explorer = Explorer(open_model(arguments.weights, arguments.model, device="auto"))
+        explorer = Explorer(open_model(arguments.weights, arguments.model, device="auto"), atlas=open_atlas(None))
     except (CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -300,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
                         scale=arguments.scale, stage_token=arguments.stage_token)
     parts = Parts(vectors=arguments.svg, deck=arguments.deck, animations=arguments.animations)
     failures = 0
-    for image_path in arguments.images:
+    # A folder stands for every image below it.
+    paths = [found for given in arguments.images for found in (images_in(given) if given.is_dir() else [given])]
+    for image_path in paths:
         try:
             folder = export_image(explorer, image_path, arguments.out, arguments.resolution, arguments.block, settings, parts)
             print(f"{image_path}: wrote {folder}")

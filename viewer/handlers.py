@@ -11,7 +11,6 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import urlencode
@@ -151,7 +150,7 @@ class Handlers:
                 "semantic_self": view.semantic_self_figure, "merge_quadrants": view.merge_quadrants_figure}
 
     def tour(self, request: TourRequest) -> dict[str, Any]:
-        steps = render.tour(request.analysis, request.style)
+        steps = render.tour(request.analysis, request.style, self.explorer.atlas_citation())
         pictures = {tour_picture(index): markup.picture_html(step.picture, step.title, owners=step.owners)
                     + markup.download_links(figure_url(request.key, f"{TOUR_SLIDE}{index + 1}", request.style),
                                             ("png", "pdf"), "Download this step as a slide:")
@@ -164,7 +163,7 @@ class Handlers:
         atlas = self.explorer.atlas
         view = atlas_view.entry(atlas, request.block, request.token, request.style)
         said = view.said
-        if not atlas.describes(self.weights_sha256):
+        if not atlas.describes(self.explorer.weights_sha256):
             said = (f"⚠️ This atlas was built with other weights ({atlas.meta['weights']}, "
                     f"{atlas.meta['architecture']}) than the page's: it says what *those* tokens do.\n\n{said}")
         return {"atlas_block": request.block, "atlas_token": request.token, "atlas_said": said,
@@ -172,12 +171,6 @@ class Handlers:
                                                     label=f"token {request.token}'s examples, {request.block}"),
                 "atlas_lifts": view.lifts, "atlas_classes": view.classes,
                 "atlas_blocks_said": atlas_view.summary_said(atlas), "atlas_blocks": atlas_view.summary_figure(atlas)}
-
-    @cached_property
-    def weights_sha256(self) -> str:
-        from atlas.build import weights_hash
-
-        return weights_hash(self.explorer.bundle.network)
 
     def explain(self, request: ExplainRequest, progress: Callable[..., None]) -> dict[str, Any]:
         method = request.method
@@ -203,5 +196,5 @@ class Handlers:
         prune_exports()
         folder = Path(tempfile.mkdtemp(dir=EXPORTS))
         archive = write_bundle(view.analysis, self.explorer.bundle, view.block, settings_of(view), folder,
-                               latest_explained(self.explorer, view), request.compared)
+                               latest_explained(self.explorer, view), request.compared, self.explorer.atlas_citation())
         return {"export_file": str(archive)}

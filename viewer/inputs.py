@@ -39,6 +39,14 @@ class LoadedImage:
     name: str = "image"  # the file's name, which exported figures carry
 
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def images_in(folder: Path) -> list[Path]:
+    """Every image file below ``folder``, by its name's suffix, in sorted order."""
+    return sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+
+
 def open_image(source: str | Path | bytes, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Decode ``source`` (a path or the file's bytes) into an upright RGB image of at most ``max_pixels``."""
     data = source if isinstance(source, bytes) else _read(Path(source))

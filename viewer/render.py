@@ -6,7 +6,7 @@ so a figure in teaching material is exactly what the page shows.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -517,8 +517,9 @@ def cells(area: float, total: int) -> str:
     return f"{count:,} of {total:,} pixel tokens ({share(area)})"
 
 
-def tour(analysis: Analysis, style: Style) -> list[TourStep]:
-    """The Dual-ViT story on this image in :data:`TOUR_STEPS` pictures, each from the trace."""
+def tour(analysis: Analysis, style: Style, cite: Callable[[str, int], str] | None = None) -> list[TourStep]:
+    """The Dual-ViT story on this image in :data:`TOUR_STEPS` pictures, each from the trace; ``cite(block, token)``
+    adds what an atlas of the same weights says the followed token does across a dataset ("" for nothing)."""
     trace = analysis.trace
     refs = [ref for ref in trace_maths.blocks(trace) if trace_maths.has_token_maps(trace, ref)]
     duals = [ref for ref in refs if ref.kind == "dual"]
@@ -583,7 +584,8 @@ def tour(analysis: Analysis, style: Style) -> list[TourStep]:
                  f"In each Dual block (stages 1–2) every token attends over **all** pixel tokens of its stage "
                  f"({dual_sizes}): global from the first block on, and not tied to its home cell. At "
                  f"{last_dual.label}, where the tour's token was chosen, token {lead} puts half of its attention on "
-                 f"{cells(trace_maths.area_holding(reach, 0.5), reach.size)} (outlined)."),
+                 f"{cells(trace_maths.area_holding(reach, 0.5), reach.size)} (outlined)."
+                 + (f" {cite(last_dual.label, lead)}" if cite and cite(last_dual.label, lead) else "")),
         TourStep("Tokens talk to each other (semantic_self)", talk_picture,
                  f"The tokens also attend to each other. Each home cell here is coloured by how much token {lead} "
                  f"reads from the token living there, in the same block ({last_dual.label}); it reads "

@@ -101,7 +101,7 @@ def analyse_request(upload: Any, resolution: Any, max_pixels: int, session: str 
     """The upload (a path or the file's bytes) decoded within ``max_pixels``, and the resolution checked."""
     if upload is None:
         raise UserError("Add an image first: upload, paste, use the webcam or pick an example.")
-    if resolution not in RESOLUTIONS:
+    if not named_in(resolution, RESOLUTIONS):
         raise UserError(f"Unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}.")
     return AnalyseRequest(open_image(upload, max_pixels), resolution, session)
 
@@ -138,6 +138,11 @@ def selection_of(controls: Any) -> dict:
     return selection
 
 
+def named_in(value: Any, names) -> bool:
+    """Whether ``value`` is one of ``names`` (a value a client sent may be any JSON, a dict or a list too)."""
+    return isinstance(value, str) and value in names
+
+
 def parse_block(analysis: Analysis, label: Any) -> trace_maths.BlockRef:
     refs = trace_maths.blocks(analysis.trace)
     for ref in refs:
@@ -147,9 +152,9 @@ def parse_block(analysis: Analysis, label: Any) -> trace_maths.BlockRef:
 
 
 def parse_style(scale: Any, colormap: Any, opacity: Any) -> render.Style:
-    if scale not in render.SCALES:
+    if not named_in(scale, render.SCALES):
         raise UserError(f"Colour scale must be one of {', '.join(render.SCALES)}, not {scale!r}.")
-    if colormap not in overlay.COLORMAPS:
+    if not named_in(colormap, overlay.COLORMAPS):
         raise UserError(f"Colormap must be one of {', '.join(overlay.COLORMAPS)}, not {colormap!r}.")
     return render.Style(colormap, parse_number(opacity, "Opacity", 0.0, 1.0), scale)
 
@@ -206,7 +211,7 @@ def explain_request(key: str, analysis: Analysis, bundle: ModelBundle, method: A
 
 
 def parse_method(method: Any) -> ExplanationMethod:
-    if method not in METHODS:
+    if not named_in(method, METHODS):
         raise UserError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     return METHODS[method]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict
+from functools import cached_property
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ from model.preprocess import Geometry, preprocess
 from model.trace import Trace
 from viewer import payload, requests
 from viewer.analysed import DISPLAY_SIDE, MIN_DISPLAY_SIDE, THUMBNAIL_SIDE, Analysis, display_copy
+from viewer import atlas_view
 from viewer.atlas_view import Atlas
 from viewer.errors import UserError
 from viewer.limits import Limits
@@ -220,6 +222,18 @@ class Explorer:
         """The download of the views the controls hold, with the compared image where one is still analysed."""
         compared = self.cache.get(second_key) if second_key and self.cache.holds(second_key) else None
         return ExportRequest(self.selection_request(key, controls), compared)
+
+    @cached_property
+    def weights_sha256(self) -> str:
+        from atlas.build import weights_hash
+
+        return weights_hash(self.bundle.network)
+
+    def atlas_citation(self) -> Callable[[str, int], str] | None:
+        """What the atlas says of a token, for the tour, where the atlas was built with these very weights."""
+        if self.atlas is None or not self.atlas.describes(self.weights_sha256):
+            return None
+        return atlas_view.citation(self.atlas)
 
     def atlas_request(self, block: Any, token: Any, controls: Any) -> AtlasRequest:
         """A token of the atlas (``block``, ``token``; None: the live selection's), drawn in the controls' style."""

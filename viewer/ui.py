@@ -399,12 +399,12 @@ class Wiring:
         named, explorer = self.named, self.explorer
         if "atlas_show" not in named:
             return
-        outputs = ["atlas_block", "atlas_token", *catalogue.names_of("atlas")]
+        outputs = api.ATLAS_OUTPUTS
         def chosen(atlas_block, atlas_token, controls):
             return explorer.atlas_request(atlas_block, atlas_token, controls)
 
         self.on(named["atlas_show"].click, chosen, self.handlers.atlas,
-                ["atlas_block", "atlas_token", "controls"], outputs, api_name="atlas")
+                ["atlas_block", "atlas_token", "controls"], outputs, api_name=False)  # the API's is in viewer/api.py
         self.on(named["atlas_picked"].click, lambda controls: explorer.atlas_request(None, None, controls),
                 self.handlers.atlas, ["controls"], outputs, api_name=False)
 
