@@ -123,11 +123,11 @@ def class_map_rows(layouts: list[BlockLayout], tally: Tally, class_names, has_ma
     return pa.table(columns)
 
 
-def thumbnail(plan, number: int):
-    """The image as the model saw it, small."""
+def thumbnail(plan, image):
+    """The image as the model saw it (cut as the build's inputs are), small."""
     from atlas.build import THUMBNAIL_SIDE
 
-    image = plan.source.item(number).image.convert("RGB")
+    image = image.convert("RGB")
     geometry = plan_geometry(image.size, plan.resolution, plan.bundle.data_config.get("crop_pct", 1.0), "crop")
     return image.resize(geometry.resized_size).crop(geometry.crop_box).resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
 
@@ -144,13 +144,17 @@ def write(folder: Path, plan, tally: Tally, meta: dict) -> None:
     pq.write_table(examples, folder / "examples.parquet")
     pq.write_table(class_map_rows(layouts, tally, plan.source.class_names, plan.source.has_masks),
                    folder / "class_maps.parquet")
+    # The example images: their names and classes (a token's examples say which classes it follows), thumbnails.
     numbers = sorted(set(examples.column("image").to_pylist()))
-    pq.write_table(pa.table({"image": numbers, "name": [plan.source.name(number) for number in numbers]}),
-                   folder / "images.parquet")
     thumbs = folder / "thumbs"
     thumbs.mkdir(exist_ok=True)
+    classes = []
     for number in numbers:
-        thumbnail(plan, number).save(thumbs / f"{number}.jpg", quality=85)
+        item = plan.source.item(number)
+        classes.append([plan.source.class_names[cls] for cls in item.classes])
+        thumbnail(plan, item.image).save(thumbs / f"{number}.jpg", quality=85)
+    pq.write_table(pa.table({"image": numbers, "name": [plan.source.name(number) for number in numbers],
+                             "classes": pa.array(classes, type=pa.list_(pa.string()))}), folder / "images.parquet")
     record = meta | {"built_images": tally.images, "blocks": summaries, "lift": statistics_note()}
     (folder / "meta.json").write_text(json.dumps(record, indent=2))
 

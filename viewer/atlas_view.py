@@ -34,6 +34,8 @@ class Atlas:
         self.tokens = pq.read_table(folder / "tokens.parquet")
         self.examples = pq.read_table(folder / "examples.parquet")
         self.class_maps = pq.read_table(folder / "class_maps.parquet")
+        images = pq.read_table(folder / "images.parquet").to_pylist()
+        self.image_classes = {image["image"]: image.get("classes") or [] for image in images}
 
     @cached_property
     def blocks(self) -> list[str]:
@@ -110,7 +112,9 @@ def example_tiles(atlas: Atlas, block: str, token: int, kind: str, style: render
         left, top, right, bottom = (round(v * width / side) for v in row["box"])
         image = drawn[0].copy()
         overlay.frame(image, (left, top, right - 1, bottom - 1), 2, BOX_COLOUR)
-        tiles.append(render.Tile(image, f"{row['name']}: {render.share(row['score'])} of its mass in the box"))
+        holds = ", ".join(name.replace("_", " ") for name in atlas.image_classes.get(row["image"], []))
+        tiles.append(render.Tile(image, f"{row['name']}{f' ({holds})' if holds else ''}: "
+                                        f"{render.share(row['score'])} of its mass in the box"))
     # Each map to its own peak: one key for them all says so.
     key = render.continuous_key(maps, per_map, None, True, geometry) if maps else ColourKey(render.ATTENTION,
                                                                                           style.colormap)
