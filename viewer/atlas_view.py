@@ -94,7 +94,6 @@ def example_tiles(atlas: Atlas, block: str, token: int, kind: str, style: render
     its own peak) and the crop holding the most of its mass boxed in cyan."""
     rows = sorted(atlas.rows(atlas.examples, block, token), key=lambda row: row["rank"])
     tiles, maps = [], []
-    geometry = None
     per_map = render.Style(style.colormap, style.opacity, "per map")
     for row in rows:
         thumbnail = atlas.thumbnail(row["image"])

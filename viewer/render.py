@@ -564,6 +564,7 @@ def tour(analysis: Analysis, style: Style, cite: Callable[[str, int], str] | Non
     decision = (f"Highest class score: {top}" if not trace.multi_label
                 else f"Classes above {share(help_texts.PRESENT)}: {', '.join(present)}" if present
                 else f"No class passes {share(help_texts.PRESENT)} (highest: {top})")
+    cited = cite(last_dual.label, lead) if cite else ""  # what an atlas says of the token, asked once
     dual_sizes = ", ".join(f"{trace.grid(stage).size:,} in stage {stage}" for stage in sorted({ref.stage for ref in duals}))
 
     return [
@@ -585,7 +586,7 @@ def tour(analysis: Analysis, style: Style, cite: Callable[[str, int], str] | Non
                  f"({dual_sizes}): global from the first block on, and not tied to its home cell. At "
                  f"{last_dual.label}, where the tour's token was chosen, token {lead} puts half of its attention on "
                  f"{cells(trace_maths.area_holding(reach, 0.5), reach.size)} (outlined)."
-                 + (f" {cite(last_dual.label, lead)}" if cite and cite(last_dual.label, lead) else "")),
+                 + (f" {cited}" if cited else "")),
         TourStep("Tokens talk to each other (semantic_self)", talk_picture,
                  f"The tokens also attend to each other. Each home cell here is coloured by how much token {lead} "
                  f"reads from the token living there, in the same block ({last_dual.label}); it reads "
