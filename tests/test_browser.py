@@ -38,7 +38,7 @@ def test_the_page_reads_at_desktop_and_phone_width(shipped_app, viewport):
         key = visit.analyse(SCENE)
         expect(page.locator("#tour-text-6")).to_contain_text("class token", timeout=120_000)
         # The shipped atlas was built with these weights: the tour says what its token does across 2,000 scenes.
-        expect(page.locator("#tour-text-2")).to_contain_text("Across the atlas's 2,000 images, token")
+        expect(page.locator("#tour-text-2")).to_contain_text("Across the atlas's 2,000 held-out generated scenes, token")
         visit.settle()
         analysis = shipped_app.explorer.get(key)
         opening = trace_maths.default_block(analysis.trace)

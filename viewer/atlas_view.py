@@ -80,7 +80,9 @@ def citation(atlas: Atlas) -> Callable[[str, int], str]:
             return ""
         row = rows[0]
         role = row["role"] if row["role"] != "neither" else "neither follows objects nor stays near home"
-        sentence = (f"Across the atlas's {row['images']:,} images, token {token} at {block} {role}: "
+        # Said of the atlas's own images (its source), so that on another image it is not read as a claim about it.
+        images = "held-out generated scenes" if atlas.meta["source"].startswith("scenes:") else "images"
+        sentence = (f"Across the atlas's {row['images']:,} {images}, token {token} at {block} {role}: "
                     f"{render.share(row['home_share'])} of its mass falls in its home cell")
         if row["object_share"] is not None and np.isfinite(row["object_share"]):
             sentence += (f", {render.share(row['object_share'])} on objects ({row['object_lift']:.1f}× their share "

@@ -129,5 +129,6 @@ LIVE_CSS = """
 .dvx-title-line {margin: 2px 0; font-size: 0.9rem; font-weight: 600;}
 .dvx-download, .picture-download {display: flex; flex-wrap: wrap; gap: 4px 10px; align-items: center; font-size: 0.8rem;
   margin: 2px 0 6px; color: var(--body-text-color);}
-.dvx-download a, .picture-download a {color: var(--link-text-color, #1d4ed8); text-decoration: underline;}
+.dvx-download a, .picture-download a, .dvx-atlas-link a {color: var(--link-text-color, #1d4ed8);
+  text-decoration: underline;}
 """
